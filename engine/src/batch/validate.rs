@@ -1,0 +1,198 @@
+//! Validation of RecordBatch v2 bytes as a producer sent them, before anything is stored.
+
+use super::header::{crc_covered, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use super::records::RecordCursor;
+use super::Compression;
+
+/// Why bytes are not an acceptable RecordBatch v2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("truncated: needed {needed_bytes} bytes, have {available_bytes}")]
+    Truncated {
+        needed_bytes: usize,
+        available_bytes: usize,
+    },
+    #[error("batch length {0} is impossible")]
+    BadLength(i32),
+    #[error("magic {0} is not supported (only RecordBatch v2)")]
+    UnsupportedMagic(i8),
+    #[error("CRC mismatch: header says {expected:#010x}, bytes give {actual:#010x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error("record count {record_count} does not match lastOffsetDelta {last_offset_delta}")]
+    CountMismatch {
+        record_count: i32,
+        last_offset_delta: i32,
+    },
+    #[error("malformed record {index}: {reason}")]
+    MalformedRecord { index: i32, reason: &'static str },
+    #[error("empty record set")]
+    Empty,
+}
+
+impl BatchError {
+    /// Kafka answers framing and checksum damage with CORRUPT_MESSAGE and well-framed but
+    /// semantically wrong batches with INVALID_RECORD; this says which.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            BatchError::Truncated { .. }
+            | BatchError::BadLength(_)
+            | BatchError::CrcMismatch { .. } => true,
+            BatchError::UnsupportedMagic(_)
+            | BatchError::CountMismatch { .. }
+            | BatchError::MalformedRecord { .. }
+            | BatchError::Empty => false,
+        }
+    }
+}
+
+/// Splits a record set (one or more concatenated batches) into the byte ranges of its batches.
+/// Fails if a batch's length runs past the end or is too small to hold a header.
+pub fn split_record_set(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, BatchError> {
+    let mut ranges = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        let Some((_, batch_length)) = super::header::read_log_overhead(rest) else {
+            return Err(BatchError::Truncated {
+                needed_bytes: LOG_OVERHEAD_BYTES,
+                available_bytes: rest.len(),
+            });
+        };
+        let length =
+            usize::try_from(batch_length).map_err(|_| BatchError::BadLength(batch_length))?;
+        if length < BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES {
+            return Err(BatchError::BadLength(batch_length));
+        }
+        let total = LOG_OVERHEAD_BYTES + length;
+        if total > rest.len() {
+            return Err(BatchError::Truncated {
+                needed_bytes: total,
+                available_bytes: rest.len(),
+            });
+        }
+        ranges.push(at..at + total);
+        at += total;
+    }
+    if ranges.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    Ok(ranges)
+}
+
+/// Validates one whole batch (exactly its bytes): length, magic, CRC-32C, record count, and
+/// for uncompressed batches the framing of every record (non-negative sizes, consecutive
+/// offset deltas). Compressed records are not inflated here: their CRC already covers them.
+pub fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    if header.batch_length < 0 || header.total_bytes() != bytes.len() {
+        return Err(BatchError::BadLength(header.batch_length));
+    }
+    let actual = crc32c::crc32c(crc_covered(bytes));
+    if actual != header.crc {
+        return Err(BatchError::CrcMismatch {
+            expected: header.crc,
+            actual,
+        });
+    }
+    if header.record_count <= 0 || header.last_offset_delta != header.record_count - 1 {
+        return Err(BatchError::CountMismatch {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    if header.compression() == Compression::None {
+        let mut seen: i32 = 0;
+        for record in RecordCursor::new(bytes) {
+            let position = record.map_err(|reason| BatchError::MalformedRecord {
+                index: seen,
+                reason,
+            })?;
+            if position.offset_delta != seen {
+                return Err(BatchError::MalformedRecord {
+                    index: seen,
+                    reason: "offset delta out of sequence",
+                });
+            }
+            seen += 1;
+        }
+        if seen != header.record_count {
+            return Err(BatchError::CountMismatch {
+                record_count: header.record_count,
+                last_offset_delta: seen - 1,
+            });
+        }
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::batch::build::build_batch as build_batch_with;
+
+    #[test]
+    fn accepts_valid_batch() {
+        let bytes = build_batch_with(0, 5, 100, 1_000, -1, -1, -1);
+        let header = validate_batch(&bytes).expect("valid");
+        assert_eq!(header.record_count, 5);
+    }
+
+    #[test]
+    fn rejects_flipped_byte_anywhere_in_crc_range() {
+        let bytes = build_batch_with(0, 3, 20, 1_000, -1, -1, -1);
+        for position in 21..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[position] ^= 0x40;
+            let error = validate_batch(&damaged).expect_err("damage must be caught");
+            assert!(
+                matches!(error, BatchError::CrcMismatch { .. }),
+                "byte {position}: {error:?}"
+            );
+            assert!(error.is_corrupt());
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_count() {
+        let bytes = build_batch_with(0, 3, 20, 1_000, -1, -1, -1);
+        assert!(matches!(
+            validate_batch(&bytes[..bytes.len() - 1]),
+            Err(BatchError::BadLength(_))
+        ));
+        let mut wrong_count = bytes.clone();
+        wrong_count[57..61].copy_from_slice(&4i32.to_be_bytes());
+        let crc = crc32c::crc32c(&wrong_count[21..]);
+        wrong_count[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_batch(&wrong_count),
+            Err(BatchError::CountMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_negative_record_length() {
+        let mut bytes = build_batch_with(0, 1, 4, 1_000, -1, -1, -1);
+        bytes[61] = 0x01; // zig-zag -1
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_batch(&bytes),
+            Err(BatchError::MalformedRecord { .. })
+        ));
+    }
+
+    #[test]
+    fn splits_concatenated_batches() {
+        let mut set = build_batch_with(0, 2, 10, 0, -1, -1, -1);
+        let first_len = set.len();
+        set.extend(build_batch_with(0, 1, 10, 0, -1, -1, -1));
+        let ranges = split_record_set(&set).expect("two batches");
+        assert_eq!(ranges, vec![0..first_len, first_len..set.len()]);
+        assert!(matches!(
+            split_record_set(&set[..set.len() - 3]),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(matches!(split_record_set(&[]), Err(BatchError::Empty)));
+    }
+}

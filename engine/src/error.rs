@@ -1,0 +1,66 @@
+//! The engine's error type. Each variant names the Kafka error a broker maps it to, so the
+//! server's handlers can translate it in one exhaustive `match`.
+
+use crate::batch::BatchError;
+
+/// Result of engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in the storage engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bytes given to `append` are not valid RecordBatch v2 (→ CORRUPT_MESSAGE or
+    /// INVALID_RECORD, see [`BatchError::is_corrupt`]).
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    /// A batch is larger than the topic's `max.message.bytes` (→ MESSAGE_TOO_LARGE).
+    #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")]
+    MessageTooLarge { size_bytes: usize, max_bytes: usize },
+    /// A read or truncation names an offset outside `[log_start_offset, log_end_offset]`
+    /// (→ OFFSET_OUT_OF_RANGE).
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    /// The log was closed or failed earlier and accepts no more work (→ KAFKA_STORAGE_ERROR).
+    #[error("log is closed")]
+    Closed,
+    /// An I/O error from the file system (→ KAFKA_STORAGE_ERROR).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// An on-disk structure is not what it should be and could not be repaired.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    /// The target shard has stopped.
+    #[error("shard {0} is not running")]
+    ShardStopped(usize),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Adds context to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: what(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! [`SharedFile`]: a file shared between the log and in-flight reads, with io_uring operations.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use io_uring::{opcode, types};
+
+use super::op::submit;
+
+/// Upper bound of iovecs in one `writev` (Linux's IOV_MAX is 1024).
+pub const WRITEV_IOVECS_MAX: usize = 1024;
+
+/// A file that can be shared across shards (`Send + Sync`). Each clone keeps the descriptor
+/// open, so a segment deleted by retention stays readable by a fetch already transferring it.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    file: Arc<File>,
+}
+
+struct WriteVectored {
+    _file: Arc<File>,
+    _bufs: Vec<Bytes>,
+    iovecs: Vec<libc::iovec>,
+}
+
+struct ReadInto {
+    _file: Arc<File>,
+    buf: Vec<u8>,
+}
+
+impl SharedFile {
+    pub fn new(file: File) -> Self {
+        SharedFile {
+            file: Arc::new(file),
+        }
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// The std handle, for metadata operations that io_uring does not need to make async
+    /// (length, truncation).
+    pub fn std(&self) -> &File {
+        &self.file
+    }
+
+    /// Writes all of `bufs`, in order, starting at byte `position`; short writes are resumed.
+    /// Callers keep `bufs.len()` at most [`WRITEV_IOVECS_MAX`].
+    pub async fn write_all_vectored_at(
+        &self,
+        mut bufs: Vec<Bytes>,
+        mut position: u64,
+    ) -> io::Result<()> {
+        assert!(
+            bufs.len() <= WRITEV_IOVECS_MAX,
+            "writev of {} buffers",
+            bufs.len()
+        );
+        bufs.retain(|buf| !buf.is_empty());
+        while !bufs.is_empty() {
+            let iovecs: Vec<libc::iovec> = bufs
+                .iter()
+                .map(|buf| libc::iovec {
+                    iov_base: buf.as_ptr() as *mut libc::c_void,
+                    iov_len: buf.len(),
+                })
+                .collect();
+            let iovec_count = u32::try_from(iovecs.len()).unwrap_or(u32::MAX);
+            let entry = opcode::Writev::new(types::Fd(self.raw_fd()), iovecs.as_ptr(), iovec_count)
+                .offset(position)
+                .build();
+            let data = WriteVectored {
+                _file: self.file.clone(),
+                _bufs: bufs.clone(),
+                iovecs,
+            };
+            // SAFETY: the iovecs point into `bufs` clones (refcounted heap memory) held by
+            // `data`, the iovec array is `data.iovecs`' heap buffer, and `data` holds the file.
+            let (result, data) = unsafe { submit(data, entry) }.await;
+            drop(data.iovecs);
+            let mut written = result? as usize;
+            if written == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "writev wrote nothing",
+                ));
+            }
+            position += written as u64;
+            // Drop what was written, keep the rest (possibly part of a buffer).
+            while written > 0 {
+                let Some(first) = bufs.first_mut() else { break };
+                if first.len() <= written {
+                    written -= first.len();
+                    bufs.remove(0);
+                } else {
+                    first.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to `len_bytes` at `position`, appending to `buf`; returns how many were read
+    /// (0 at end of file).
+    pub async fn read_at(
+        &self,
+        mut buf: Vec<u8>,
+        position: u64,
+        len_bytes: usize,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        buf.reserve(len_bytes);
+        let start = buf.len();
+        // SAFETY: reserve guarantees `len_bytes` of spare capacity after `start`.
+        let ptr = unsafe { buf.as_mut_ptr().add(start) };
+        let len = u32::try_from(len_bytes).unwrap_or(u32::MAX);
+        let entry = opcode::Read::new(types::Fd(self.raw_fd()), ptr, len)
+            .offset(position)
+            .build();
+        let data = ReadInto {
+            _file: self.file.clone(),
+            buf,
+        };
+        // SAFETY: the pointer is into `data.buf`'s heap capacity, which moving `data` keeps.
+        let (result, mut data) = unsafe { submit(data, entry) }.await;
+        match result {
+            Ok(read) => {
+                let read = read as usize;
+                assert!(read <= len_bytes, "kernel read more than asked");
+                // SAFETY: the kernel initialised `read` bytes after `start`.
+                unsafe { data.buf.set_len(start + read) };
+                (Ok(read), data.buf)
+            }
+            Err(error) => (Err(error), data.buf),
+        }
+    }
+
+    /// Reads exactly `len_bytes` at `position` (fails with `UnexpectedEof` if the file is shorter).
+    pub async fn read_exact_at(&self, position: u64, len_bytes: usize) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(len_bytes);
+        while buf.len() < len_bytes {
+            let at = position + buf.len() as u64;
+            let want = len_bytes - buf.len();
+            let (result, returned) = self.read_at(buf, at, want).await;
+            buf = returned;
+            if result? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than the range read",
+                ));
+            }
+        }
+        Ok(buf)
+    }
+
+    /// `fdatasync(2)` through io_uring.
+    pub async fn sync_data(&self) -> io::Result<()> {
+        let entry = opcode::Fsync::new(types::Fd(self.raw_fd()))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build();
+        // SAFETY: no pointers; `data` holds the file open.
+        let (result, _file) = unsafe { submit(self.file.clone(), entry) }.await;
+        result.map(|_| ())
+    }
+
+    /// Truncates or extends the file to `len_bytes` (a rare metadata operation, done inline).
+    pub fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        self.file.set_len(len_bytes)
+    }
+
+    /// Current length of the file.
+    pub fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}

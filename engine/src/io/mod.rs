@@ -1,0 +1,36 @@
+//! The engine's I/O layer: the only module that names `tokio_uring` or `io_uring`.
+//!
+//! Files are plain `std::fs::File`s shared through [`SharedFile`] (an `Arc`), and every
+//! operation on them is a raw io_uring op that keeps the `Arc` (and its buffers) alive until the
+//! kernel completes it — also when the awaiting future is dropped. Because the handle is `Send`,
+//! a file range can be handed to another shard and transferred to a socket there.
+
+mod file;
+mod op;
+mod splice;
+
+pub use file::SharedFile;
+pub use splice::{copy_to_socket, splice_to_socket, Pipe};
+
+use std::future::Future;
+
+/// A TCP listener served by the current shard's io_uring.
+pub type TcpListener = tokio_uring::net::TcpListener;
+/// A TCP stream served by the current shard's io_uring.
+pub type TcpStream = tokio_uring::net::TcpStream;
+/// Buffer results of io_uring socket operations: the buffer comes back with the result.
+pub type BufResult<T, B> = tokio_uring::BufResult<T, B>;
+
+/// Runs `future` to completion on a new io_uring runtime on this thread (a tokio current-thread
+/// runtime with a `LocalSet`, so tokio timers and channels work beside io_uring ops).
+pub fn start_runtime<F: Future>(ring_entries: u32, future: F) -> F::Output {
+    tokio_uring::builder().entries(ring_entries).start(future)
+}
+
+/// Spawns a task on the current shard's runtime. Tasks never leave the shard that spawned them.
+pub fn spawn_local<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + 'static,
+{
+    tokio_uring::spawn(future)
+}

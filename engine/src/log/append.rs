@@ -1,0 +1,314 @@
+//! Appending: validate, assign offsets and positions, queue; the writer task writes queued
+//! batches in order with one vectored write per round, so concurrent appends to a partition are
+//! coalesced without reordering.
+//!
+//! Zero copy: the producer's bytes are written as received. The only bytes the broker changes,
+//! `baseOffset` and `partitionLeaderEpoch` (outside the CRC), live in the first 16 bytes of a
+//! batch; those 16 bytes go out from a small patched copy as their own iovec, and the rest of the
+//! batch goes out from the network buffer itself.
+
+use bytes::{Bytes, BytesMut};
+
+use super::checkpoint::{self, RECOVERY_POINT_FILE};
+use super::segment::Segment;
+use super::{PartitionLog, PendingWrite, PENDING_WRITE_BYTES_MAX};
+use crate::batch::{patched_prefix, split_record_set, validate_batch, PATCHED_PREFIX_BYTES};
+use crate::error::{Error, IoContext, Result};
+use crate::io::SharedFile;
+
+/// Batches written in one vectored write (two iovecs each, under IOV_MAX).
+const WRITE_ROUND_BATCHES_MAX: usize = 500;
+/// Bytes written in one round, so one huge backlog does not delay every waiter behind it.
+const WRITE_ROUND_BYTES_MAX: u64 = 8 << 20;
+
+/// Resolves when the log has reached an offset (written, or durable).
+#[derive(Debug)]
+pub struct WaitOffset {
+    progress: tokio::sync::watch::Receiver<super::Progress>,
+    target_offset: i64,
+    durable: bool,
+}
+
+impl WaitOffset {
+    #[cfg(test)]
+    pub(super) fn for_test(
+        progress: tokio::sync::watch::Receiver<super::Progress>,
+        target_offset: i64,
+        durable: bool,
+    ) -> Self {
+        WaitOffset {
+            progress,
+            target_offset,
+            durable,
+        }
+    }
+
+    /// Waits until the offset is reached; fails if the log failed or was dropped first.
+    pub async fn wait(mut self) -> Result<()> {
+        let target = self.target_offset;
+        let durable = self.durable;
+        let reached = self
+            .progress
+            .wait_for(|progress| {
+                progress.failed
+                    || if durable {
+                        progress.durable_offset >= target
+                    } else {
+                        progress.written_offset >= target
+                    }
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        if reached.failed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+}
+
+/// What an append was given, and how to wait for it.
+#[derive(Debug)]
+pub struct AppendReceipt {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Resolves when the batches are written (visible to readers).
+    pub written: WaitOffset,
+    /// Resolves when the batches are durable per the log's durability policy.
+    pub durable: WaitOffset,
+}
+
+impl PartitionLog {
+    /// Appends a record set (one or more RecordBatch v2, as a producer sent them). On any
+    /// validation error nothing is appended. Waits only if too many bytes are queued.
+    pub async fn append(&self, record_set: Bytes, leader_epoch: i32) -> Result<AppendReceipt> {
+        let ranges = split_record_set(&record_set)?;
+        let max_message_bytes = self.state.borrow().config.max_message_bytes;
+        let mut headers = Vec::with_capacity(ranges.len());
+        for range in &ranges {
+            let len = range.len();
+            if len > max_message_bytes {
+                return Err(Error::MessageTooLarge {
+                    size_bytes: len,
+                    max_bytes: max_message_bytes,
+                });
+            }
+            headers.push(validate_batch(
+                record_set.get(range.clone()).unwrap_or(&[]),
+            )?);
+        }
+        self.check_open()?;
+        self.wait_for_queue_room().await?;
+        self.check_open()?;
+
+        let mut state = self.state.borrow_mut();
+        let base_offset = state.next_offset;
+        for (range, header) in ranges.iter().zip(&headers) {
+            let len = range.len() as u64;
+            let batch_base = state.next_offset;
+            let batch_next = batch_base + i64::from(header.last_offset_delta) + 1;
+            if self.should_roll(&state, len, batch_next, header.max_timestamp) {
+                drop(state);
+                self.roll(batch_base)?;
+                state = self.state.borrow_mut();
+            }
+            let interval = state.config.index_interval_bytes;
+            let segment = state
+                .segments
+                .values_mut()
+                .next_back()
+                .expect("a log always has an active segment");
+            let position = segment.size_bytes;
+            segment.record_batch(batch_base, batch_next, len, header.max_timestamp, interval);
+            let pending = PendingWrite {
+                segment_base: segment.base_offset,
+                file: segment.file.clone(),
+                position,
+                prefix: patched_prefix(
+                    record_set
+                        .get(range.start..range.start + PATCHED_PREFIX_BYTES)
+                        .unwrap_or(&[]),
+                    batch_base,
+                    leader_epoch,
+                ),
+                body: record_set.slice(range.start + PATCHED_PREFIX_BYTES..range.end),
+                next_offset: batch_next,
+            };
+            state.pending.push_back(pending);
+            state.pending_bytes += len;
+            state.next_offset = batch_next;
+        }
+        let last_offset = state.next_offset - 1;
+        drop(state);
+        self.writer_wakeup.notify_one();
+        let next_offset = last_offset + 1;
+        Ok(AppendReceipt {
+            base_offset,
+            last_offset,
+            written: WaitOffset {
+                progress: self.progress.subscribe(),
+                target_offset: next_offset,
+                durable: false,
+            },
+            durable: WaitOffset {
+                progress: self.progress.subscribe(),
+                target_offset: next_offset,
+                durable: true,
+            },
+        })
+    }
+
+    async fn wait_for_queue_room(&self) -> Result<()> {
+        let mut progress = self.progress.subscribe();
+        while self.state.borrow().pending_bytes > PENDING_WRITE_BYTES_MAX {
+            if progress.changed().await.is_err() || progress.borrow().failed {
+                return Err(Error::Closed);
+            }
+        }
+        Ok(())
+    }
+
+    fn should_roll(
+        &self,
+        state: &super::LogState,
+        len_bytes: u64,
+        batch_next: i64,
+        max_timestamp_ms: i64,
+    ) -> bool {
+        let Some(active) = state.segments.values().next_back() else {
+            return true;
+        };
+        if active.is_empty() {
+            return false;
+        }
+        let config = &state.config;
+        active.size_bytes + len_bytes > config.segment_bytes
+            || active.offset_index.size_bytes() + 8 > config.segment_index_bytes
+            || batch_next - active.base_offset > i64::from(i32::MAX)
+            || active
+                .first_batch_timestamp_ms
+                .is_some_and(|first| max_timestamp_ms - first > config.segment_ms)
+    }
+
+    /// Starts a new active segment at `base_offset`. The old one is sealed: its final time-index
+    /// entry is added, and once it is synced its indexes are persisted and the recovery point
+    /// moves to the new segment (see the syncer).
+    fn roll(&self, base_offset: i64) -> Result<()> {
+        let segment = Segment::create(&self.dir, base_offset)?;
+        let mut state = self.state.borrow_mut();
+        if let Some(old) = state.segments.values_mut().next_back() {
+            old.seal_time_index();
+        }
+        state.segments.insert(base_offset, segment);
+        state.dir_dirty = true;
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled segment");
+        drop(state);
+        self.syncer_wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Takes the next round of queued writes: contiguous batches of one segment.
+    fn take_write_round(&self) -> Option<(i64, SharedFile, u64, Vec<Bytes>, i64, u64)> {
+        let mut state = self.state.borrow_mut();
+        let first = state.pending.front()?;
+        let segment_base = first.segment_base;
+        let file = first.file.clone();
+        let start_position = first.position;
+        let mut end_position = start_position;
+        let mut count = 0usize;
+        for pending in &state.pending {
+            if pending.segment_base != segment_base
+                || pending.position != end_position
+                || count == WRITE_ROUND_BATCHES_MAX
+                || (count > 0 && end_position - start_position >= WRITE_ROUND_BYTES_MAX)
+            {
+                break;
+            }
+            end_position += (PATCHED_PREFIX_BYTES + pending.body.len()) as u64;
+            count += 1;
+        }
+        // One allocation for all the patched prefixes of the round.
+        let mut prefixes = BytesMut::with_capacity(count * PATCHED_PREFIX_BYTES);
+        let mut bodies = Vec::with_capacity(count);
+        let mut next_offset = 0;
+        for pending in state.pending.drain(..count) {
+            prefixes.extend_from_slice(&pending.prefix);
+            bodies.push(pending.body);
+            next_offset = pending.next_offset;
+        }
+        state.pending_bytes -= end_position - start_position;
+        let prefixes = prefixes.freeze();
+        let mut iovecs = Vec::with_capacity(count * 2);
+        for (index, body) in bodies.into_iter().enumerate() {
+            iovecs.push(
+                prefixes.slice(index * PATCHED_PREFIX_BYTES..(index + 1) * PATCHED_PREFIX_BYTES),
+            );
+            iovecs.push(body);
+        }
+        Some((
+            segment_base,
+            file,
+            start_position,
+            iovecs,
+            next_offset,
+            end_position,
+        ))
+    }
+
+    /// The writer task: writes queued batches in order until the log closes (after draining).
+    pub(super) async fn run_writer(&self) {
+        loop {
+            let Some((segment_base, file, position, iovecs, next_offset, end_position)) =
+                self.take_write_round()
+            else {
+                if self.state.borrow().closed {
+                    return;
+                }
+                self.writer_wakeup.notified().await;
+                continue;
+            };
+            let outcome = file
+                .write_all_vectored_at(iovecs, position)
+                .await
+                .context(|| format!("write segment {segment_base} in {}", self.dir.display()));
+            if let Err(error) = outcome {
+                self.fail("append write", &error);
+                return;
+            }
+            let durable_now = {
+                let mut state = self.state.borrow_mut();
+                if let Some(segment) = state.segments.get_mut(&segment_base) {
+                    assert!(
+                        end_position <= segment.size_bytes,
+                        "wrote past the assigned size"
+                    );
+                    segment.written_bytes = end_position;
+                }
+                if !state.dirty_segments.contains(&segment_base) {
+                    state.dirty_segments.push(segment_base);
+                }
+                state.config.durability == super::Durability::None
+            };
+            self.progress.send_modify(|progress| {
+                progress.written_offset = next_offset;
+                if durable_now {
+                    progress.durable_offset = next_offset;
+                }
+            });
+            self.syncer_wakeup.notify_one();
+        }
+    }
+
+    /// Persists the recovery point (everything below `offset` is on disk).
+    pub(super) fn checkpoint_recovery_point(&self, offset: i64) -> Result<()> {
+        let advanced = {
+            let mut state = self.state.borrow_mut();
+            let advanced = offset > state.recovery_point;
+            state.recovery_point = state.recovery_point.max(offset);
+            advanced
+        };
+        if advanced {
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        }
+        Ok(())
+    }
+}

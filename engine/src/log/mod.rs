@@ -1,0 +1,193 @@
+//! The partition log: an append-only sequence of Kafka RecordBatch v2 batches addressed by
+//! offset, stored as segments with sparse indexes, owned by exactly one shard.
+//!
+//! Life of an append (follow it top to bottom): [`PartitionLog::append`] validates the bytes,
+//! assigns offsets and a place in the active segment (rolling it if needed) and queues them;
+//! the log's writer task writes queued batches with one vectored io_uring write per round
+//! ([`append`]); the syncer task makes them durable per the topic's [`Durability`]
+//! ([`sync`]). Each append gets [`AppendReceipt`] futures for "written" and "durable".
+
+mod append;
+mod checkpoint;
+mod config;
+mod offset_index;
+mod open;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+mod sync;
+mod time_index;
+mod truncate;
+
+pub use append::{AppendReceipt, WaitOffset};
+pub use config::{Durability, LogConfig, DEFAULT_MAX_MESSAGE_BYTES};
+pub use open::OpenReport;
+pub use read::{FileRange, TimestampLookup};
+pub use recovery::{recover_segment, RecoveryReport};
+pub use retention::RetentionOutcome;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::{watch, Notify};
+
+use crate::error::{Error, Result};
+use segment::Segment;
+
+/// Bytes of appends queued but not yet written before `append` waits: bounds memory per log.
+pub const PENDING_WRITE_BYTES_MAX: u64 = 64 << 20;
+
+/// Where the log's background work has got to. Waiters on appends watch this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Offset after the last batch whose write completed: the visible log end offset.
+    pub written_offset: i64,
+    /// Offset after the last batch that is durable per the log's policy.
+    pub durable_offset: i64,
+    /// Set once a write or sync failed; the log accepts nothing more.
+    pub failed: bool,
+}
+
+/// A batch queued for the writer, already placed in its segment.
+struct PendingWrite {
+    segment_base: i64,
+    file: crate::io::SharedFile,
+    position: u64,
+    /// The patched first 16 bytes (offset, length, leader epoch).
+    prefix: [u8; crate::batch::PATCHED_PREFIX_BYTES],
+    /// The producer's bytes from byte 16 on, untouched.
+    body: bytes::Bytes,
+    next_offset: i64,
+}
+
+struct LogState {
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    /// Offset the next append gets.
+    next_offset: i64,
+    high_watermark: i64,
+    /// Everything below it is on disk (synced); recovery scans from its segment.
+    recovery_point: i64,
+    pending: VecDeque<PendingWrite>,
+    pending_bytes: u64,
+    /// Segments written since the last sync, and whether the directory changed.
+    dirty_segments: Vec<i64>,
+    dir_dirty: bool,
+    closed: bool,
+}
+
+/// One partition's log. Single-shard: use it behind an `Rc` on the shard that owns it.
+pub struct PartitionLog {
+    dir: PathBuf,
+    state: RefCell<LogState>,
+    progress: watch::Sender<Progress>,
+    writer_wakeup: Notify,
+    syncer_wakeup: Notify,
+    /// Background tasks still running (writer, syncer); close waits for them.
+    tasks_running: Cell<u32>,
+    tasks_done: Notify,
+}
+
+impl PartitionLog {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.state.borrow().config.clone()
+    }
+
+    /// Replaces the configuration (a topic config change). Durability changes apply to the
+    /// next sync round.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate().map_err(|detail| Error::Corrupt {
+            what: "log config",
+            detail,
+        })?;
+        self.state.borrow_mut().config = config;
+        self.syncer_wakeup.notify_one();
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// The visible log end offset: offset after the last batch whose write completed.
+    pub fn log_end_offset(&self) -> i64 {
+        self.progress.borrow().written_offset
+    }
+
+    /// Offset after the last batch that is durable per the durability policy.
+    pub fn durable_offset(&self) -> i64 {
+        self.progress.borrow().durable_offset
+    }
+
+    /// Offset the next append will get (includes queued, unwritten appends).
+    pub fn next_offset(&self) -> i64 {
+        self.state.borrow().next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().high_watermark
+    }
+
+    /// Sets the high watermark (the replica owner decides it). It is clamped to
+    /// `[log_start_offset, log_end_offset]`.
+    pub fn set_high_watermark(&self, offset: i64) {
+        let end = self.log_end_offset();
+        let mut state = self.state.borrow_mut();
+        state.high_watermark = offset.clamp(state.log_start_offset, end);
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|segment| segment.size_bytes)
+            .sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.state.borrow().segments.keys().copied().collect()
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// A receiver that changes whenever written or durable offsets move (e.g. to wake long-poll
+    /// fetches).
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.state.borrow().closed || self.progress.borrow().failed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed after an I/O error in the background and wakes every waiter.
+    fn fail(&self, what: &str, error: &Error) {
+        tracing::error!(dir = %self.dir.display(), %error, "{what} failed; the log is now offline");
+        self.progress.send_modify(|progress| progress.failed = true);
+        self.state.borrow_mut().closed = true;
+        self.writer_wakeup.notify_one();
+        self.syncer_wakeup.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! Opening a partition log: load segments, recover what may be torn, start background tasks.
+//! Closing it cleanly: drain, sync, persist indexes and write the clean-shutdown marker.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::rc::Rc;
+
+use tokio::sync::{watch, Notify};
+
+use super::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use super::offset_index::OffsetIndex;
+use super::recovery::recover_segment;
+use super::scan::scan_batches;
+use super::segment::{
+    parse_log_file_name_list, segment_path, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use super::time_index::TimeIndex;
+use super::{LogConfig, LogState, PartitionLog, Progress};
+use crate::error::{Error, IoContext, Result};
+use crate::io::SharedFile;
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub segments_recovered: usize,
+    pub bytes_scanned: u64,
+    pub bytes_truncated: u64,
+    pub indexes_rebuilt: usize,
+}
+
+fn open_segment_file(dir: &Path, base_offset: i64) -> Result<SharedFile> {
+    let path = segment_path(dir, base_offset, super::segment::LOG_SUFFIX);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .context(|| format!("open segment {}", path.display()))?;
+    Ok(SharedFile::new(file))
+}
+
+/// Loads a segment that needs no recovery, trusting its index files only if they are
+/// consistent with the log; otherwise they are rebuilt by a recovery scan.
+async fn load_segment(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Segment, bool)> {
+    let file = open_segment_file(dir, base_offset)?;
+    let size_bytes = file
+        .len_bytes()
+        .context(|| format!("stat segment {base_offset}"))?;
+    let offset_bytes = std::fs::read(segment_path(dir, base_offset, INDEX_SUFFIX)).ok();
+    let time_bytes = std::fs::read(segment_path(dir, base_offset, TIME_INDEX_SUFFIX)).ok();
+    if let (Some(offset_bytes), Some(time_bytes)) = (offset_bytes, time_bytes) {
+        if let Ok(offset_index) = OffsetIndex::from_bytes(&offset_bytes, size_bytes.max(1)) {
+            // Find the segment's end offset by stepping over the batches after the last entry.
+            let start = offset_index
+                .last()
+                .map_or(0, |entry| u64::from(entry.position));
+            let mut next_offset = base_offset;
+            let mut reached = start;
+            scan_batches(&file, start, size_bytes, |batch| {
+                next_offset = batch.header.next_offset();
+                reached = batch.end_position();
+                std::ops::ControlFlow::Continue(())
+            })
+            .await?;
+            if reached == size_bytes {
+                let relative_end = u64::try_from(next_offset - base_offset).unwrap_or(0);
+                if let Ok(time_index) = TimeIndex::from_bytes(&time_bytes, relative_end) {
+                    let max_timestamp_ms = time_index.last().map_or(-1, |entry| entry.timestamp_ms);
+                    let mut segment = Segment::from_parts(
+                        base_offset,
+                        file,
+                        size_bytes,
+                        next_offset,
+                        offset_index,
+                        time_index,
+                        max_timestamp_ms,
+                    );
+                    segment.index_dirty = false;
+                    return Ok((segment, false));
+                }
+            }
+        }
+    }
+    tracing::info!(
+        base_offset,
+        "index missing or inconsistent; rebuilding it from the log"
+    );
+    let (mut segment, _report) = recover_segment(
+        file,
+        base_offset,
+        config.index_interval_bytes,
+        config.segment_bytes.max(config.max_message_bytes as u64),
+    )
+    .await?;
+    segment.seal_time_index();
+    Ok((segment, true))
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`. After an unclean shutdown every segment from the
+    /// one holding the recovery point on is scanned and cut at the first torn or corrupt batch;
+    /// segments after a cut are deleted, since they follow a hole.
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<(Rc<Self>, OpenReport)> {
+        config.validate().map_err(|detail| Error::Corrupt {
+            what: "log config",
+            detail,
+        })?;
+        std::fs::create_dir_all(dir).context(|| format!("create log dir {}", dir.display()))?;
+        let mut report = OpenReport::default();
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        report.clean_shutdown = marker.exists();
+        let recovery_point = if report.clean_shutdown {
+            i64::MAX
+        } else {
+            checkpoint::read_offset(dir, RECOVERY_POINT_FILE).unwrap_or(0)
+        };
+
+        let bases = parse_log_file_name_list(dir);
+
+        let max_batch_bytes = config.segment_bytes.max(config.max_message_bytes as u64);
+        let mut segments = BTreeMap::new();
+        let mut cut = false;
+        for (index, &base_offset) in bases.iter().enumerate() {
+            if cut {
+                tracing::warn!(base_offset, "deleting segment after a truncated one");
+                Segment::create(dir, base_offset)?.delete_files(dir);
+                continue;
+            }
+            let next_base = bases.get(index + 1).copied().unwrap_or(i64::MAX);
+            let needs_recovery = next_base > recovery_point;
+            let segment = if needs_recovery {
+                let file = open_segment_file(dir, base_offset)?;
+                let (mut segment, recovered) = recover_segment(
+                    file,
+                    base_offset,
+                    config.index_interval_bytes,
+                    max_batch_bytes,
+                )
+                .await?;
+                report.segments_recovered += 1;
+                report.bytes_scanned += recovered.valid_bytes + recovered.truncated_bytes;
+                report.bytes_truncated += recovered.truncated_bytes;
+                cut = recovered.truncated_bytes > 0;
+                segment.seal_time_index();
+                segment
+            } else {
+                let (segment, rebuilt) = load_segment(dir, base_offset, &config).await?;
+                report.indexes_rebuilt += usize::from(rebuilt);
+                segment
+            };
+            segments.insert(base_offset, segment);
+        }
+        // An empty segment other than the last carries nothing; keep the structure simple.
+        let checkpointed_start = checkpoint::read_offset(dir, LOG_START_FILE).unwrap_or(0);
+        if segments.is_empty() {
+            let segment = Segment::create(dir, checkpointed_start)?;
+            segments.insert(segment.base_offset, segment);
+            checkpoint::sync_dir(dir)?;
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map_or(first_base, |segment| segment.next_offset);
+        let log_start_offset = checkpointed_start.clamp(first_base, next_offset);
+        report.segments = segments.len();
+
+        // The marker only describes the shutdown just recovered from: remove it (durably)
+        // before anything new is appended.
+        if report.clean_shutdown {
+            std::fs::remove_file(&marker).context(|| format!("remove {}", marker.display()))?;
+            checkpoint::sync_dir(dir)?;
+        }
+        let recovery_point = if report.clean_shutdown {
+            next_offset
+        } else {
+            recovery_point.min(next_offset)
+        };
+
+        let state = LogState {
+            config,
+            segments,
+            log_start_offset,
+            next_offset,
+            high_watermark: next_offset,
+            recovery_point,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            dirty_segments: Vec::new(),
+            dir_dirty: false,
+            closed: false,
+        };
+        let (progress, _) = watch::channel(Progress {
+            written_offset: next_offset,
+            durable_offset: next_offset,
+            failed: false,
+        });
+        let log = Rc::new(PartitionLog {
+            dir: dir.to_path_buf(),
+            state: RefCell::new(state),
+            progress,
+            writer_wakeup: Notify::new(),
+            syncer_wakeup: Notify::new(),
+            tasks_running: Cell::new(0),
+            tasks_done: Notify::new(),
+        });
+        log.start_background_tasks();
+        Ok((log, report))
+    }
+
+    fn start_background_tasks(self: &Rc<Self>) {
+        self.tasks_running.set(2);
+        let writer = self.clone();
+        crate::io::spawn_local(async move {
+            writer.run_writer().await;
+            writer.task_finished();
+        });
+        let syncer = self.clone();
+        crate::io::spawn_local(async move {
+            syncer.run_syncer().await;
+            syncer.task_finished();
+        });
+    }
+
+    fn task_finished(&self) {
+        self.tasks_running
+            .set(self.tasks_running.get().saturating_sub(1));
+        self.tasks_done.notify_one();
+    }
+
+    /// Stops accepting appends, waits for queued writes, syncs everything, persists indexes and
+    /// checkpoints, and writes the clean-shutdown marker. Safe to call once; later calls no-op.
+    pub async fn close(&self) -> Result<()> {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.closed {
+                return Ok(());
+            }
+            state.closed = true;
+        }
+        self.writer_wakeup.notify_one();
+        self.syncer_wakeup.notify_one();
+        while self.tasks_running.get() > 0 {
+            self.tasks_done.notified().await;
+        }
+        if self.progress.borrow().failed {
+            return Err(Error::Closed);
+        }
+        let files: Vec<SharedFile> = self
+            .state
+            .borrow()
+            .segments
+            .values()
+            .map(|segment| segment.file.clone())
+            .collect();
+        for file in files {
+            file.sync_data()
+                .await
+                .context(|| format!("sync {}", self.dir.display()))?;
+        }
+        self.persist_all_indexes().await?;
+        let next_offset = self.state.borrow().next_offset;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, next_offset)?;
+        checkpoint::write_offset(&self.dir, LOG_START_FILE, self.log_start_offset())?;
+        checkpoint::write_atomically(&self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
+        Ok(())
+    }
+
+    /// Writes every segment's dirty index files (after sealing the active one's time index).
+    pub(super) async fn persist_all_indexes(&self) -> Result<()> {
+        let snapshots: Vec<_> = {
+            let mut state = self.state.borrow_mut();
+            state
+                .segments
+                .values_mut()
+                .filter_map(|segment| {
+                    segment.seal_time_index();
+                    let dirty = segment.index_dirty;
+                    segment.index_dirty = false;
+                    dirty.then(|| segment.index_snapshot())
+                })
+                .collect()
+        };
+        for snapshot in snapshots {
+            snapshot.write(&self.dir).await?;
+        }
+        Ok(())
+    }
+}

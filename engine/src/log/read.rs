@@ -1,0 +1,250 @@
+//! Reading: find the segment (binary search over base offsets), the index entry, then the
+//! batch that holds the offset; return a file range of whole batches that a caller can move to a
+//! socket without copying ([`crate::io::splice_to_socket`]) or read into memory.
+
+use std::ops::ControlFlow;
+
+use super::scan::{scan_batches, StoredBatch};
+use super::PartitionLog;
+use crate::batch::{BatchHeader, Compression, RecordCursor};
+use crate::error::{Error, IoContext, Result};
+use crate::io::SharedFile;
+
+/// Whole batches of one segment: `len_bytes` bytes of `file` from `position`.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: SharedFile,
+    pub position: u64,
+    pub len_bytes: usize,
+    /// Base offset of the first batch (at or below the offset asked for).
+    pub first_offset: i64,
+    /// Offset after the last batch in the range.
+    pub next_offset: i64,
+}
+
+impl FileRange {
+    /// Reads the range into memory (the copying path).
+    pub async fn read_to_vec(&self) -> Result<Vec<u8>> {
+        self.file
+            .read_exact_at(self.position, self.len_bytes)
+            .await
+            .context(|| "read log range".into())
+    }
+}
+
+/// Result of a lookup by timestamp (ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampLookup {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+}
+
+/// What a read needs from the state, copied out so no borrow is held across I/O.
+struct SegmentView {
+    file: SharedFile,
+    scan_from_position: u64,
+    /// Readable end of the segment: written bytes, and not past the read's upper bound.
+    end_position: u64,
+    end_offset: i64,
+}
+
+impl PartitionLog {
+    fn segment_view(&self, offset: i64, max_offset: i64) -> Option<(i64, SegmentView)> {
+        let state = self.state.borrow();
+        let (&base, segment) = state.segments.range(..=offset).next_back()?;
+        let scan_from_position = segment
+            .offset_index
+            .floor_by_offset(segment.relative(offset))
+            .map_or(0, |entry| u64::from(entry.position));
+        let written_end = self.progress.borrow().written_offset;
+        let end_offset = segment.next_offset.min(written_end).min(max_offset);
+        Some((
+            base,
+            SegmentView {
+                file: segment.file.clone(),
+                scan_from_position,
+                end_position: segment.written_bytes,
+                end_offset,
+            },
+        ))
+    }
+
+    /// Returns whole batches starting with the one that holds `offset`, about `max_bytes` long
+    /// (at least one batch even if it is larger, as Kafka does), never reaching `max_offset`
+    /// (exclusive: e.g. the high watermark) nor unwritten data. `Ok(None)` when there is nothing
+    /// at or after `offset` below the bound yet.
+    pub async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<Option<FileRange>> {
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < log_start || offset > log_end {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: log_end,
+            });
+        }
+        let mut offset = offset;
+        loop {
+            if offset >= log_end.min(max_offset) {
+                return Ok(None);
+            }
+            let Some((base, view)) = self.segment_view(offset, max_offset) else {
+                return Ok(None);
+            };
+            if offset >= view.end_offset {
+                // The offset lies past this segment's batches (an empty or fully-read segment):
+                // continue in the next segment, if any.
+                let next_base = self
+                    .state
+                    .borrow()
+                    .segments
+                    .range(base + 1..)
+                    .next()
+                    .map(|(&next, _)| next);
+                match next_base {
+                    Some(next) if next > offset => offset = next,
+                    Some(_) | None => return Ok(None),
+                }
+                continue;
+            }
+            return self.read_in_segment(offset, max_bytes, &view).await;
+        }
+    }
+
+    async fn read_in_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        view: &SegmentView,
+    ) -> Result<Option<FileRange>> {
+        let mut first: Option<StoredBatch> = None;
+        let mut last: Option<StoredBatch> = None;
+        scan_batches(
+            &view.file,
+            view.scan_from_position,
+            view.end_position,
+            |batch| {
+                if batch.header.base_offset >= view.end_offset {
+                    return ControlFlow::Break(());
+                }
+                match first {
+                    None if batch.header.last_offset() < offset => ControlFlow::Continue(()),
+                    None => {
+                        first = Some(batch);
+                        last = Some(batch);
+                        ControlFlow::Continue(())
+                    }
+                    Some(start) => {
+                        if batch.end_position() - start.position > max_bytes as u64 {
+                            return ControlFlow::Break(());
+                        }
+                        last = Some(batch);
+                        ControlFlow::Continue(())
+                    }
+                }
+            },
+        )
+        .await?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(None);
+        };
+        let len_bytes = usize::try_from(last.end_position() - first.position).unwrap_or(usize::MAX);
+        Ok(Some(FileRange {
+            file: view.file.clone(),
+            position: first.position,
+            len_bytes,
+            first_offset: first.header.base_offset,
+            next_offset: last.header.next_offset(),
+        }))
+    }
+
+    /// The earliest offset whose timestamp is at or after `timestamp_ms` (ListOffsets by time),
+    /// or `None` if every record is older. Exact to the record for uncompressed batches; for
+    /// compressed batches the batch's first offset (its records are not inflated here).
+    pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampLookup>> {
+        let log_start = self.log_start_offset();
+        let candidates: Vec<(i64, SharedFile, u64, u64)> = {
+            let state = self.state.borrow();
+            state
+                .segments
+                .values()
+                .filter(|segment| {
+                    segment.max_timestamp_ms >= timestamp_ms && segment.next_offset > log_start
+                })
+                .map(|segment| {
+                    let start = segment
+                        .time_index
+                        .last_before(timestamp_ms)
+                        .and_then(|entry| {
+                            segment.offset_index.floor_by_offset(entry.relative_offset)
+                        })
+                        .map_or(0, |entry| u64::from(entry.position));
+                    (
+                        segment.base_offset,
+                        segment.file.clone(),
+                        start,
+                        segment.written_bytes,
+                    )
+                })
+                .collect()
+        };
+        for (_base, file, start, end) in candidates {
+            let mut found: Option<StoredBatch> = None;
+            scan_batches(&file, start, end, |batch| {
+                if batch.header.max_timestamp >= timestamp_ms
+                    && batch.header.next_offset() > log_start
+                {
+                    found = Some(batch);
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .await?;
+            if let Some(batch) = found {
+                return Ok(Some(
+                    self.record_at_or_after(&file, batch, timestamp_ms, log_start)
+                        .await?,
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn record_at_or_after(
+        &self,
+        file: &SharedFile,
+        batch: StoredBatch,
+        timestamp_ms: i64,
+        log_start: i64,
+    ) -> Result<TimestampLookup> {
+        let header: BatchHeader = batch.header;
+        let fallback = TimestampLookup {
+            offset: header.base_offset.max(log_start),
+            timestamp_ms: header.max_timestamp,
+        };
+        if header.compression() != Compression::None || header.is_log_append_time() {
+            return Ok(fallback);
+        }
+        let bytes = file
+            .read_exact_at(batch.position, header.total_bytes())
+            .await
+            .context(|| "read batch for timestamp lookup".into())?;
+        for record in RecordCursor::new(&bytes) {
+            let Ok(record) = record else { break };
+            let record_timestamp = header.base_timestamp + record.timestamp_delta;
+            let record_offset = header.base_offset + i64::from(record.offset_delta);
+            if record_timestamp >= timestamp_ms && record_offset >= log_start {
+                return Ok(TimestampLookup {
+                    offset: record_offset,
+                    timestamp_ms: record_timestamp,
+                });
+            }
+        }
+        Ok(fallback)
+    }
+}

@@ -1,0 +1,160 @@
+//! Removing data: `truncate_to` (a follower cutting its log back to its leader's) and
+//! `delete_records_before` (DeleteRecords moving the log start forward).
+
+use std::ops::ControlFlow;
+
+use super::checkpoint::{self, LOG_START_FILE, RECOVERY_POINT_FILE};
+use super::recovery::recover_segment;
+use super::scan::scan_batches;
+use super::segment::Segment;
+use super::PartitionLog;
+use crate::error::{Error, IoContext, Result};
+
+impl PartitionLog {
+    /// Waits until every queued append is written, so truncation sees a quiet log.
+    async fn wait_for_writes(&self) -> Result<()> {
+        let mut progress = self.progress.subscribe();
+        loop {
+            let next = self.state.borrow().next_offset;
+            {
+                let current = progress.borrow_and_update();
+                if current.failed {
+                    return Err(Error::Closed);
+                }
+                if current.written_offset >= next {
+                    return Ok(());
+                }
+            }
+            progress.changed().await.map_err(|_| Error::Closed)?;
+        }
+    }
+
+    /// Removes every batch at or after `offset`. A batch that holds `offset` in its middle is
+    /// removed whole (a batch cannot be split), so afterwards the log end is at most `offset`.
+    /// Returns the new log end offset. Appends must not race with truncation (the replica owner
+    /// serialises them); queued appends are written first.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64> {
+        self.check_open()?;
+        self.wait_for_writes().await?;
+        let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        if offset <= log_start {
+            return self.truncate_fully_and_start_at(offset.max(0)).await;
+        }
+        let (base, file, scan_from, end) = {
+            let state = self.state.borrow();
+            let (&base, segment) =
+                state
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .ok_or(Error::Corrupt {
+                        what: "log",
+                        detail: format!("no segment holds offset {offset}"),
+                    })?;
+            let scan_from = segment
+                .offset_index
+                .floor_by_offset(segment.relative(offset))
+                .map_or(0, |entry| u64::from(entry.position));
+            (base, segment.file.clone(), scan_from, segment.written_bytes)
+        };
+        let mut cut_position = end;
+        scan_batches(&file, scan_from, end, |batch| {
+            if batch.header.last_offset() >= offset {
+                cut_position = batch.position;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await?;
+        file.set_len(cut_position)
+            .context(|| format!("truncate segment {base}"))?;
+        // Rebuild the cut segment's indexes and end from what remains (truncation is rare; a
+        // rescan keeps the segment's invariants obviously true).
+        let config = self.config();
+        let (segment, _report) = recover_segment(
+            file,
+            base,
+            config.index_interval_bytes,
+            config.segment_bytes.max(config.max_message_bytes as u64),
+        )
+        .await?;
+        let new_end = segment.next_offset;
+        let removed: Vec<Segment> = {
+            let mut state = self.state.borrow_mut();
+            let later = state.segments.split_off(&(base + 1));
+            state.segments.insert(base, segment);
+            state.next_offset = new_end;
+            state.high_watermark = state.high_watermark.min(new_end);
+            state.recovery_point = state.recovery_point.min(new_end);
+            state.dir_dirty = true;
+            later.into_values().collect()
+        };
+        for segment in &removed {
+            segment.delete_files(&self.dir);
+        }
+        self.progress.send_modify(|progress| {
+            progress.written_offset = new_end;
+            progress.durable_offset = progress.durable_offset.min(new_end);
+        });
+        checkpoint::write_offset(
+            &self.dir,
+            RECOVERY_POINT_FILE,
+            self.state.borrow().recovery_point,
+        )?;
+        Ok(new_end)
+    }
+
+    /// Deletes every segment and starts an empty log at `offset`.
+    async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64> {
+        let fresh = Segment::create(&self.dir, offset)?;
+        let removed: Vec<Segment> = {
+            let mut state = self.state.borrow_mut();
+            let old = std::mem::take(&mut state.segments);
+            state.segments.insert(offset, fresh);
+            state.next_offset = offset;
+            state.log_start_offset = offset;
+            state.high_watermark = offset;
+            state.recovery_point = offset;
+            state.dirty_segments.clear();
+            old.into_values()
+                .filter(|segment| segment.base_offset != offset)
+                .collect()
+        };
+        for segment in &removed {
+            segment.delete_files(&self.dir);
+        }
+        self.progress.send_modify(|progress| {
+            progress.written_offset = offset;
+            progress.durable_offset = offset;
+        });
+        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        Ok(offset)
+    }
+
+    /// Moves the log start to `offset` (DeleteRecords): records below it are no longer readable
+    /// and whole segments below it are deleted. `offset` may not pass the high watermark.
+    /// Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
+        self.check_open()?;
+        let (log_start, high_watermark) = (self.log_start_offset(), self.high_watermark());
+        if offset > high_watermark || offset < 0 {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: high_watermark,
+            });
+        }
+        if offset <= log_start {
+            return Ok(log_start);
+        }
+        self.state.borrow_mut().log_start_offset = offset;
+        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
+        self.delete_segments_below_log_start();
+        Ok(offset)
+    }
+}
