@@ -18,6 +18,19 @@ use std::future::Future;
 pub type TcpListener = tokio_uring::net::TcpListener;
 /// A TCP stream served by the current shard's io_uring.
 pub type TcpStream = tokio_uring::net::TcpStream;
+/// A window of a buffer used as the target of a socket read (e.g. a read buffer's spare
+/// capacity); `into_inner` gives the buffer back.
+pub type BufSlice<T> = tokio_uring::buf::Slice<T>;
+
+/// The `range` of `buffer`'s capacity as a read target: the kernel fills it and the buffer's
+/// length grows to cover what was read.
+pub fn buf_slice<T: tokio_uring::buf::BoundedBuf<Buf = T>>(
+    buffer: T,
+    range: std::ops::Range<usize>,
+) -> BufSlice<T> {
+    buffer.slice(range)
+}
+
 /// Buffer results of io_uring socket operations: the buffer comes back with the result.
 pub type BufResult<T, B> = tokio_uring::BufResult<T, B>;
 

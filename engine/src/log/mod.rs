@@ -153,6 +153,17 @@ impl PartitionLog {
             .sum()
     }
 
+    /// The largest batch timestamp in the log, if it has any batch.
+    pub fn max_timestamp_ms(&self) -> Option<i64> {
+        self.state
+            .borrow()
+            .segments
+            .values()
+            .map(|segment| segment.max_timestamp_ms)
+            .max()
+            .filter(|ms| *ms >= 0)
+    }
+
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
     }

@@ -248,3 +248,48 @@ impl PartitionLog {
         Ok(fallback)
     }
 }
+
+impl PartitionLog {
+    /// Visits the header of every written batch from the one holding `from_offset` to the log
+    /// end, in order (e.g. to rebuild idempotent-producer state at startup).
+    pub async fn for_each_batch_header(
+        &self,
+        from_offset: i64,
+        mut visit: impl FnMut(&BatchHeader),
+    ) -> Result<()> {
+        let plan: Vec<(SharedFile, u64, u64)> = {
+            let state = self.state.borrow();
+            let from_offset = from_offset.max(state.log_start_offset);
+            let first_base = state
+                .segments
+                .range(..=from_offset)
+                .next_back()
+                .map_or(i64::MIN, |(&base, _)| base);
+            state
+                .segments
+                .range(first_base..)
+                .map(|(_, segment)| {
+                    let start = if segment.base_offset <= from_offset {
+                        segment
+                            .offset_index
+                            .floor_by_offset(segment.relative(from_offset.min(segment.next_offset)))
+                            .map_or(0, |entry| u64::from(entry.position))
+                    } else {
+                        0
+                    };
+                    (segment.file.clone(), start, segment.written_bytes)
+                })
+                .collect()
+        };
+        for (file, start, end) in plan {
+            scan_batches(&file, start, end, |batch| {
+                if batch.header.last_offset() >= from_offset {
+                    visit(&batch.header);
+                }
+                ControlFlow::Continue(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}

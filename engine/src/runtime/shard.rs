@@ -21,6 +21,13 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 type Task<S> = Box<dyn FnOnce(Rc<S>) -> LocalFuture + Send>;
 
+/// What a mailbox carries.
+enum Message<S> {
+    Run(Task<S>),
+    /// Ends the shard's loop (and with it every task still running on the shard).
+    Stop,
+}
+
 /// How to start a [`ShardSet`].
 #[derive(Debug, Clone)]
 pub struct ShardSetConfig {
@@ -45,7 +52,7 @@ impl Default for ShardSetConfig {
 /// Sends work to shards. Cheap to clone, `Send + Sync`: every shard holds one so shards can
 /// submit work to each other.
 pub struct ShardRouter<S> {
-    mailboxes: std::sync::Arc<Vec<mpsc::Sender<Task<S>>>>,
+    mailboxes: std::sync::Arc<Vec<mpsc::Sender<Message<S>>>>,
 }
 
 impl<S> Clone for ShardRouter<S> {
@@ -81,7 +88,7 @@ impl<S: 'static> ShardRouter<S> {
             })
         });
         mailbox
-            .send(boxed)
+            .send(Message::Run(boxed))
             .await
             .map_err(|_| Error::ShardStopped(shard))?;
         reply_rx.await.map_err(|_| Error::ShardStopped(shard))
@@ -99,13 +106,13 @@ impl<S: 'static> ShardRouter<S> {
             .ok_or(Error::ShardStopped(shard))?;
         let boxed: Task<S> = Box::new(move |state: Rc<S>| Box::pin(task(state)));
         mailbox
-            .try_send(boxed)
+            .try_send(Message::Run(boxed))
             .map_err(|_| Error::ShardStopped(shard))
     }
 }
 
-/// A running set of shards. Dropping the router clones and calling [`ShardSet::join`] stops them:
-/// a shard stops when its mailbox closes, after the state's `on_stop` future completes.
+/// A running set of shards. A shard stops when its mailbox closes (every router clone dropped)
+/// or when [`ShardSet::stop`] tells it to.
 pub struct ShardSet<S> {
     router: ShardRouter<S>,
     threads: Vec<JoinHandle<()>>,
@@ -128,7 +135,7 @@ impl<S: 'static> ShardSet<S> {
         let mut senders = Vec::with_capacity(shard_count);
         let mut receivers = Vec::with_capacity(shard_count);
         for _ in 0..shard_count {
-            let (tx, rx) = mpsc::channel::<Task<S>>(MAILBOX_CAPACITY);
+            let (tx, rx) = mpsc::channel::<Message<S>>(MAILBOX_CAPACITY);
             senders.push(tx);
             receivers.push(rx);
         }
@@ -152,7 +159,7 @@ impl<S: 'static> ShardSet<S> {
                     }
                     io::start_runtime(ring_entries, async move {
                         let state = Rc::new(init(shard, router).await);
-                        while let Some(task) = mailbox.recv().await {
+                        while let Some(Message::Run(task)) = mailbox.recv().await {
                             io::spawn_local(task(state.clone()));
                         }
                     });
@@ -168,6 +175,16 @@ impl<S: 'static> ShardSet<S> {
 
     pub fn shard_count(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Tells every shard to stop after the work already in its mailbox, and waits for the
+    /// threads to end. Call from outside the shards (it blocks).
+    pub fn stop(self) {
+        for mailbox in self.router.mailboxes.iter() {
+            // A shard whose mailbox is closed has stopped already.
+            let _ = mailbox.blocking_send(Message::Stop);
+        }
+        self.join();
     }
 
     /// Closes this handle's mailboxes and waits for every shard thread to end. Shards end once

@@ -1,0 +1,263 @@
+//! Starting and stopping a broker process.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use strom_engine::runtime::{ShardSet, ShardSetConfig};
+
+use super::context::{load_or_create_cluster_id, BrokerContext};
+use super::producer_ids::ProducerIdAllocator;
+use super::shard::ShardState;
+use super::topics::TopicRegistry;
+use crate::config::BrokerConfig;
+use crate::coordination::CoordinationStore;
+use crate::network::{bind_reuseport, run_listener};
+
+const PID_FILE: &str = "strom.pid";
+const LOCK_FILE: &str = ".lock";
+const COORDINATION_DIR: &str = "__coordination";
+/// How long `strom broker stop` waits for the broker to exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("log dir {0} is in use by another broker")]
+    DirInUse(PathBuf),
+    #[error("{0}")]
+    Config(String),
+    #[error("coordination store: {0}")]
+    Coordination(String),
+    #[error("no broker is running with log dir {0} (no {PID_FILE})")]
+    NotRunning(PathBuf),
+    #[error("broker (pid {0}) did not stop within {1:?}")]
+    StopTimedOut(i32, Duration),
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BrokerError {
+    let context = context.into();
+    move |source| BrokerError::Io { context, source }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Takes an exclusive lock on the log dir for the life of the process.
+fn lock_log_dir(log_dir: &Path) -> Result<std::fs::File, BrokerError> {
+    let path = log_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(format!("open {}", path.display())))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(BrokerError::DirInUse(log_dir.to_path_buf()));
+    }
+    Ok(file)
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and the shard threads it starts), so they can be
+/// received synchronously with `sigwait` for a clean shutdown.
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a zeroed local set; pthread_sigmask on the current thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` was initialised by block_shutdown_signals.
+    unsafe { libc::sigwait(set, &mut signal) };
+    signal
+}
+
+fn listen_address(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
+    let text = config.listener.bind_address();
+    text.to_socket_addrs()
+        .map_err(io_error(format!("resolve listener {text}")))?
+        .next()
+        .ok_or_else(|| BrokerError::Config(format!("listener {text} resolves to no address")))
+}
+
+/// Runs a broker until SIGTERM or SIGINT, then shuts it down cleanly.
+pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
+    let [log_dir] = config.log_dirs.as_slice() else {
+        return Err(BrokerError::Config(format!(
+            "exactly one log dir is supported, got {}",
+            config.log_dirs.len()
+        )));
+    };
+    let log_dir = log_dir.clone();
+    std::fs::create_dir_all(&log_dir)
+        .map_err(io_error(format!("create log dir {}", log_dir.display())))?;
+    let _lock = lock_log_dir(&log_dir)?;
+    let address = listen_address(&config)?;
+    let signals = block_shutdown_signals();
+
+    let store = Arc::new(
+        CoordinationStore::open(log_dir.join(COORDINATION_DIR))
+            .map_err(|error| BrokerError::Coordination(error.to_string()))?,
+    );
+    let cluster_id = load_or_create_cluster_id(&store)
+        .map_err(|error| BrokerError::Coordination(error.to_string()))?;
+    let topics = TopicRegistry::load(store.clone(), 1)
+        .map_err(|error| BrokerError::Coordination(error.to_string()))?;
+    let shard_config = ShardSetConfig {
+        shard_count: config.num_shards,
+        ..ShardSetConfig::default()
+    };
+    let shard_count = if config.num_shards == 0 {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    } else {
+        config.num_shards
+    };
+    let shard_config = ShardSetConfig {
+        shard_count,
+        ..shard_config
+    };
+    let retention_interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1));
+    let context = Arc::new(BrokerContext {
+        producer_ids: ProducerIdAllocator::new(store.clone()),
+        config,
+        log_dir: log_dir.clone(),
+        store,
+        topics,
+        cluster_id,
+        shard_count,
+    });
+
+    let init_context = context.clone();
+    let shards = ShardSet::start(&shard_config, move |id, router| {
+        let context = init_context.clone();
+        async move { ShardState::start(id, router, context).await }
+    })
+    .map_err(io_error("start shards"))?;
+
+    // Every shard listens on the same port; the kernel spreads connections across them.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for shard in 0..shards.shard_count() {
+        let ready_tx = ready_tx.clone();
+        shards
+            .router()
+            .try_post_to(shard, move |state: Rc<ShardState>| async move {
+                match bind_reuseport(address) {
+                    Ok(listener) => {
+                        strom_engine::io::spawn_local(run_listener(state.clone(), listener));
+                        strom_engine::io::spawn_local(retention_loop(state, retention_interval));
+                        let _ = ready_tx.send(Ok(()));
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(format!("bind {address}: {error}")));
+                    }
+                }
+            })
+            .map_err(|error| BrokerError::Config(error.to_string()))?;
+    }
+    drop(ready_tx);
+    let mut failure = None;
+    for outcome in ready_rx.iter().take(shards.shard_count()) {
+        if let Err(error) = outcome {
+            failure = Some(error);
+        }
+    }
+    if let Some(error) = failure {
+        shutdown(shards);
+        return Err(BrokerError::Config(error));
+    }
+    write_pid_file(&log_dir)?;
+    tracing::info!(%address, shards = shard_count, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
+
+    let signal = wait_for_shutdown_signal(&signals);
+    tracing::info!(signal, "shutting down");
+    shutdown(shards);
+    let _ = std::fs::remove_file(log_dir.join(PID_FILE));
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Closes every partition cleanly on its shard, then stops the shards.
+fn shutdown(shards: ShardSet<ShardState>) {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let mut asked = 0;
+    for shard in 0..shards.shard_count() {
+        let done_tx = done_tx.clone();
+        let posted = shards
+            .router()
+            .try_post_to(shard, move |state: Rc<ShardState>| async move {
+                state.shutdown().await;
+                let _ = done_tx.send(());
+            });
+        asked += usize::from(posted.is_ok());
+    }
+    drop(done_tx);
+    for _ in 0..asked {
+        if done_rx.recv().is_err() {
+            break;
+        }
+    }
+    shards.stop();
+}
+
+async fn retention_loop(state: Rc<ShardState>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        if state.stopping.get() {
+            return;
+        }
+        state.enforce_retention(now_ms());
+    }
+}
+
+fn write_pid_file(log_dir: &Path) -> Result<(), BrokerError> {
+    let path = log_dir.join(PID_FILE);
+    let mut file =
+        std::fs::File::create(&path).map_err(io_error(format!("create {}", path.display())))?;
+    writeln!(file, "{}", std::process::id()).map_err(io_error(format!("write {}", path.display())))
+}
+
+/// `strom broker stop`: signals the broker using `log_dir` and waits for it to exit.
+pub fn stop_running_broker(log_dir: &Path) -> Result<i32, BrokerError> {
+    let path = log_dir.join(PID_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|_| BrokerError::NotRunning(log_dir.to_path_buf()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| BrokerError::Config(format!("{} does not hold a pid", path.display())))?;
+    // SAFETY: kill(2) with a pid read from our pid file.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        let _ = std::fs::remove_file(&path);
+        return Err(BrokerError::NotRunning(log_dir.to_path_buf()));
+    }
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if std::time::Instant::now() >= deadline {
+            return Err(BrokerError::StopTimedOut(pid, STOP_TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(pid)
+}

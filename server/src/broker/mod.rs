@@ -1,0 +1,14 @@
+//! The broker: starts the shards with their partitions, listens on every shard, runs retention,
+//! and shuts down cleanly on SIGTERM/SIGINT.
+
+pub mod context;
+mod lifecycle;
+pub mod partition;
+pub mod placement;
+pub mod producer_ids;
+pub mod producer_state;
+pub mod shard;
+pub mod topic_config;
+pub mod topics;
+
+pub use lifecycle::{run, stop_running_broker, BrokerError};

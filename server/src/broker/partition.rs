@@ -1,0 +1,202 @@
+//! A partition as this broker serves it: the engine's log, the leader epoch, and the
+//! idempotent-producer state. Lives on exactly one shard (its owner, see `placement`).
+//!
+//! Single replica for now: the high watermark follows the log end offset. Replication will set
+//! it from followers' fetch positions instead.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use strom_engine::batch::{split_record_set, BatchHeader};
+use strom_engine::log::{LogConfig, PartitionLog, WaitOffset};
+
+use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
+
+const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
+
+/// Why an append was refused; the produce handler maps each to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Engine(#[from] strom_engine::Error),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("a produce request must carry exactly one record batch per partition, got {0}")]
+    BatchCount(usize),
+    #[error("transactional batches are not supported")]
+    Transactional,
+}
+
+/// What an accepted append returns before it is written.
+#[derive(Debug)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+    /// Resolves when the append meets the requested acks; `None` for a duplicate (already
+    /// stored) batch.
+    pub wait: Option<WaitOffset>,
+}
+
+/// How long the producer waits: written (`acks=1`) or durable per policy (`acks=all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckLevel {
+    None,
+    Leader,
+    All,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProducerSnapshot {
+    /// The table holds every batch below this offset.
+    next_offset: i64,
+    table: ProducerStateTable,
+}
+
+pub struct Partition {
+    pub topic: Rc<str>,
+    pub index: i32,
+    pub topic_id: uuid::Uuid,
+    pub dir: PathBuf,
+    pub log: Rc<PartitionLog>,
+    pub leader_epoch: Cell<i32>,
+    producers: RefCell<ProducerStateTable>,
+    /// Serialises check → append → record for idempotent batches of this partition, so two
+    /// requests of one producer cannot interleave between the sequence check and the append.
+    /// Held only until the append is queued, not until it is written.
+    append_order: tokio::sync::Mutex<()>,
+}
+
+/// `<log dir>/<topic>-<partition>`, Kafka's layout.
+pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    log_dir.join(format!("{topic}-{index}"))
+}
+
+impl Partition {
+    /// Opens the partition's log (recovering it if needed) and rebuilds producer state.
+    pub async fn open(
+        dir: PathBuf,
+        topic: Rc<str>,
+        index: i32,
+        topic_id: uuid::Uuid,
+        config: LogConfig,
+    ) -> Result<Rc<Self>, strom_engine::Error> {
+        let (log, report) = PartitionLog::open(&dir, config).await?;
+        if report.bytes_truncated > 0 || report.indexes_rebuilt > 0 {
+            tracing::warn!(%topic, index, ?report, "partition recovered");
+        }
+        let producers = Self::rebuild_producer_state(&dir, &log).await?;
+        Ok(Rc::new(Partition {
+            topic,
+            index,
+            topic_id,
+            dir,
+            log,
+            leader_epoch: Cell::new(0),
+            producers: RefCell::new(producers),
+            append_order: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    async fn rebuild_producer_state(
+        dir: &Path,
+        log: &PartitionLog,
+    ) -> Result<ProducerStateTable, strom_engine::Error> {
+        let snapshot: Option<ProducerSnapshot> = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let (mut table, from_offset) = match snapshot {
+            Some(snapshot) if snapshot.next_offset <= log.log_end_offset() => {
+                (snapshot.table, snapshot.next_offset)
+            }
+            _ => (ProducerStateTable::default(), log.log_start_offset()),
+        };
+        log.for_each_batch_header(from_offset, |header| {
+            if header.has_producer_id() && header.next_offset() > from_offset {
+                table.record(header, header.base_offset);
+            }
+        })
+        .await?;
+        Ok(table)
+    }
+
+    /// Single replica: everything written is committed.
+    pub fn high_watermark(&self) -> i64 {
+        self.log.set_high_watermark(self.log.log_end_offset());
+        self.log.high_watermark()
+    }
+
+    /// Validates and queues a produce's record set. Returns once it is queued (in order with
+    /// other appends to this partition); the outcome's `wait` resolves when `acks` is met.
+    pub async fn append(
+        &self,
+        records: Bytes,
+        acks: AckLevel,
+    ) -> Result<AppendOutcome, AppendError> {
+        let ranges = split_record_set(&records).map_err(strom_engine::Error::from)?;
+        if ranges.len() != 1 {
+            return Err(AppendError::BatchCount(ranges.len()));
+        }
+        let header = BatchHeader::parse(&records).map_err(strom_engine::Error::from)?;
+        if header.is_transactional() {
+            return Err(AppendError::Transactional);
+        }
+        let _ordered = self.append_order.lock().await;
+        if header.has_producer_id() {
+            if let SequenceDecision::Duplicate { first_offset, .. } =
+                self.producers.borrow().check(&header)?
+            {
+                return Ok(AppendOutcome {
+                    base_offset: first_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                    wait: None,
+                });
+            }
+        }
+        let receipt = self.log.append(records, self.leader_epoch.get()).await?;
+        if header.has_producer_id() {
+            self.producers
+                .borrow_mut()
+                .record(&header, receipt.base_offset);
+        }
+        let wait = match acks {
+            AckLevel::None | AckLevel::Leader => receipt.written,
+            AckLevel::All => receipt.durable,
+        };
+        Ok(AppendOutcome {
+            base_offset: receipt.base_offset,
+            log_start_offset: self.log.log_start_offset(),
+            wait: Some(wait),
+        })
+    }
+
+    /// Closes the log cleanly and snapshots producer state so the next start skips the scan.
+    pub async fn close(&self) -> Result<(), strom_engine::Error> {
+        self.log.close().await?;
+        let snapshot = ProducerSnapshot {
+            next_offset: self.log.log_end_offset(),
+            table: self.producers.borrow().clone(),
+        };
+        match serde_json::to_vec(&snapshot) {
+            Ok(bytes) => {
+                let temp = self.dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
+                if let Err(error) = std::fs::write(&temp, bytes)
+                    .and_then(|()| std::fs::rename(&temp, self.dir.join(PRODUCER_SNAPSHOT_FILE)))
+                {
+                    tracing::warn!(dir = %self.dir.display(), %error, "could not write producer snapshot; the next start scans the log");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not encode producer snapshot"),
+        }
+        Ok(())
+    }
+
+    /// Truncation (followers, later) must forget producer batches past the cut.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64, strom_engine::Error> {
+        let end = self.log.truncate_to(offset).await?;
+        self.producers.borrow_mut().truncate_to(end);
+        Ok(end)
+    }
+}

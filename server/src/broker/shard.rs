@@ -1,0 +1,158 @@
+//! One shard's state: the partitions it owns. Every request for one of them runs here; other
+//! shards reach it through `ShardRouter::submit_to`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use strom_engine::runtime::{ShardId, ShardRouter};
+
+use super::context::BrokerContext;
+use super::partition::{partition_dir, Partition};
+use super::placement::owner_shard;
+use super::topic_config::log_config;
+use super::topics::TopicMetadata;
+
+pub type Router = ShardRouter<ShardState>;
+
+/// topic → partition index → partition.
+type PartitionTable = HashMap<Rc<str>, HashMap<i32, Rc<Partition>>>;
+
+pub struct ShardState {
+    pub id: ShardId,
+    pub router: Router,
+    pub broker: Arc<BrokerContext>,
+    /// topic → partition index → partition, for the partitions this shard owns.
+    partitions: RefCell<PartitionTable>,
+    /// Set when shutdown starts: connections stop reading new requests.
+    pub stopping: std::cell::Cell<bool>,
+}
+
+impl ShardState {
+    /// Builds the shard's state and opens (recovering if needed) every partition it owns.
+    pub async fn start(id: ShardId, router: Router, broker: Arc<BrokerContext>) -> Self {
+        let state = ShardState {
+            id,
+            router,
+            broker: broker.clone(),
+            partitions: RefCell::new(HashMap::new()),
+            stopping: std::cell::Cell::new(false),
+        };
+        for topic in broker.topics.list() {
+            for index in 0..topic.partitions {
+                if owner_shard(&topic.name, index, broker.shard_count) == id {
+                    if let Err(error) = state.open_partition(&topic, index).await {
+                        tracing::error!(topic = %topic.name, index, %error, "could not open partition; it stays offline");
+                    }
+                }
+            }
+        }
+        state
+    }
+
+    pub fn owner_of(&self, topic: &str, index: i32) -> ShardId {
+        owner_shard(topic, index, self.broker.shard_count)
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
+        self.partitions
+            .borrow()
+            .get(topic)
+            .and_then(|partitions| partitions.get(&index))
+            .cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions
+            .borrow()
+            .values()
+            .flat_map(|partitions| partitions.values().cloned())
+            .collect()
+    }
+
+    /// Opens a partition of `topic` on this shard (a no-op if already open).
+    pub async fn open_partition(
+        &self,
+        topic: &TopicMetadata,
+        index: i32,
+    ) -> Result<Rc<Partition>, strom_engine::Error> {
+        assert_eq!(
+            self.owner_of(&topic.name, index),
+            self.id,
+            "partition opened on a shard that does not own it"
+        );
+        if let Some(existing) = self.partition(&topic.name, index) {
+            return Ok(existing);
+        }
+        let dir = partition_dir(&self.broker.log_dir, &topic.name, index);
+        let config = log_config(&self.broker.config, &topic.configs);
+        let name: Rc<str> = Rc::from(topic.name.as_str());
+        let partition = Partition::open(dir, name.clone(), index, topic.id, config).await?;
+        // Another request may have opened it while this one awaited recovery.
+        let mut partitions = self.partitions.borrow_mut();
+        let entry = partitions
+            .entry(name)
+            .or_default()
+            .entry(index)
+            .or_insert_with(|| partition.clone());
+        Ok(entry.clone())
+    }
+
+    /// Closes a partition; with `delete_files`, removes its directory (topic deletion). The
+    /// directory is renamed first so a crash mid-delete never leaves a half-deleted partition
+    /// that looks live.
+    pub async fn remove_partition(&self, topic: &str, index: i32, delete_files: bool) {
+        let removed = {
+            let mut partitions = self.partitions.borrow_mut();
+            let removed = partitions
+                .get_mut(topic)
+                .and_then(|by_index| by_index.remove(&index));
+            if partitions.get(topic).is_some_and(HashMap::is_empty) {
+                partitions.remove(topic);
+            }
+            removed
+        };
+        let dir = match &removed {
+            Some(partition) => {
+                if let Err(error) = partition.log.close().await {
+                    tracing::warn!(topic, index, %error, "closing a removed partition failed");
+                }
+                partition.dir.clone()
+            }
+            None => partition_dir(&self.broker.log_dir, topic, index),
+        };
+        if delete_files && dir.exists() {
+            let doomed = dir.with_extension(format!("{}-delete", uuid::Uuid::new_v4().simple()));
+            match std::fs::rename(&dir, &doomed) {
+                Ok(()) => {
+                    if let Err(error) = std::fs::remove_dir_all(&doomed) {
+                        tracing::warn!(dir = %doomed.display(), %error, "could not delete partition directory");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "could not delete partition directory")
+                }
+            }
+        }
+    }
+
+    /// Applies retention to every partition of this shard.
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for partition in self.partitions() {
+            if let Err(error) = partition.log.enforce_retention(now_ms) {
+                tracing::warn!(topic = %partition.topic, index = partition.index, %error, "retention failed");
+            }
+        }
+    }
+
+    /// Closes every partition cleanly (clean-shutdown markers, producer snapshots).
+    pub async fn shutdown(&self) {
+        self.stopping.set(true);
+        for partition in self.partitions() {
+            if let Err(error) = partition.close().await {
+                tracing::error!(topic = %partition.topic, index = partition.index, %error, "clean close failed");
+            }
+        }
+    }
+}

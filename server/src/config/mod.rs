@@ -1,0 +1,599 @@
+//! Broker configuration: a Kafka `server.properties` file plus
+//! `--override key=value` arguments, turned into a typed [`BrokerConfig`].
+//!
+//! Keys use Kafka's names and defaults so existing habits and scripts carry
+//! over. An unknown key or a value that does not parse is an error naming the
+//! key, the value and its line; Strom never silently falls back to a default,
+//! because a typo such as `log.retention.hour=1` would otherwise keep data a
+//! week longer than intended.
+//!
+//! Where Kafka has several keys for one setting, its precedence applies:
+//! `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`,
+//! `log.roll.ms` > `log.roll.hours`, `log.dirs` > `log.dir`.
+
+mod error;
+mod listener;
+mod properties;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Origin};
+pub use listener::Listener;
+pub use properties::{parse_properties, Property};
+
+use crate::protocol::frame::REQUEST_HEADER_MIN_BYTES;
+use settings::Settings;
+
+/// Every key Strom accepts.
+const KNOWN_KEYS: &[&str] = &[
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.index.interval.bytes",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "offsets.retention.minutes",
+    "num.shards",
+    "log.durability",
+    "log.flush.interval.ms",
+];
+
+const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
+const DEFAULT_LOG_DIR: &str = "./data";
+const MS_PER_MINUTE: i64 = 60 * 1000;
+const MS_PER_HOUR: i64 = 60 * MS_PER_MINUTE;
+/// Kafka's default for both log.roll.hours and log.retention.hours (a week).
+const DEFAULT_HOURS: i32 = 168;
+/// Smallest segment: small enough for tests that force rolls, large enough
+/// to hold a record batch header and an index entry's worth of data.
+const LOG_SEGMENT_BYTES_MIN: i32 = 1024;
+/// Upper bound on shards: one per core, and no machine Strom targets has more.
+const NUM_SHARDS_MAX: usize = 1024;
+
+/// When appended data is fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDurability {
+    /// Leave flushing to the OS (Kafka's default; replication gives safety).
+    None,
+    /// Flush every `log.flush.interval.ms`.
+    Interval,
+    /// Flush before acknowledging each produce.
+    Sync,
+}
+
+/// The broker's typed configuration. Field names follow the Kafka keys, with
+/// units resolved (`log.retention.hours` becomes `log_retention_ms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// `broker.id`.
+    pub broker_id: i32,
+    /// `listeners`: where to accept connections (one PLAINTEXT listener).
+    pub listener: Listener,
+    /// `advertised.listeners`: the address clients are told to use; defaults
+    /// to `listeners`. Must not be a wildcard host.
+    pub advertised_listener: Listener,
+    /// `log.dirs` (or `log.dir`), comma separated.
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`: partitions of auto-created topics.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u32,
+    /// `log.roll.ms` or `log.roll.hours`.
+    pub log_roll_ms: u64,
+    /// `log.retention.ms`/`.minutes`/`.hours`; `None` means unlimited (-1).
+    pub log_retention_ms: Option<u64>,
+    /// `log.retention.bytes`; `None` means unlimited (-1).
+    pub log_retention_bytes: Option<u64>,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: u32,
+    /// `message.max.bytes`: largest record batch accepted.
+    pub message_max_bytes: u32,
+    /// `socket.request.max.bytes`: largest request frame accepted.
+    pub socket_request_max_bytes: u32,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u32,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: u32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: u32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: u32,
+    /// `num.shards` (Strom): shard threads; defaults to the available cores.
+    pub num_shards: usize,
+    /// `log.durability` (Strom): `none`, `interval` or `sync`.
+    pub log_durability: LogDurability,
+    /// `log.flush.interval.ms`: flush period when `log.durability=interval`.
+    pub log_flush_interval_ms: u64,
+}
+
+impl BrokerConfig {
+    /// Reads `path` (if given) and applies `overrides` (`key=value`) after it.
+    pub fn load(path: Option<&Path>, overrides: &[impl AsRef<str>]) -> Result<Self, ConfigError> {
+        let properties = match path {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                parse_properties(&text, &path.display().to_string())?
+            }
+        };
+        Self::from_settings(&Settings::new(properties, overrides, KNOWN_KEYS)?)
+    }
+
+    /// Parses properties `text` (named `source` in errors), then `overrides`.
+    pub fn from_properties_text(
+        text: &str,
+        source: &str,
+        overrides: &[impl AsRef<str>],
+    ) -> Result<Self, ConfigError> {
+        let properties = parse_properties(text, source)?;
+        Self::from_settings(&Settings::new(properties, overrides, KNOWN_KEYS)?)
+    }
+
+    /// `offsets.retention.minutes` in milliseconds.
+    pub fn offsets_retention_ms(&self) -> u64 {
+        u64::from(self.offsets_retention_minutes) * 60 * 1000
+    }
+
+    fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let listener = match single_listener(settings, "listeners")? {
+            Some(listener) => listener,
+            None => Listener::parse(DEFAULT_LISTENER)
+                .map_err(|reason| settings.invalid("listeners", reason))?,
+        };
+        let advertised_listener = match single_listener(settings, "advertised.listeners")? {
+            Some(advertised) if advertised.is_routable() => advertised,
+            Some(_) => {
+                return Err(settings.invalid(
+                    "advertised.listeners",
+                    "clients cannot connect to an empty or wildcard host",
+                ))
+            }
+            None if listener.is_routable() => listener.clone(),
+            None => {
+                return Err(ConfigError::Inconsistent {
+                    reason: format!(
+                        "listeners={listener} binds a wildcard host that clients cannot \
+                         connect to; set advertised.listeners"
+                    ),
+                })
+            }
+        };
+
+        let group_min_session_timeout_ms =
+            settings.integer("group.min.session.timeout.ms", 6_000, 0, u32::MAX)?;
+        let group_max_session_timeout_ms =
+            settings.integer("group.max.session.timeout.ms", 1_800_000, 0, u32::MAX)?;
+        if group_min_session_timeout_ms > group_max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent {
+                reason: format!(
+                    "group.min.session.timeout.ms={group_min_session_timeout_ms} exceeds \
+                     group.max.session.timeout.ms={group_max_session_timeout_ms}"
+                ),
+            });
+        }
+
+        Ok(Self {
+            broker_id: settings.integer("broker.id", 0, 0, i32::MAX)?,
+            listener,
+            advertised_listener,
+            log_dirs: log_dirs(settings)?,
+            num_partitions: settings.integer("num.partitions", 1, 1, i32::MAX)?,
+            default_replication_factor: settings.integer(
+                "default.replication.factor",
+                1,
+                1,
+                i16::MAX,
+            )?,
+            auto_create_topics_enable: settings.boolean("auto.create.topics.enable", true)?,
+            log_segment_bytes: to_u32(settings.integer(
+                "log.segment.bytes",
+                1_073_741_824,
+                LOG_SEGMENT_BYTES_MIN,
+                i32::MAX,
+            )?),
+            log_roll_ms: log_roll_ms(settings)?,
+            log_retention_ms: u64::try_from(log_retention_ms(settings)?).ok(),
+            log_retention_bytes: u64::try_from(settings.integer(
+                "log.retention.bytes",
+                -1,
+                -1,
+                i64::MAX,
+            )?)
+            .ok(),
+            log_retention_check_interval_ms: to_u64(settings.integer(
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+                i64::MAX,
+            )?),
+            log_index_interval_bytes: to_u32(settings.integer(
+                "log.index.interval.bytes",
+                4096,
+                0,
+                i32::MAX,
+            )?),
+            message_max_bytes: to_u32(settings.integer(
+                "message.max.bytes",
+                1_048_588,
+                0,
+                i32::MAX,
+            )?),
+            socket_request_max_bytes: to_u32(settings.integer(
+                "socket.request.max.bytes",
+                104_857_600,
+                // A smaller limit would refuse every request.
+                i32::try_from(REQUEST_HEADER_MIN_BYTES).unwrap_or(i32::MAX),
+                i32::MAX,
+            )?),
+            offsets_topic_num_partitions: settings.integer(
+                "offsets.topic.num.partitions",
+                50,
+                1,
+                i32::MAX,
+            )?,
+            offsets_topic_replication_factor: settings.integer(
+                "offsets.topic.replication.factor",
+                1,
+                1,
+                i16::MAX,
+            )?,
+            group_initial_rebalance_delay_ms: to_u32(settings.integer(
+                "group.initial.rebalance.delay.ms",
+                3_000,
+                0,
+                i32::MAX,
+            )?),
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            offsets_retention_minutes: to_u32(settings.integer(
+                "offsets.retention.minutes",
+                10_080,
+                1,
+                i32::MAX,
+            )?),
+            num_shards: settings.integer("num.shards", available_cores(), 1, NUM_SHARDS_MAX)?,
+            log_durability: settings
+                .parse_with("log.durability", parse_durability)?
+                .unwrap_or(LogDurability::None),
+            log_flush_interval_ms: to_u64(settings.integer(
+                "log.flush.interval.ms",
+                1_000,
+                1,
+                i64::MAX,
+            )?),
+        })
+    }
+}
+
+impl Default for BrokerConfig {
+    /// Kafka's defaults (plus Strom's for its own keys).
+    fn default() -> Self {
+        // No settings: only built-in defaults, which a unit test keeps valid.
+        Self::from_settings(&Settings::default()).expect("built-in defaults are valid")
+    }
+}
+
+/// The one listener in `key`, `None` when unset. Several listeners are
+/// refused: Kafka requires a distinct name per listener and Strom has only
+/// PLAINTEXT.
+fn single_listener(settings: &Settings, key: &str) -> Result<Option<Listener>, ConfigError> {
+    settings.parse_with(key, |text| {
+        let mut listeners = text.split(',').map(str::trim);
+        let first = listeners.next().unwrap_or_default();
+        if listeners.next().is_some() {
+            return Err("only one PLAINTEXT listener is supported".to_owned());
+        }
+        Listener::parse(first)
+    })
+}
+
+fn log_dirs(settings: &Settings) -> Result<Vec<PathBuf>, ConfigError> {
+    let key = if settings.is_set("log.dirs") {
+        "log.dirs"
+    } else {
+        "log.dir"
+    };
+    let dirs = settings.parse_with(key, |text| {
+        text.split(',')
+            .map(str::trim)
+            .map(|dir| {
+                if dir.is_empty() {
+                    Err("empty directory in list".to_owned())
+                } else {
+                    Ok(PathBuf::from(dir))
+                }
+            })
+            .collect()
+    })?;
+    Ok(dirs.unwrap_or_else(|| vec![PathBuf::from(DEFAULT_LOG_DIR)]))
+}
+
+fn log_roll_ms(settings: &Settings) -> Result<u64, ConfigError> {
+    if settings.is_set("log.roll.ms") {
+        return Ok(to_u64(settings.integer("log.roll.ms", 1, 1, i64::MAX)?));
+    }
+    let hours = settings.integer("log.roll.hours", DEFAULT_HOURS, 1, i32::MAX)?;
+    Ok(to_u64(i64::from(hours) * MS_PER_HOUR))
+}
+
+/// Retention in ms, -1 for unlimited.
+fn log_retention_ms(settings: &Settings) -> Result<i64, ConfigError> {
+    if settings.is_set("log.retention.ms") {
+        return settings.integer("log.retention.ms", -1, -1, i64::MAX);
+    }
+    let (key, default, unit_ms) = if settings.is_set("log.retention.minutes") {
+        ("log.retention.minutes", -1, MS_PER_MINUTE)
+    } else {
+        ("log.retention.hours", DEFAULT_HOURS, MS_PER_HOUR)
+    };
+    let count = settings.integer(key, default, -1, i32::MAX)?;
+    // -1 stays -1 (unlimited); i32 * 3.6e6 always fits i64.
+    Ok(if count < 0 {
+        -1
+    } else {
+        i64::from(count) * unit_ms
+    })
+}
+
+fn parse_durability(text: &str) -> Result<LogDurability, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "none" => Ok(LogDurability::None),
+        "interval" => Ok(LogDurability::Interval),
+        "sync" => Ok(LogDurability::Sync),
+        _ => Err("expected none, interval or sync".to_owned()),
+    }
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(NUM_SHARDS_MAX)
+}
+
+/// For values already range-checked to be non-negative.
+fn to_u32(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+/// For values already range-checked to be non-negative.
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_OVERRIDES: &[&str] = &[];
+
+    fn parse(text: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties_text(text, "server.properties", NO_OVERRIDES)
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let config = BrokerConfig::default();
+        assert_eq!(config, parse("").expect("empty file is valid"));
+        assert_eq!(config.broker_id, 0);
+        assert_eq!(
+            config.listener,
+            Listener::parse(DEFAULT_LISTENER).expect("valid")
+        );
+        assert_eq!(config.advertised_listener, config.listener);
+        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(config.num_partitions, 1);
+        assert_eq!(config.default_replication_factor, 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.log_segment_bytes, 1_073_741_824);
+        assert_eq!(config.log_roll_ms, 168 * 3_600_000);
+        assert_eq!(config.log_retention_ms, Some(168 * 3_600_000));
+        assert_eq!(config.log_retention_bytes, None);
+        assert_eq!(config.log_retention_check_interval_ms, 300_000);
+        assert_eq!(config.log_index_interval_bytes, 4096);
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        assert_eq!(config.offsets_topic_num_partitions, 50);
+        assert_eq!(config.offsets_topic_replication_factor, 1);
+        assert_eq!(config.group_initial_rebalance_delay_ms, 3_000);
+        assert_eq!(config.group_min_session_timeout_ms, 6_000);
+        assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
+        assert_eq!(config.offsets_retention_ms(), 10_080 * 60_000);
+        assert!(config.num_shards >= 1);
+        assert_eq!(config.log_durability, LogDurability::None);
+        assert_eq!(config.log_flush_interval_ms, 1_000);
+    }
+
+    #[test]
+    fn retention_precedence_ms_over_minutes_over_hours() {
+        let all = "log.retention.hours=1\nlog.retention.minutes=2\nlog.retention.ms=3\n";
+        assert_eq!(parse(all).expect("valid").log_retention_ms, Some(3));
+        let no_ms = "log.retention.hours=1\nlog.retention.minutes=2\n";
+        assert_eq!(parse(no_ms).expect("valid").log_retention_ms, Some(120_000));
+        let hours = "log.retention.hours=1\n";
+        assert_eq!(
+            parse(hours).expect("valid").log_retention_ms,
+            Some(3_600_000)
+        );
+    }
+
+    #[test]
+    fn retention_minus_one_is_unlimited() {
+        for text in [
+            "log.retention.ms=-1",
+            "log.retention.minutes=-1",
+            "log.retention.hours=-1",
+        ] {
+            assert_eq!(parse(text).expect("valid").log_retention_ms, None, "{text}");
+        }
+        assert!(parse("log.retention.ms=-2").is_err());
+        assert_eq!(
+            parse("log.retention.bytes=1000")
+                .expect("valid")
+                .log_retention_bytes,
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn roll_ms_over_hours_and_log_dirs_over_log_dir() {
+        let config =
+            parse("log.roll.hours=2\nlog.roll.ms=50\nlog.dir=/x\nlog.dirs=/a, /b").expect("valid");
+        assert_eq!(config.log_roll_ms, 50);
+        assert_eq!(
+            config.log_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        let config = parse("log.roll.hours=2\nlog.dir=/x").expect("valid");
+        assert_eq!(config.log_roll_ms, 7_200_000);
+        assert_eq!(config.log_dirs, vec![PathBuf::from("/x")]);
+        assert!(parse("log.dirs=/a,,/b").is_err());
+    }
+
+    #[test]
+    fn overrides_apply_after_the_file() {
+        let config = BrokerConfig::from_properties_text(
+            "num.partitions=3\nbroker.id=1\n",
+            "server.properties",
+            &["num.partitions=4", "log.retention.ms=10"],
+        )
+        .expect("valid");
+        assert_eq!(config.num_partitions, 4);
+        assert_eq!(config.broker_id, 1);
+        assert_eq!(config.log_retention_ms, Some(10));
+        // An override of a lower-precedence key does not beat a file ms key.
+        let config = BrokerConfig::from_properties_text(
+            "log.retention.ms=5",
+            "server.properties",
+            &["log.retention.hours=1"],
+        )
+        .expect("valid");
+        assert_eq!(config.log_retention_ms, Some(5));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let error = parse("num.partitions=1\nlog.retention.hour=1\n").expect_err("unknown");
+        assert_eq!(
+            error.to_string(),
+            "server.properties:2: unknown config key \"log.retention.hour\""
+        );
+    }
+
+    #[test]
+    fn malformed_value_names_key_value_and_line() {
+        let error = parse("\n\nnum.partitions = three\n").expect_err("malformed");
+        assert_eq!(
+            error.to_string(),
+            "server.properties:3: invalid value \"three\" for num.partitions: \
+             not an integer in range"
+        );
+        let error = BrokerConfig::from_properties_text("", "f", &["auto.create.topics.enable=yes"])
+            .expect_err("malformed");
+        assert!(matches!(
+            error,
+            ConfigError::InvalidValue { ref key, ref value, origin: Origin::Override, .. }
+                if key == "auto.create.topics.enable" && value == "yes"
+        ));
+    }
+
+    #[test]
+    fn out_of_range_values_are_errors() {
+        for text in [
+            "num.partitions=0",
+            "broker.id=-1",
+            "log.segment.bytes=100",
+            "socket.request.max.bytes=5",
+            "num.shards=0",
+            "log.flush.interval.ms=0",
+            "message.max.bytes=3000000000",
+        ] {
+            assert!(
+                matches!(parse(text), Err(ConfigError::InvalidValue { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn listeners_parse_and_validate() {
+        let config =
+            parse("listeners=PLAINTEXT://0.0.0.0:19092\nadvertised.listeners=broker:19092")
+                .expect("valid");
+        assert_eq!(config.listener.bind_address(), "0.0.0.0:19092");
+        assert_eq!(config.advertised_listener.host, "broker");
+
+        let error = parse("listeners=SSL://h:9093").expect_err("ssl");
+        assert!(error.to_string().contains("only PLAINTEXT"), "{error}");
+        let error = parse("listeners=PLAINTEXT://a:1,PLAINTEXT://b:2").expect_err("two");
+        assert!(error.to_string().contains("only one"), "{error}");
+        let error = parse("listeners=PLAINTEXT://:9092").expect_err("wildcard advertised");
+        assert!(matches!(error, ConfigError::Inconsistent { .. }), "{error}");
+        assert!(parse("advertised.listeners=PLAINTEXT://0.0.0.0:1").is_err());
+    }
+
+    #[test]
+    fn durability_policy() {
+        let config = parse("log.durability=interval\nlog.flush.interval.ms=250").expect("valid");
+        assert_eq!(config.log_durability, LogDurability::Interval);
+        assert_eq!(config.log_flush_interval_ms, 250);
+        assert_eq!(
+            parse("log.durability=SYNC").expect("valid").log_durability,
+            LogDurability::Sync
+        );
+        let error = parse("log.durability=always").expect_err("bad");
+        assert!(error.to_string().contains("log.durability"), "{error}");
+    }
+
+    #[test]
+    fn session_timeout_bounds_must_be_ordered() {
+        let error = parse("group.min.session.timeout.ms=9000\ngroup.max.session.timeout.ms=8000")
+            .expect_err("inconsistent");
+        assert!(matches!(error, ConfigError::Inconsistent { .. }));
+    }
+
+    #[test]
+    fn load_reads_a_file_and_reports_missing_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.properties");
+        std::fs::write(&path, "broker.id=7\nnum.shards=2\n").expect("write");
+        let config = BrokerConfig::load(Some(&path), &["num.shards=3"]).expect("valid");
+        assert_eq!((config.broker_id, config.num_shards), (7, 3));
+
+        let missing = dir.path().join("nope.properties");
+        let error = BrokerConfig::load(Some(&missing), NO_OVERRIDES).expect_err("missing");
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(BrokerConfig::load(None, NO_OVERRIDES).is_ok());
+    }
+}

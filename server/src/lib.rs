@@ -1,0 +1,12 @@
+//! Strom's Kafka front end: wire protocol, broker configuration, the coordination store that
+//! holds cluster metadata, the broker's shards, connections and one handler per Kafka API.
+//!
+//! The storage engine lives in `strom-engine`; this crate owns everything a Kafka client can
+//! observe on the wire and the control-plane state behind it.
+
+pub mod broker;
+pub mod config;
+pub mod coordination;
+pub mod handlers;
+pub mod network;
+pub mod protocol;

@@ -1,0 +1,97 @@
+//! `strom`: run a broker, and (from `strom-tools`) manage topics, produce, consume, inspect
+//! groups and benchmark.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use strom_server::config::BrokerConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "strom",
+    version,
+    about = "Strom: a Kafka-compatible streaming broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run or stop a broker.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+}
+
+#[derive(Subcommand)]
+enum BrokerCommand {
+    /// Start a broker in the foreground (stops cleanly on SIGTERM or Ctrl-C).
+    Start(BrokerConfigArgs),
+    /// Stop the broker that uses this configuration's log dir.
+    Stop(BrokerConfigArgs),
+}
+
+#[derive(Args)]
+struct BrokerConfigArgs {
+    /// A server.properties file (Kafka property names). Without one, a single broker on
+    /// 127.0.0.1:9092 with data in ./data.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a property: --override key=value (repeatable).
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl BrokerConfigArgs {
+    fn load(&self) -> Result<BrokerConfig, String> {
+        BrokerConfig::load(self.config.as_deref(), &self.overrides)
+            .map_err(|error| error.to_string())
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run_broker(command: &BrokerCommand) -> Result<(), String> {
+    match command {
+        BrokerCommand::Start(args) => {
+            let config = args.load()?;
+            strom_server::broker::run(config).map_err(|error| error.to_string())
+        }
+        BrokerCommand::Stop(args) => {
+            let config = args.load()?;
+            let log_dir = config
+                .log_dirs
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("./data"));
+            let pid = strom_server::broker::stop_running_broker(&log_dir)
+                .map_err(|error| error.to_string())?;
+            eprintln!("stopped broker (pid {pid})");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let outcome = match &cli.command {
+        Command::Broker(command) => run_broker(command),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
