@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 
 use super::context::{load_or_create_cluster_id, BrokerContext};
+use super::group_placement::OFFSETS_TOPIC;
 use super::producer_ids::ProducerIdAllocator;
 use super::shard::ShardState;
 use super::topics::TopicRegistry;
@@ -101,6 +102,30 @@ fn listen_address(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
         .ok_or_else(|| BrokerError::Config(format!("listener {text} resolves to no address")))
 }
 
+/// Segment size of `__consumer_offsets` (Kafka's offsets.topic.segment.bytes default).
+const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
+
+/// Creates the internal `__consumer_offsets` topic on first start.
+fn ensure_offsets_topic(topics: &TopicRegistry, config: &BrokerConfig) -> Result<(), BrokerError> {
+    if topics.get(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let configs = std::collections::BTreeMap::from([(
+        "segment.bytes".to_string(),
+        OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+    )]);
+    topics
+        .create(
+            OFFSETS_TOPIC,
+            config.offsets_topic_num_partitions,
+            1,
+            configs,
+            false,
+        )
+        .map(|_| ())
+        .map_err(|error| BrokerError::Coordination(format!("create {OFFSETS_TOPIC}: {error}")))
+}
+
 /// Runs a broker until SIGTERM or SIGINT, then shuts it down cleanly.
 pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     let [log_dir] = config.log_dirs.as_slice() else {
@@ -124,6 +149,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         .map_err(|error| BrokerError::Coordination(error.to_string()))?;
     let topics = TopicRegistry::load(store.clone(), 1)
         .map_err(|error| BrokerError::Coordination(error.to_string()))?;
+    ensure_offsets_topic(&topics, &config)?;
     let shard_config = ShardSetConfig {
         shard_count: config.num_shards,
         ..ShardSetConfig::default()

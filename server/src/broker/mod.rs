@@ -2,6 +2,7 @@
 //! and shuts down cleanly on SIGTERM/SIGINT.
 
 pub mod context;
+pub mod group_placement;
 mod lifecycle;
 pub mod partition;
 pub mod placement;

@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod error_codes;
 mod fetch;
+mod find_coordinator;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -163,6 +164,7 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::DeleteRecords => handle!(delete_records, m::DeleteRecordsRequest),
         ApiKey::DescribeCluster => handle!(describe_cluster, m::DescribeClusterRequest),
         ApiKey::InitProducerId => handle!(init_producer_id, m::InitProducerIdRequest),
+        ApiKey::FindCoordinator => handle!(find_coordinator, m::FindCoordinatorRequest),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

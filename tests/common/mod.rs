@@ -1,0 +1,894 @@
+//! Shared harness for Strom's integration tests.
+//!
+//! Every test starts the real `strom` binary as a child process on a free loopback port with its own
+//! temporary `log.dirs`, and drives it with real Kafka clients (kcat, confluent-kafka, kafka-python,
+//! kafkajs) or hand-written protocol frames.
+//!
+//! Rules this harness enforces so the suite never hangs and never passes by accident:
+//! - every child process (broker or client) has a deadline and is killed when it passes;
+//! - children die with the test process (`PR_SET_PDEATHSIG`), so a killed test leaks nothing;
+//! - a missing client tool or module is a test *failure* with a hint, never a skip;
+//! - when a test panics, the broker's stderr is printed so the failure can be diagnosed from CI logs.
+//!
+//! Environment knobs (all optional):
+//! - `STROM_TEST_BIN`: broker binary to run instead of the one Cargo built (e.g. a release build);
+//! - `STROM_TEST_PYTHON`: Python interpreter for the client scripts (default `python3`);
+//! - `STROM_TEST_KEEP_DIRS`: keep the broker's temporary directory of a failed test for inspection.
+
+// Each test binary compiles this module and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long a starting broker may take to accept TCP connections.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a broker may take to exit after SIGTERM / `strom broker stop`.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default deadline for one client command (kcat, a Python or node script).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How many bytes of the broker's log to print when a test fails.
+const LOG_TAIL_BYTES: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Broker
+// ---------------------------------------------------------------------------------------------
+
+/// Broker settings beyond the two the harness always sets (`listeners` and `log.dirs`).
+#[derive(Clone, Debug, Default)]
+pub struct BrokerOpts {
+    overrides: Vec<(String, String)>,
+}
+
+impl BrokerOpts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `--override key=value`. Setting `listeners` or `log.dirs` here is a test bug: the harness
+    /// owns them (it needs the port and directory to restart the same broker).
+    pub fn set(mut self, key: &str, value: impl ToString) -> Self {
+        assert!(
+            key != "listeners" && key != "log.dirs",
+            "the harness sets {key} itself"
+        );
+        self.overrides.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A running `strom broker start` child process with its own port and data directory.
+///
+/// Dropping it kills the process (SIGKILL) and removes the directory; if the test is panicking it
+/// first prints the broker's log.
+pub struct Broker {
+    /// Holds the temporary directory alive; `None` only after Drop decided to keep it.
+    dir: Option<tempfile::TempDir>,
+    log_dirs: PathBuf,
+    /// stdout and stderr of every start of this broker, appended in order.
+    log_path: PathBuf,
+    port: u16,
+    opts: BrokerOpts,
+    child: Option<Child>,
+    /// Number of processes started so far (1 after `start`); only used to label the log.
+    starts: u32,
+}
+
+/// Why one attempt to start the broker process did not produce a ready broker.
+enum StartFailure {
+    /// The process exited before accepting connections.
+    Exited(ExitStatus),
+    /// Something accepts connections on the port, but it is not our process (a port clash).
+    PortTakenByOther,
+    /// The process neither exited nor became ready before the deadline.
+    NotReady,
+}
+
+impl Broker {
+    /// Starts a broker on a free port with a fresh data directory and waits until it is ready.
+    ///
+    /// Picking a port by binding port 0 and releasing it can race with another test (or a client's
+    /// ephemeral port), so a start that fails with "address in use", or that finds the port held by
+    /// another process, is retried on a new port.
+    pub fn start(opts: BrokerOpts) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("strom-test-")
+            .tempdir()
+            .expect("create temporary directory for the broker");
+        let log_dirs = dir.path().join("data");
+        fs::create_dir_all(&log_dirs).expect("create log.dirs");
+        let log_path = dir.path().join("broker.log");
+        let mut broker = Broker {
+            dir: Some(dir),
+            log_dirs,
+            log_path,
+            port: 0,
+            opts,
+            child: None,
+            starts: 0,
+        };
+
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            broker.port = pick_free_port();
+            match broker.launch(READY_TIMEOUT) {
+                Ok(()) => return broker,
+                Err(StartFailure::Exited(status)) if broker.log_says_address_in_use() => {
+                    eprintln!(
+                        "strom exited ({status}) because port {} was taken; retrying on another \
+                         port (attempt {attempt}/{ATTEMPTS})",
+                        broker.port
+                    );
+                }
+                Err(StartFailure::PortTakenByOther) => {
+                    eprintln!(
+                        "another process answered on port {}; retrying on another port \
+                         (attempt {attempt}/{ATTEMPTS})",
+                        broker.port
+                    );
+                }
+                Err(failure) => broker.fail_start(failure),
+            }
+        }
+        panic!("could not start strom on a free port after {ATTEMPTS} attempts; see its log above");
+    }
+
+    /// `127.0.0.1:PORT`, for clients' bootstrap servers.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The broker's `log.dirs`.
+    pub fn log_dirs(&self) -> &Path {
+        &self.log_dirs
+    }
+
+    /// Everything the broker wrote to stdout and stderr so far (all starts).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker is not running").id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait on broker").is_none(),
+            None => false,
+        }
+    }
+
+    /// Sends SIGTERM, waits for the exit and asserts a clean shutdown (exit code 0).
+    pub fn stop_clean(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_for_exit("SIGTERM");
+        assert!(
+            status.code() == Some(0),
+            "strom must exit with code 0 after SIGTERM (clean shutdown), got {status}"
+        );
+    }
+
+    /// Sends SIGINT, waits for the exit and asserts a clean shutdown (exit code 0).
+    pub fn stop_with_sigint(&mut self) {
+        self.signal(libc::SIGINT);
+        let status = self.wait_for_exit("SIGINT");
+        assert!(
+            status.code() == Some(0),
+            "strom must exit with code 0 after SIGINT (clean shutdown), got {status}"
+        );
+    }
+
+    /// Stops the broker with `strom broker stop --override log.dirs=DIR` (which finds it through
+    /// its pid file) and asserts that both the stop command and the broker exit with code 0.
+    pub fn stop_with_cli(&mut self) {
+        assert!(
+            self.is_running(),
+            "stop_with_cli: the broker is not running"
+        );
+        let mut cmd = Command::new(strom_bin());
+        cmd.args(["broker", "stop", "--override"])
+            .arg(format!("log.dirs={}", self.log_dirs.display()));
+        // Reap the broker while the stop command runs: a stop command that waits for the pid to
+        // disappear would otherwise wait on our unreaped zombie.
+        let stop = Background::spawn(cmd, None, STOP_TIMEOUT);
+        let status = self.wait_for_exit("`strom broker stop`");
+        stop.finish().assert_success();
+        assert!(
+            status.code() == Some(0),
+            "strom must exit with code 0 when stopped by `strom broker stop`, got {status}"
+        );
+    }
+
+    /// Kills the broker with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let status = self.wait_for_exit("SIGKILL");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "strom should have died from SIGKILL, got {status}"
+        );
+    }
+
+    /// Starts the broker again on the same port and data directory. A running broker is first
+    /// stopped cleanly (SIGTERM, exit code 0 asserted); after `kill9` it is simply started.
+    pub fn restart(&mut self) {
+        if self.is_running() {
+            self.stop_clean();
+        }
+        self.child = None;
+        // The old process's listening socket is gone, but give the port back a few chances: a
+        // client's ephemeral port can briefly occupy it.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.launch(remaining) {
+                Ok(()) => return,
+                Err(StartFailure::Exited(_))
+                    if self.log_says_address_in_use() && Instant::now() < deadline =>
+                {
+                    thread::sleep(Duration::from_millis(250));
+                }
+                Err(StartFailure::PortTakenByOther) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(250));
+                }
+                Err(failure) => self.fail_start(failure),
+            }
+        }
+    }
+
+    /// Spawns the process and waits until it accepts connections on its port.
+    fn launch(&mut self, ready_timeout: Duration) -> Result<(), StartFailure> {
+        self.starts += 1;
+        let mut args: Vec<String> = vec!["broker".into(), "start".into()];
+        let mut overrides = vec![
+            (
+                "listeners".to_string(),
+                format!("PLAINTEXT://127.0.0.1:{}", self.port),
+            ),
+            ("log.dirs".to_string(), self.log_dirs.display().to_string()),
+        ];
+        overrides.extend(self.opts.overrides.iter().cloned());
+        for (key, value) in &overrides {
+            args.push("--override".into());
+            args.push(format!("{key}={value}"));
+        }
+
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open broker log file");
+        writeln!(
+            log,
+            "===== harness: start #{} of {} {}",
+            self.starts,
+            strom_bin().display(),
+            args.join(" ")
+        )
+        .expect("write broker log");
+        let log_for_stdout = log.try_clone().expect("clone log file handle");
+
+        let mut cmd = Command::new(strom_bin());
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(log_for_stdout)
+            .stderr(log)
+            .env("RUST_BACKTRACE", "1");
+        die_with_parent(&mut cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", strom_bin().display()));
+        let pid = child.id();
+        self.child = Some(child);
+
+        let deadline = Instant::now() + ready_timeout;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                self.child = None;
+                return Err(StartFailure::Exited(status));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                if listener_owned_by(pid, self.port) {
+                    return Ok(());
+                }
+                self.kill_quietly();
+                return Err(StartFailure::PortTakenByOther);
+            }
+            if Instant::now() >= deadline {
+                return Err(StartFailure::NotReady);
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn fail_start(&mut self, failure: StartFailure) -> ! {
+        let why = match failure {
+            StartFailure::Exited(status) => {
+                format!("exited with {status} before accepting connections")
+            }
+            StartFailure::PortTakenByOther => "found its port taken by another process".into(),
+            StartFailure::NotReady => format!(
+                "did not accept connections on {} within {READY_TIMEOUT:?}",
+                self.bootstrap()
+            ),
+        };
+        self.kill_quietly();
+        // Drop prints the log, since we are about to panic.
+        panic!("strom broker {why} (start #{})", self.starts);
+    }
+
+    fn log_says_address_in_use(&self) -> bool {
+        let log = self.log().to_lowercase();
+        // Only look at the latest start's output.
+        let latest = log.rsplit("===== harness: start #").next().unwrap_or("");
+        latest.contains("address already in use") || latest.contains("addrinuse")
+    }
+
+    fn signal(&mut self, signal: libc::c_int) {
+        assert!(self.is_running(), "cannot signal strom: it is not running");
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: plain kill(2) on our own, not yet reaped, child.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    fn wait_for_exit(&mut self, after: &str) -> ExitStatus {
+        let child = self.child.as_mut().expect("broker is not running");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait on broker") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill_quietly();
+                panic!("strom did not exit within {STOP_TIMEOUT:?} after {after}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill_quietly(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill_quietly();
+        if thread::panicking() {
+            eprintln!(
+                "===== strom broker log ({}), last {} KiB:\n{}\n===== end of strom broker log",
+                self.log_path.display(),
+                LOG_TAIL_BYTES / 1024,
+                tail(&self.log(), LOG_TAIL_BYTES)
+            );
+            if std::env::var_os("STROM_TEST_KEEP_DIRS").is_some() {
+                if let Some(dir) = self.dir.take() {
+                    eprintln!("keeping broker directory {}", dir.keep().display());
+                }
+            }
+        }
+    }
+}
+
+/// The broker binary: the one Cargo built for this test run unless `STROM_TEST_BIN` names another.
+pub fn strom_bin() -> PathBuf {
+    match std::env::var_os("STROM_TEST_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_strom")),
+    }
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn pick_free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Whether `pid` holds a socket listening on 127.0.0.1:`port` (or 0.0.0.0:`port`), from
+/// /proc/net/tcp and /proc/PID/fd. Guards against a port clash where another process's listener
+/// answers our readiness probe. Without /proc (not Linux) it trusts the probe.
+fn listener_owned_by(pid: u32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let wanted_ports = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    // Columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let listen_inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let is_listen = cols.get(3) == Some(&"0A");
+            let local = cols.get(1)?;
+            (is_listen && wanted_ports.iter().any(|p| p == local))
+                .then(|| cols.get(9).map(|s| s.to_string()))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .map(|target| {
+                let target = target.to_string_lossy().into_owned();
+                listen_inodes
+                    .iter()
+                    .any(|inode| target == format!("socket:[{inode}]"))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Makes the child receive SIGKILL when the thread that spawned it dies, so a test killed by a
+/// timeout (or a crashing test binary) does not leave brokers and clients running.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only calls the async-signal-safe prctl(2).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+fn tail(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut start = text.len() - max_bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+// ---------------------------------------------------------------------------------------------
+// External commands with deadlines
+// ---------------------------------------------------------------------------------------------
+
+/// What a finished external command did.
+pub struct CmdOutput {
+    /// Human-readable command line, for failure messages.
+    pub what: String,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl CmdOutput {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Panics with the command, its exit status and both outputs unless it exited with code 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "`{}` failed with {} after {:?}\n--- stdout (tail):\n{}\n--- stderr (tail):\n{}",
+            self.what,
+            self.status,
+            self.elapsed,
+            tail(&self.stdout_str(), 16 * 1024),
+            tail(&self.stderr_str(), 16 * 1024),
+        );
+        self
+    }
+
+    /// Each non-empty stdout line parsed as JSON (kcat -J, -L -J).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout_str()
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!(
+                        "`{}` printed a line that is not JSON ({e}): {line}",
+                        self.what
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The last non-empty stdout line parsed as JSON: the result object every client script in
+    /// tests/clients/ prints last.
+    pub fn result_json(&self) -> serde_json::Value {
+        let stdout = self.stdout_str();
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "`{}` printed no result line\n--- stderr (tail):\n{}",
+                    self.what,
+                    tail(&self.stderr_str(), 16 * 1024)
+                )
+            });
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "`{}`: last stdout line is not JSON ({e}): {line}\n--- stderr (tail):\n{}",
+                self.what,
+                tail(&self.stderr_str(), 16 * 1024)
+            )
+        })
+    }
+}
+
+/// A child process whose stdout is read line by line while it runs (for progress reports), with a
+/// hard deadline. Dropping it kills the process group.
+pub struct Background {
+    what: String,
+    child: Option<Child>,
+    started: Instant,
+    deadline: Instant,
+    lines: Receiver<Vec<u8>>,
+    /// Every stdout line received so far, including the newline.
+    stdout: Vec<u8>,
+    stdout_done: bool,
+    stderr_reader: Option<JoinHandle<Vec<u8>>>,
+    stdin_writer: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    /// Spawns `cmd` in its own process group with piped stdout/stderr; `stdin` bytes (if any) are
+    /// written by a helper thread and the pipe closed. The process is killed at `timeout`.
+    pub fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Background {
+        let what = describe(&cmd);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Own process group: on timeout we kill the command and anything it started.
+        .process_group(0);
+        die_with_parent(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
+        let started = Instant::now();
+
+        let stdin_writer = stdin.map(|bytes| {
+            let mut pipe = child.stdin.take().unwrap();
+            // A broken pipe (the command exited early) is reported through its exit status.
+            thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            })
+        });
+        let (tx, lines) = mpsc::channel();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || loop {
+            let mut line = Vec::new();
+            match stdout.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr_reader = thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
+
+        Background {
+            what,
+            child: Some(child),
+            started,
+            deadline: started + timeout,
+            lines,
+            stdout: Vec::new(),
+            stdout_done: false,
+            stderr_reader: Some(stderr_reader),
+            stdin_writer,
+        }
+    }
+
+    /// Waits (at most `timeout`, and never past the process's deadline) for a stdout line for which
+    /// `pred` is true, and returns it. Panics if the process ends or time runs out first.
+    pub fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let until = (Instant::now() + timeout).min(self.deadline);
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            match self.lines.recv_timeout(until - now) {
+                Ok(line) => {
+                    self.stdout.extend_from_slice(&line);
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    if pred(&text) {
+                        return text;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stdout_done = true;
+                    break;
+                }
+            }
+        }
+        let why = if self.stdout_done {
+            "closed its stdout"
+        } else {
+            "timed out"
+        };
+        let out = self.finish_inner(Duration::from_secs(5));
+        panic!(
+            "waiting for a line from `{}`: it {why} first (exit status {})\n--- stdout (tail):\n{}\n\
+             --- stderr (tail):\n{}",
+            out.what,
+            out.status,
+            tail(&out.stdout_str(), 16 * 1024),
+            tail(&out.stderr_str(), 16 * 1024)
+        );
+    }
+
+    /// Waits for the process to exit (killing it at its deadline, which is a test failure) and
+    /// returns everything it printed.
+    pub fn finish(mut self) -> CmdOutput {
+        let grace = self.deadline.saturating_duration_since(Instant::now());
+        self.finish_inner(grace)
+    }
+
+    fn finish_inner(&mut self, wait_at_most: Duration) -> CmdOutput {
+        let mut child = self.child.take().expect("finish called twice");
+        let until = Instant::now() + wait_at_most;
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() >= until {
+                timed_out = true;
+                kill_group(&child);
+                break child.wait().expect("wait after kill");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        // Collect the rest of stdout. The reader ends at EOF; bound the wait in case a grandchild
+        // still holds the pipe open.
+        let drain_until = Instant::now() + Duration::from_secs(5);
+        while !self.stdout_done {
+            let now = Instant::now();
+            if now >= drain_until {
+                break;
+            }
+            match self.lines.recv_timeout(drain_until - now) {
+                Ok(line) => self.stdout.extend_from_slice(&line),
+                Err(RecvTimeoutError::Disconnected) => self.stdout_done = true,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        let stderr = if self.stdout_done {
+            self.stderr_reader
+                .take()
+                .map(|h| h.join().unwrap_or_default())
+                .unwrap_or_default()
+        } else {
+            b"(stderr not collected: the output pipes stayed open)".to_vec()
+        };
+        if let Some(h) = self.stdin_writer.take() {
+            if self.stdout_done {
+                let _ = h.join();
+            }
+        }
+        let out = CmdOutput {
+            what: self.what.clone(),
+            status,
+            stdout: std::mem::take(&mut self.stdout),
+            stderr,
+            elapsed: self.started.elapsed(),
+        };
+        if timed_out {
+            panic!(
+                "`{}` did not finish within its deadline ({:?}) and was killed\n--- stdout (tail):\n\
+                 {}\n--- stderr (tail):\n{}",
+                out.what,
+                self.deadline - self.started,
+                tail(&out.stdout_str(), 16 * 1024),
+                tail(&out.stderr_str(), 16 * 1024)
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if child.try_wait().ok().flatten().is_none() {
+                kill_group(&child);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SIGKILL to the child's whole process group (it leads its own group, see `Background::spawn`).
+fn kill_group(child: &Child) {
+    // SAFETY: kill(2) on the process group our un-reaped child leads.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(OsStr::to_string_lossy)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `cmd` to completion with `stdin` and a deadline; a command still running at the deadline is
+/// killed and the test fails. Does not check the exit status: call `assert_success`.
+pub fn run(cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> CmdOutput {
+    Background::spawn(cmd, stdin, timeout).finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real clients
+// ---------------------------------------------------------------------------------------------
+
+/// tests/clients/, where the client scripts and their node_modules live.
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Full path of `tool` on PATH; panics (a failure, not a skip) if it is missing.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| is_executable(candidate))
+        .unwrap_or_else(|| {
+            panic!(
+                "`{tool}` is not on PATH. The integration tests need it and do not skip: install the \
+                 test dependencies with .ci/install-test-deps (CI runs it)"
+            )
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Runs kcat with `args` (e.g. `["-b", &boot, "-L", "-J"]`) and optional stdin.
+pub fn kcat(args: &[&str], stdin: Option<Vec<u8>>, timeout: Duration) -> CmdOutput {
+    let mut cmd = Command::new(require_tool("kcat"));
+    cmd.args(args);
+    run(cmd, stdin, timeout)
+}
+
+fn python_command(script: &str, args: &[String]) -> Command {
+    let interpreter = std::env::var("STROM_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    require_tool(&interpreter);
+    let script_path = clients_dir().join(script);
+    assert!(
+        script_path.is_file(),
+        "missing client script {}",
+        script_path.display()
+    );
+    let mut cmd = Command::new(interpreter);
+    // -u: unbuffered, so progress lines arrive while the script runs.
+    cmd.arg("-u")
+        .arg(script_path)
+        .args(args)
+        .current_dir(clients_dir());
+    cmd
+}
+
+/// Runs `python3 tests/clients/SCRIPT ARGS...`. The scripts exit non-zero (with a hint on stderr)
+/// when their Python module is missing, so a missing module fails the test.
+pub fn python_client(script: &str, args: &[String], timeout: Duration) -> CmdOutput {
+    run(python_command(script, args), None, timeout)
+}
+
+/// Like `python_client`, but returns while the script runs so the test can act on its progress
+/// lines (e.g. restart the broker midway).
+pub fn python_client_background(script: &str, args: &[String], timeout: Duration) -> Background {
+    Background::spawn(python_command(script, args), None, timeout)
+}
+
+/// Runs `node tests/clients/SCRIPT ARGS...` with tests/clients/node_modules.
+pub fn node_client(script: &str, args: &[String], timeout: Duration) -> CmdOutput {
+    let node = require_tool("node");
+    let kafkajs = clients_dir().join("node_modules/kafkajs/package.json");
+    assert!(
+        kafkajs.is_file(),
+        "kafkajs is not installed in tests/clients/node_modules. The integration tests need it and \
+         do not skip: run .ci/install-test-deps (CI runs it)"
+    );
+    let mut cmd = Command::new(node);
+    cmd.arg(clients_dir().join(script))
+        .args(args)
+        .current_dir(clients_dir())
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+    run(cmd, None, timeout)
+}
+
+/// Converts `&str`-ish arguments for the client helpers.
+pub fn args<const N: usize>(items: [&str; N]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A topic name unique to this test, so a shared broker never mixes data between tests.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Reads a JSON number field of a client script's result, with a clear failure message.
+pub fn json_u64(value: &serde_json::Value, field: &str) -> u64 {
+    value
+        .get(field)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or_else(|| panic!("result has no unsigned integer field `{field}`: {value}"))
+}
+
+/// Asserts a client script's result reports no verification errors, printing them if it does.
+pub fn assert_no_errors(result: &serde_json::Value) {
+    let errors = result.get("errors").unwrap_or_else(|| {
+        panic!("result has no `errors` field (the script's contract requires one): {result}")
+    });
+    assert_eq!(
+        errors.as_array().map(Vec::len),
+        Some(0),
+        "the client reported errors: {errors}"
+    );
+}
