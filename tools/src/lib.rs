@@ -1,0 +1,1 @@
+//! The strom command's tools (in progress).
