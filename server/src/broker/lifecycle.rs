@@ -191,6 +191,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
                 match bind_reuseport(address) {
                     Ok(listener) => {
                         strom_engine::io::spawn_local(run_listener(state.clone(), listener));
+                        strom_engine::io::spawn_local(group_tick_loop(state.clone()));
                         strom_engine::io::spawn_local(retention_loop(state, retention_interval));
                         let _ = ready_tx.send(Ok(()));
                     }
@@ -244,6 +245,16 @@ fn shutdown(shards: ShardSet<ShardState>) {
         }
     }
     shards.stop();
+}
+
+/// How often group deadlines (session and rebalance timeouts) are checked.
+const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+async fn group_tick_loop(state: Rc<ShardState>) {
+    while !state.stopping.get() {
+        tokio::time::sleep(GROUP_TICK_INTERVAL).await;
+        state.groups.tick(now_ms());
+    }
 }
 
 async fn retention_loop(state: Rc<ShardState>, interval: Duration) {

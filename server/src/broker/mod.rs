@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod group_placement;
+pub mod group_runtime;
 mod lifecycle;
 pub mod partition;
 pub mod placement;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use strom_engine::runtime::{ShardId, ShardRouter};
 
 use super::context::BrokerContext;
+use super::group_placement::OFFSETS_TOPIC;
+use super::group_runtime::{group_config, GroupRuntime};
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
 use super::topic_config::log_config;
@@ -25,6 +27,8 @@ pub struct ShardState {
     pub broker: Arc<BrokerContext>,
     /// topic → partition index → partition, for the partitions this shard owns.
     partitions: RefCell<PartitionTable>,
+    /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
+    pub groups: Rc<GroupRuntime>,
     /// Set when shutdown starts: connections stop reading new requests.
     pub stopping: std::cell::Cell<bool>,
 }
@@ -37,6 +41,7 @@ impl ShardState {
             router,
             broker: broker.clone(),
             partitions: RefCell::new(HashMap::new()),
+            groups: Rc::new(GroupRuntime::default()),
             stopping: std::cell::Cell::new(false),
         };
         for topic in broker.topics.list() {
@@ -48,7 +53,29 @@ impl ShardState {
                 }
             }
         }
+        state.start_group_coordinators();
         state
+    }
+
+    /// Loads a coordinator for every `__consumer_offsets` partition this shard owns, in the
+    /// background: until each has replayed its partition it answers COORDINATOR_LOAD_IN_PROGRESS.
+    fn start_group_coordinators(&self) {
+        let config = group_config(&self.broker.config);
+        let now_ms = crate::handlers::now_ms();
+        for partition in self
+            .partitions()
+            .into_iter()
+            .filter(|partition| &*partition.topic == OFFSETS_TOPIC)
+        {
+            let groups = self.groups.clone();
+            let config = config.clone();
+            strom_engine::io::spawn_local(async move {
+                let index = partition.index;
+                if let Err(error) = groups.load(partition, config, now_ms).await {
+                    tracing::error!(partition = index, %error, "could not load group coordinator");
+                }
+            });
+        }
     }
 
     pub fn owner_of(&self, topic: &str, index: i32) -> ShardId {

@@ -34,6 +34,7 @@ async fn create_partitions(ctx: RequestContext, request: CreatePartitionsRequest
                     .await
                     .map_err(TopicError::Store)?;
                 tracing::info!(topic = %name, from = old, to = topic.count, "added partitions");
+                super::topic_admin::notify_partitions_changed(&ctx.shard, vec![name.clone()]).await;
             }
             Ok::<(), TopicError>(())
         }

@@ -9,21 +9,33 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod error_codes;
 mod fetch;
 mod find_coordinator;
+mod group_route;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 mod topic_admin;
 
 pub use error_codes::{append_error_code, engine_error_code, topic_error_code, ErrorCode};
+pub use group_route::now_ms;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -165,6 +177,16 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::DescribeCluster => handle!(describe_cluster, m::DescribeClusterRequest),
         ApiKey::InitProducerId => handle!(init_producer_id, m::InitProducerIdRequest),
         ApiKey::FindCoordinator => handle!(find_coordinator, m::FindCoordinatorRequest),
+        ApiKey::JoinGroup => handle!(join_group, m::JoinGroupRequest),
+        ApiKey::SyncGroup => handle!(sync_group, m::SyncGroupRequest),
+        ApiKey::Heartbeat => handle!(heartbeat, m::HeartbeatRequest),
+        ApiKey::LeaveGroup => handle!(leave_group, m::LeaveGroupRequest),
+        ApiKey::OffsetCommit => handle!(offset_commit, m::OffsetCommitRequest),
+        ApiKey::OffsetFetch => handle!(offset_fetch, m::OffsetFetchRequest),
+        ApiKey::OffsetDelete => handle!(offset_delete, m::OffsetDeleteRequest),
+        ApiKey::DescribeGroups => handle!(describe_groups, m::DescribeGroupsRequest),
+        ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
+        ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

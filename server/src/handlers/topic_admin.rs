@@ -80,8 +80,28 @@ pub async fn create_topic(
             .await
             .map_err(TopicError::Store)?;
         tracing::info!(topic = name, partitions, "created topic");
+        notify_partitions_changed(shard, vec![name.to_string()]).await;
     }
     Ok(metadata)
+}
+
+/// Tells every group coordinator that these topics' partitions changed (created, grown,
+/// deleted): groups subscribed to them rebalance.
+pub async fn notify_partitions_changed(shard: &Rc<ShardState>, topics: Vec<String>) {
+    for target in 0..shard.router.shard_count() {
+        let topics = topics.clone();
+        let outcome = shard
+            .router
+            .submit_to(target, move |state: Rc<ShardState>| async move {
+                state.groups.broadcast(super::now_ms(), || {
+                    crate::group::Input::PartitionsChanged(topics.clone())
+                });
+            })
+            .await;
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "could not notify group coordinators of a partition change");
+        }
+    }
 }
 
 /// Auto-creation on Metadata (auto.create.topics.enable): the broker's default partition count
@@ -127,5 +147,6 @@ pub async fn delete_topic(shard: &Rc<ShardState>, name: &str) -> Result<TopicMet
         }
     }
     tracing::info!(topic = name, "deleted topic");
+    notify_partitions_changed(shard, vec![name.to_string()]).await;
     Ok(metadata)
 }
