@@ -61,7 +61,7 @@ async fn queue_append(
                     wait: outcome.wait,
                 },
                 Err(error) => {
-                    tracing::debug!(topic = %partition.topic, index, %error, "produce refused");
+                    tracing::info!(topic = %partition.topic, index, %error, "append refused");
                     Queued::Failed(append_error_code(&error))
                 }
             }
@@ -105,6 +105,9 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
                     queue_append(&ctx.shard, &name, partition.index, records, acks).await
                 }
             };
+            if let Queued::Failed(error_code) = &queued {
+                tracing::warn!(peer = %ctx.peer, topic = %name, partition = partition.index, error_code, "produce refused");
+            }
             partitions.push(PartitionResult {
                 index: partition.index,
                 queued,

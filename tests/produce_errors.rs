@@ -1,0 +1,316 @@
+//! Produce requests a well-behaved client would never send — a bad CRC, an old message format,
+//! an unknown topic or partition, a batch over message.max.bytes, two batches in one partition,
+//! an invalid topic name — and the idempotent-producer rules (a retried batch is acknowledged
+//! with its original offset and not stored twice; gaps and stale epochs are refused). Each gets
+//! the error code Kafka returns, and a normal client still works afterwards.
+//!
+//! Requests are encoded with the `kafka-protocol` crate around record batches built (and then
+//! damaged) by hand, and sent over a plain socket.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::{kcat, unique_topic, Broker, BrokerOpts, CLIENT_TIMEOUT};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use strom_engine::batch::build::build_batch;
+
+const MAX_MESSAGE_BYTES: usize = 10_000;
+const CORRUPT_MESSAGE: i16 = 2;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const MESSAGE_TOO_LARGE: i16 = 10;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_RECORD: i16 = 87;
+
+struct Connection {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Connection {
+    fn open(broker: &Broker) -> Self {
+        let stream = TcpStream::connect(broker.bootstrap()).expect("connect to the broker");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("read timeout");
+        Connection {
+            stream,
+            next_correlation_id: 1,
+        }
+    }
+
+    /// Sends one request and decodes its response.
+    fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Resp
+    where
+        Req: Encodable + HeaderVersion,
+        Resp: Decodable + HeaderVersion,
+    {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("produce-errors-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, Req::header_version(version))
+            .expect("encode header");
+        request.encode(&mut body, version).expect("encode request");
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame).expect("send request");
+
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("response size");
+        let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream
+            .read_exact(&mut response)
+            .expect("response body");
+        let mut response = Bytes::from(response);
+        let header = kafka_protocol::messages::ResponseHeader::decode(
+            &mut response,
+            Resp::header_version(version),
+        )
+        .expect("response header");
+        assert_eq!(
+            header.correlation_id, correlation_id,
+            "responses come back in order"
+        );
+        Resp::decode(&mut response, version).expect("decode response")
+    }
+
+    /// Produces `records` to `topic`-`partition` (acks=-1) and returns (error code, base offset).
+    fn produce(&mut self, topic: &str, partition: i32, records: Vec<u8>) -> (i16, i64) {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(Bytes::from(records)))])]);
+        let response: ProduceResponse = self.call(ApiKey::Produce, 9, &request);
+        let partition = &response.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    }
+}
+
+fn batch(records: i32, value_bytes: usize) -> Vec<u8> {
+    build_batch(0, records, value_bytes, 1_700_000_000_000, -1, -1, -1)
+}
+
+fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, records: i32) -> Vec<u8> {
+    build_batch(
+        0,
+        records,
+        20,
+        1_700_000_000_000,
+        producer_id,
+        epoch,
+        base_sequence,
+    )
+}
+
+/// Reads the topic back with kcat and returns how many records it holds.
+fn record_count(broker: &Broker, topic: &str) -> usize {
+    let out = kcat(
+        &[
+            "-C",
+            "-b",
+            &broker.bootstrap(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-J",
+            "-q",
+        ],
+        None,
+        CLIENT_TIMEOUT,
+    );
+    out.assert_success();
+    out.json_lines().len()
+}
+
+fn broker() -> Broker {
+    Broker::start(
+        BrokerOpts::new()
+            .set("message.max.bytes", MAX_MESSAGE_BYTES)
+            .set("num.partitions", 2)
+            .set("auto.create.topics.enable", "true"),
+    )
+}
+
+#[test]
+fn malformed_batches_get_kafkas_error_codes_and_store_nothing() {
+    let broker = broker();
+    let topic = unique_topic("produce-errors");
+    let mut connection = Connection::open(&broker);
+    // Create the topic through the client path (metadata auto-create via kcat).
+    kcat(
+        &["-P", "-b", &broker.bootstrap(), "-t", &topic, "-p", "0"],
+        Some(b"seed\n".to_vec()),
+        CLIENT_TIMEOUT,
+    )
+    .assert_success();
+
+    let mut bad_crc = batch(3, 50);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    assert_eq!(
+        connection.produce(&topic, 0, bad_crc).0,
+        CORRUPT_MESSAGE,
+        "a flipped byte fails the CRC"
+    );
+
+    let mut old_magic = batch(1, 10);
+    old_magic[16] = 1;
+    assert_eq!(
+        connection.produce(&topic, 0, old_magic).0,
+        INVALID_RECORD,
+        "only RecordBatch v2 is accepted with Produce v3+"
+    );
+
+    let mut truncated = batch(2, 30);
+    truncated.truncate(truncated.len() - 5);
+    assert_eq!(
+        connection.produce(&topic, 0, truncated).0,
+        CORRUPT_MESSAGE,
+        "a batch shorter than its length"
+    );
+
+    assert_eq!(
+        connection
+            .produce(&topic, 0, batch(1, MAX_MESSAGE_BYTES + 100))
+            .0,
+        MESSAGE_TOO_LARGE,
+        "a batch over message.max.bytes"
+    );
+
+    let mut two_batches = batch(1, 10);
+    two_batches.extend(batch(1, 10));
+    assert_eq!(
+        connection.produce(&topic, 0, two_batches).0,
+        INVALID_RECORD,
+        "one batch per partition per request"
+    );
+
+    assert_eq!(
+        connection
+            .produce(&unique_topic("no-such-topic"), 0, batch(1, 10))
+            .0,
+        UNKNOWN_TOPIC_OR_PARTITION,
+        "unknown topic"
+    );
+    assert_eq!(
+        connection.produce(&topic, 7, batch(1, 10)).0,
+        UNKNOWN_TOPIC_OR_PARTITION,
+        "unknown partition"
+    );
+
+    let create = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("bad topic name!")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let created: CreateTopicsResponse = connection.call(ApiKey::CreateTopics, 5, &create);
+    assert_eq!(
+        created.topics[0].error_code, INVALID_TOPIC_EXCEPTION,
+        "invalid topic name"
+    );
+
+    // Nothing of the above was stored, the same connection still works, and so do clients.
+    let (error, offset) = connection.produce(&topic, 0, batch(2, 10));
+    assert_eq!(
+        (error, offset),
+        (0, 1),
+        "a good batch after the bad ones lands right after the seed record"
+    );
+    assert_eq!(
+        record_count(&broker, &topic),
+        3,
+        "the seed record and the good batch's two records, nothing else"
+    );
+}
+
+#[test]
+fn idempotent_producer_retries_are_deduplicated_and_gaps_refused() {
+    let broker = broker();
+    let topic = unique_topic("idempotence");
+    kcat(
+        &["-P", "-b", &broker.bootstrap(), "-t", &topic, "-p", "0"],
+        Some(b"seed\n".to_vec()),
+        CLIENT_TIMEOUT,
+    )
+    .assert_success();
+    let mut connection = Connection::open(&broker);
+    let producer_id = 4242;
+
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 0, 0, 3)),
+        (0, 1)
+    );
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 0, 3, 2)),
+        (0, 4)
+    );
+    // A retry of the first batch: acknowledged with its original offset, not stored again.
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 0, 0, 3)),
+        (0, 1),
+        "duplicate acknowledged at its first offset"
+    );
+    // A gap in sequences.
+    assert_eq!(
+        connection
+            .produce(&topic, 0, idempotent_batch(producer_id, 0, 9, 1))
+            .0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    // A newer epoch fences the older one.
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 1, 0, 1)),
+        (0, 6)
+    );
+    assert_eq!(
+        connection
+            .produce(&topic, 0, idempotent_batch(producer_id, 0, 5, 1))
+            .0,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        record_count(&broker, &topic),
+        7,
+        "seed + 3 + 2 + 1 records: the duplicate was not stored"
+    );
+
+    // The sequence state survives a restart: the retry is still recognised afterwards.
+    let mut broker = broker;
+    drop(connection);
+    broker.restart();
+    let mut connection = Connection::open(&broker);
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 1, 0, 1)),
+        (0, 6),
+        "duplicate recognised after restart"
+    );
+    assert_eq!(
+        connection.produce(&topic, 0, idempotent_batch(producer_id, 1, 1, 1)),
+        (0, 7),
+        "next sequence continues after restart"
+    );
+}
