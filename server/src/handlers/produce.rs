@@ -16,6 +16,7 @@ use strom_engine::log::WaitOffset;
 
 use super::error_codes::{append_error_code, code, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
+use crate::broker::group_placement::OFFSETS_TOPIC;
 use crate::broker::partition::AckLevel;
 use crate::broker::shard::ShardState;
 use crate::network::Response;
@@ -95,6 +96,8 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
             let queued = match (&refuse_all, &known, partition.records) {
                 (Some(error), _, _) => Queued::Failed(*error),
                 (None, None, _) => Queued::Failed(code(ResponseError::UnknownTopicOrPartition)),
+                // Only the group coordinator writes the internal topic, as in Kafka.
+                (None, Some(_), _) if name == OFFSETS_TOPIC => Queued::Failed(code(ResponseError::InvalidTopicException)),
                 (None, Some(metadata), _)
                     if partition.index < 0 || partition.index >= metadata.partitions =>
                 {
