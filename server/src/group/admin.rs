@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::group::GroupState;
+use super::classic_group::GroupState;
 use super::records::{group_metadata_key, offset_commit_key, Record};
 use super::responses::{code, str_bytes};
 use super::{GroupCoordinator, RequestContext, Response};

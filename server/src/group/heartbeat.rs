@@ -4,7 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::HeartbeatRequest;
 
-use super::group::GroupState;
+use super::classic_group::GroupState;
 use super::responses;
 use super::{GroupCoordinator, RequestContext, Response};
 

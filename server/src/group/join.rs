@@ -9,8 +9,8 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::JoinGroupRequest;
 
+use super::classic_group::{ClassicGroup, GroupState};
 use super::config::ID_BYTES_MAX;
-use super::group::{ClassicGroup, GroupState};
 use super::member::{protocols_bytes, Member, ParkedRequest, Protocol};
 use super::responses::{self, JoinAnswer};
 use super::{GroupCoordinator, GroupCtx, RequestContext, Response};

@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::group::GroupState;
+use super::classic_group::GroupState;
 use super::responses::{code, str_bytes};
 use super::{GroupCoordinator, GroupCtx, RequestContext, Response};
 

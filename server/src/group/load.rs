@@ -4,7 +4,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{LeaveGroupResponse, OffsetDeleteResponse};
 
-use super::group::{ClassicGroup, GroupState};
+use super::classic_group::{ClassicGroup, GroupState};
 use super::member::{Member, Protocol};
 use super::offsets::{commit_response, committed_from};
 use super::records::{decode_key, GroupMetadataValue, OffsetCommitValue, RecordKey};

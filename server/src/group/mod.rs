@@ -27,13 +27,22 @@
 //! Kafka's and are described in [`records`].
 //!
 //! The rules follow Kafka's `GroupMetadataManager` and `ClassicGroup`
-//! (Kafka 3.9/4.0) and keep its error codes; where Strom differs (bounds on
-//! sizes, answering superseded requests) the item's documentation says so.
+//! (Kafka 3.9/4.0) and keep its error codes. Where Strom differs:
+//! - Everything is bounded ([`GroupConfig`]): groups per coordinator,
+//!   members per group (1000), offsets per group, metadata, assignment and
+//!   record sizes.
+//! - A parked JoinGroup or SyncGroup superseded by a newer one from the same
+//!   member is answered (REBALANCE_IN_PROGRESS), and a removed member's
+//!   parked SyncGroup too (UNKNOWN_MEMBER_ID); Kafka drops them unanswered.
+//! - [`Input::PartitionsChanged`] rebalances subscribed groups; Kafka leaves
+//!   that to the leader noticing the metadata change.
+//! - No record is written when a group is created; a group that was never
+//!   written and holds nothing disappears without a tombstone.
 
 mod admin;
 mod api;
+mod classic_group;
 mod config;
-mod group;
 mod heartbeat;
 mod ids;
 mod join;
@@ -56,12 +65,12 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 
 pub use api::{Action, Input, RequestContext, RequestToken, Response};
+pub use classic_group::GroupState;
 pub use config::{GroupConfig, GroupConfigError, ID_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
-pub use group::GroupState;
 pub use records::{Record, RecordError};
 pub use subscription::CONSUMER_PROTOCOL_TYPE;
 
-use group::ClassicGroup;
+use classic_group::ClassicGroup;
 use ids::MemberIdGenerator;
 use timers::{TimerKey, Timers};
 
@@ -272,8 +281,13 @@ impl GroupCoordinator {
         });
     }
 
+    /// Runs due deadlines in deadline order, each at its own deadline (as
+    /// if the runtime had ticked on time), so a late tick changes nothing:
+    /// a deadline a handler sets that is also due runs in the same pass.
     fn run_due_timers(&mut self) {
-        while let Some(key) = self.fx.timers.pop_due(self.fx.now_ms) {
+        let now_ms = self.fx.now_ms;
+        while let Some((deadline_ms, key)) = self.fx.timers.pop_due(now_ms) {
+            self.fx.now_ms = deadline_ms;
             match key {
                 TimerKey::Heartbeat { group, member } => {
                     if let Some(mut ctx) = self.group_ctx(&group) {
@@ -294,6 +308,7 @@ impl GroupCoordinator {
                 TimerKey::Cleanup => self.cleanup_expired(),
             }
         }
+        self.fx.now_ms = now_ms;
     }
 
     /// Groups subscribed to any of `topics` rebalance (their assignment was

@@ -22,8 +22,8 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 
+use super::classic_group::{ClassicGroup, CommittedOffset, GroupState};
 use super::config::{ID_BYTES_MAX, TOPIC_NAME_BYTES_MAX};
-use super::group::{ClassicGroup, CommittedOffset, GroupState};
 use super::records::{group_metadata_key, offset_commit_key, OffsetCommitValue, Record};
 use super::responses::{code, str_bytes};
 use super::timers::TimerKey;
@@ -504,23 +504,23 @@ pub(crate) fn committed_from(value: OffsetCommitValue) -> CommittedOffset {
     }
 }
 
-/// Offsets of every group, for tests: group → topic → partition → offset.
+/// Offsets of every group holding any, for tests: group → topic →
+/// partition → (offset, metadata).
 #[cfg(test)]
-pub(crate) fn offsets_snapshot(
-    coordinator: &GroupCoordinator,
-) -> std::collections::BTreeMap<
-    String,
-    std::collections::BTreeMap<String, std::collections::BTreeMap<i32, i64>>,
-> {
+pub(crate) fn offsets_snapshot(coordinator: &GroupCoordinator) -> OffsetsSnapshot {
     coordinator
         .groups
         .iter()
+        .filter(|(_, group)| !group.offsets.is_empty())
         .map(|(id, group)| {
             let topics = group
                 .offsets
                 .iter()
                 .map(|(topic, partitions)| {
-                    let offsets = partitions.iter().map(|(&p, c)| (p, c.offset)).collect();
+                    let offsets = partitions
+                        .iter()
+                        .map(|(&p, c)| (p, (c.offset, c.metadata.clone())))
+                        .collect();
                     (topic.clone(), offsets)
                 })
                 .collect();
@@ -528,3 +528,9 @@ pub(crate) fn offsets_snapshot(
         })
         .collect()
 }
+
+#[cfg(test)]
+pub(crate) type OffsetsSnapshot = std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, std::collections::BTreeMap<i32, (i64, String)>>,
+>;

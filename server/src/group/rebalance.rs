@@ -4,7 +4,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use super::group::{GroupState, InitialRebalance};
+use super::classic_group::{GroupState, InitialRebalance};
 use super::records::{group_metadata_key, Record};
 use super::responses::{self, JoinAnswer};
 use super::timers::TimerKey;

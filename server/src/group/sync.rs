@@ -8,7 +8,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::SyncGroupRequest;
 
-use super::group::GroupState;
+use super::classic_group::GroupState;
 use super::member::ParkedRequest;
 use super::responses;
 use super::{GroupCoordinator, GroupCtx, RequestContext, Response};

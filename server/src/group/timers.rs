@@ -56,15 +56,15 @@ impl Timers {
             .map(|(deadline_ms, _)| *deadline_ms)
     }
 
-    /// Removes and returns the earliest key due at `now_ms`.
-    pub(crate) fn pop_due(&mut self, now_ms: i64) -> Option<TimerKey> {
+    /// Removes and returns the earliest key due at `now_ms`, with its deadline.
+    pub(crate) fn pop_due(&mut self, now_ms: i64) -> Option<(i64, TimerKey)> {
         let (deadline_ms, _) = self.by_deadline.first()?;
         if *deadline_ms > now_ms {
             return None;
         }
-        let (_, key) = self.by_deadline.pop_first()?;
+        let (deadline_ms, key) = self.by_deadline.pop_first()?;
         self.by_key.remove(&key);
-        Some(key)
+        Some((deadline_ms, key))
     }
 
     /// Scheduled keys.
@@ -99,8 +99,8 @@ mod tests {
         assert_eq!(timers.len(), 2);
         assert_eq!(timers.next_deadline_ms(), Some(10));
         assert_eq!(timers.pop_due(5), None);
-        assert_eq!(timers.pop_due(30), Some(join("a")));
-        assert_eq!(timers.pop_due(30), Some(join("b")));
+        assert_eq!(timers.pop_due(30), Some((10, join("a"))));
+        assert_eq!(timers.pop_due(30), Some((20, join("b"))));
         assert_eq!(timers.pop_due(30), None);
         timers.schedule(TimerKey::Cleanup, 1);
         timers.cancel(&TimerKey::Cleanup);
