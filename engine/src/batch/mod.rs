@@ -28,5 +28,5 @@ pub use header::{
     patched_prefix, read_log_overhead, BatchHeader, Compression, BATCH_HEADER_BYTES,
     LOG_OVERHEAD_BYTES, PATCHED_PREFIX_BYTES,
 };
-pub use records::{RecordCursor, RecordPosition};
+pub use records::{RecordCursor, RecordEntries, RecordEntry, RecordPosition};
 pub use validate::{split_record_set, validate_batch, BatchError};

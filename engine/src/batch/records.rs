@@ -1,5 +1,6 @@
-//! Walking the records of an uncompressed batch without decoding keys or values: enough to
-//! validate record framing and to find a record's timestamp (ListOffsets by time).
+//! Walking the records of an uncompressed batch: [`RecordCursor`] without decoding keys or
+//! values (enough to validate record framing and to find a record's timestamp for ListOffsets
+//! by time), [`RecordEntries`] with keys and values borrowed (what log compaction needs).
 
 use super::header::BATCH_HEADER_BYTES;
 
@@ -32,20 +33,7 @@ impl<'a> RecordCursor<'a> {
     }
 
     fn read_varlong(&mut self) -> Result<i64, &'static str> {
-        let mut value: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let byte = *self
-                .bytes
-                .get(self.at)
-                .ok_or("varint runs past the batch")?;
-            self.at += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                // Zig-zag decode.
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err("varint longer than 10 bytes")
+        read_varlong(self.bytes, &mut self.at)
     }
 
     fn next_record(&mut self) -> Result<RecordPosition, &'static str> {
@@ -72,6 +60,114 @@ impl<'a> RecordCursor<'a> {
     }
 }
 
+/// Reads a zig-zag varint at `*at`, advancing it.
+fn read_varlong(bytes: &[u8], at: &mut usize) -> Result<i64, &'static str> {
+    let mut value: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let byte = *bytes.get(*at).ok_or("varint runs past the batch")?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            // Zig-zag decode.
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err("varint longer than 10 bytes")
+}
+
+/// One record of an uncompressed batch, borrowed from the batch's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordEntry<'a> {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    /// `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// `None` for a null value: a tombstone on a compacted topic.
+    pub value: Option<&'a [u8]>,
+    /// The whole record as stored, from its length varint to its last header byte.
+    pub bytes: &'a [u8],
+}
+
+/// Iterates over the records of an uncompressed batch with their keys and values, yielding an
+/// error message for the first malformed record (and nothing after it).
+pub struct RecordEntries<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> RecordEntries<'a> {
+    /// `batch` is the whole batch including its header.
+    pub fn new(batch: &'a [u8]) -> Self {
+        RecordEntries {
+            bytes: batch,
+            at: BATCH_HEADER_BYTES.min(batch.len()),
+        }
+    }
+
+    /// Reads a varint length and that many bytes (`None` for length -1), not past `end`.
+    fn nullable_bytes(&mut self, end: usize) -> Result<Option<&'a [u8]>, &'static str> {
+        let length = read_varlong(self.bytes, &mut self.at)?;
+        if length == -1 {
+            return Ok(None);
+        }
+        let length = usize::try_from(length).map_err(|_| "negative key or value length")?;
+        let start = self.at;
+        let stop = start
+            .checked_add(length)
+            .filter(|stop| *stop <= end)
+            .ok_or("key or value runs past the record")?;
+        self.at = stop;
+        Ok(self.bytes.get(start..stop))
+    }
+
+    fn next_entry(&mut self) -> Result<RecordEntry<'a>, &'static str> {
+        let record_start = self.at;
+        let length = read_varlong(self.bytes, &mut self.at)?;
+        let length = usize::try_from(length).map_err(|_| "negative record length")?;
+        let end = self
+            .at
+            .checked_add(length)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or("record runs past the batch")?;
+        // attributes int8, timestampDelta varlong, offsetDelta varint, key, value, headers.
+        self.at += 1;
+        let timestamp_delta = read_varlong(self.bytes, &mut self.at)?;
+        let offset_delta = i32::try_from(read_varlong(self.bytes, &mut self.at)?)
+            .map_err(|_| "offset delta out of range")?;
+        if self.at > end {
+            return Err("record header longer than the record");
+        }
+        let key = self.nullable_bytes(end)?;
+        let value = self.nullable_bytes(end)?;
+        if self.at > end {
+            return Err("key or value length runs past the record");
+        }
+        self.at = end;
+        Ok(RecordEntry {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            bytes: self.bytes.get(record_start..end).unwrap_or(&[]),
+        })
+    }
+}
+
+impl<'a> Iterator for RecordEntries<'a> {
+    type Item = Result<RecordEntry<'a>, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let item = self.next_entry();
+        if item.is_err() {
+            self.at = self.bytes.len();
+        }
+        Some(item)
+    }
+}
+
 impl Iterator for RecordCursor<'_> {
     type Item = Result<RecordPosition, &'static str>;
 
@@ -85,5 +181,49 @@ impl Iterator for RecordCursor<'_> {
             self.at = self.bytes.len();
         }
         Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::build::build_keyed_batch;
+
+    #[test]
+    fn entries_borrow_keys_values_and_whole_records() {
+        let batch = build_keyed_batch(
+            &[
+                (Some(b"k1".as_slice()), Some(b"v1".as_slice())),
+                (Some(b"k2".as_slice()), None),
+                (None, Some(b"v3".as_slice())),
+            ],
+            1_000,
+        );
+        let entries: Vec<RecordEntry<'_>> = RecordEntries::new(&batch)
+            .collect::<Result<_, _>>()
+            .expect("well-formed");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].key, Some(b"k1".as_slice()));
+        assert_eq!(entries[0].value, Some(b"v1".as_slice()));
+        assert_eq!(entries[1].value, None, "a tombstone");
+        assert_eq!(entries[2].key, None);
+        assert_eq!(entries[2].offset_delta, 2);
+        assert_eq!(entries[2].timestamp_delta, 2);
+        let whole: usize = entries.iter().map(|e| e.bytes.len()).sum();
+        assert_eq!(
+            BATCH_HEADER_BYTES + whole,
+            batch.len(),
+            "records tile the batch"
+        );
+    }
+
+    #[test]
+    fn a_key_longer_than_its_record_is_an_error() {
+        let mut batch = build_keyed_batch(&[(Some(b"k".as_slice()), Some(b"v".as_slice()))], 0);
+        // Record: length, attributes, timestamp delta, offset delta, then the key length.
+        batch[BATCH_HEADER_BYTES + 4] = 0x20; // zig-zag 16
+        let mut entries = RecordEntries::new(&batch);
+        assert!(matches!(entries.next(), Some(Err(_))));
+        assert!(entries.next().is_none());
     }
 }

@@ -13,6 +13,20 @@ pub enum Durability {
     Sync,
 }
 
+/// `cleanup.policy`: what happens to old data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    /// Delete whole old segments by `retention.ms` / `retention.bytes`.
+    #[default]
+    Delete,
+    /// Keep the latest record per key ([`super::PartitionLog::compact`]); time and size
+    /// retention do not apply (segments wholly below the log start still go).
+    Compact,
+}
+
+/// Kafka's default `delete.retention.ms` (one day).
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 /// Configuration of one partition log.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -32,6 +46,15 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// When appends become durable.
     pub durability: Durability,
+    /// `cleanup.policy`: delete old segments, or compact the log by key.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: on a compacted log, how long a tombstone (a record with a null
+    /// value) that is the latest for its key is kept, counted from the largest timestamp of its
+    /// segment, so consumers get to see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: a compaction pass runs only when the bytes not yet compacted
+    /// are at least this share of the compactable bytes (or a kept tombstone has expired).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// Kafka's default `max.message.bytes`.
@@ -48,6 +71,9 @@ impl Default for LogConfig {
             retention_bytes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             durability: Durability::None,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -77,6 +103,15 @@ impl LogConfig {
         }
         if self.segment_ms <= 0 {
             return Err("segment.ms must be positive".into());
+        }
+        if self.delete_retention_ms < 0 {
+            return Err("delete.retention.ms must not be negative".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(format!(
+                "min.cleanable.dirty.ratio {} is not within [0, 1]",
+                self.min_cleanable_dirty_ratio
+            ));
         }
         if let Durability::Interval { flush_ms: 0 } = self.durability {
             return Err("flush.ms must be positive".into());

@@ -6,9 +6,14 @@
 //! the log's writer task writes queued batches with one vectored io_uring write per round
 //! ([`append`]); the syncer task makes them durable per the topic's [`Durability`]
 //! ([`sync`]). Each append gets [`AppendReceipt`] futures for "written" and "durable".
+//!
+//! Old data goes per the topic's [`CleanupPolicy`]: whole segments by age or size
+//! ([`PartitionLog::enforce_retention`]), or all but the latest record per key
+//! ([`PartitionLog::compact`], see the `compaction` module); the owner calls these periodically.
 
 mod append;
 mod checkpoint;
+mod compaction;
 mod config;
 mod offset_index;
 mod open;
@@ -22,7 +27,10 @@ mod time_index;
 mod truncate;
 
 pub use append::{AppendReceipt, WaitOffset};
-pub use config::{Durability, LogConfig, DEFAULT_MAX_MESSAGE_BYTES};
+pub use compaction::{CompactionOutcome, OFFSET_MAP_BYTES_MAX};
+pub use config::{
+    CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS, DEFAULT_MAX_MESSAGE_BYTES,
+};
 pub use open::OpenReport;
 pub use read::{FileRange, TimestampLookup};
 pub use recovery::{recover_segment, RecoveryReport};
@@ -77,6 +85,12 @@ struct LogState {
     /// Segments written since the last sync, and whether the directory changed.
     dirty_segments: Vec<i64>,
     dir_dirty: bool,
+    /// Segments whose index files the syncer is writing right now (compaction must not replace
+    /// those files under it).
+    index_writes_in_flight: Vec<i64>,
+    /// Bumped by every truncation, so work planned before one can tell.
+    truncations: u64,
+    compaction: compaction::CompactionState,
     closed: bool,
 }
 

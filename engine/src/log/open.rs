@@ -117,6 +117,9 @@ impl PartitionLog {
             checkpoint::read_offset(dir, RECOVERY_POINT_FILE).unwrap_or(0)
         };
 
+        // A compaction pass that did not finish swapping leaves temp files: the segments they
+        // were meant to replace are intact.
+        super::compaction::remove_stray_cleaned_files(dir);
         let bases = parse_log_file_name_list(dir);
 
         let max_batch_bytes = config.segment_bytes.max(config.max_message_bytes as u64);
@@ -190,6 +193,9 @@ impl PartitionLog {
             pending_bytes: 0,
             dirty_segments: Vec::new(),
             dir_dirty: false,
+            index_writes_in_flight: Vec::new(),
+            truncations: 0,
+            compaction: Default::default(),
             closed: false,
         };
         let (progress, _) = watch::channel(Progress {

@@ -52,9 +52,11 @@ impl PartitionLog {
     fn segment_view(&self, offset: i64, max_offset: i64) -> Option<(i64, SegmentView)> {
         let state = self.state.borrow();
         let (&base, segment) = state.segments.range(..=offset).next_back()?;
+        // Compaction may leave `offset` in a gap after the segment's last batch (even further
+        // from its base than a segment spans): look up no further than the segment's end.
         let scan_from_position = segment
             .offset_index
-            .floor_by_offset(segment.relative(offset))
+            .floor_by_offset(segment.relative(offset.min(segment.next_offset)))
             .map_or(0, |entry| u64::from(entry.position));
         let written_end = self.progress.borrow().written_offset;
         let end_offset = segment.next_offset.min(written_end).min(max_offset);

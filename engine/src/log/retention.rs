@@ -1,10 +1,11 @@
 //! Retention: delete whole old segments by age (`retention.ms`), by total size
-//! (`retention.bytes`), and those wholly below the log start. The active segment is never
-//! deleted. Runs when the owner calls it (the shard's periodic retention task).
+//! (`retention.bytes`) — both only under `cleanup.policy=delete` — and those wholly below the
+//! log start. The active segment is never deleted. Runs when the owner calls it (the shard's
+//! periodic retention task).
 
 use super::checkpoint::{self, LOG_START_FILE};
 use super::segment::Segment;
-use super::PartitionLog;
+use super::{CleanupPolicy, PartitionLog};
 use crate::error::Result;
 
 /// What one retention pass removed.
@@ -34,13 +35,17 @@ impl PartitionLog {
                 if is_active || segment.next_offset > written_end {
                     break;
                 }
-                let expired = config.retention_ms.is_some_and(|retention_ms| {
-                    segment.max_timestamp_ms >= 0
-                        && now_ms - segment.max_timestamp_ms > retention_ms
-                });
-                let oversize = config
-                    .retention_bytes
-                    .is_some_and(|max_bytes| total_bytes - segment.size_bytes >= max_bytes);
+                // A compacted log keeps its latest records however old (Kafka's `compact`).
+                let by_policy = config.cleanup_policy == CleanupPolicy::Delete;
+                let expired = by_policy
+                    && config.retention_ms.is_some_and(|retention_ms| {
+                        segment.max_timestamp_ms >= 0
+                            && now_ms - segment.max_timestamp_ms > retention_ms
+                    });
+                let oversize = by_policy
+                    && config
+                        .retention_bytes
+                        .is_some_and(|max_bytes| total_bytes - segment.size_bytes >= max_bytes);
                 let below_start = segment.next_offset <= state.log_start_offset;
                 if !(expired || oversize || below_start) {
                     break;

@@ -201,9 +201,11 @@ impl Segment {
         }
     }
 
-    /// Removes the segment's files (open handles keep the data readable until dropped).
+    /// Removes the segment's files (open handles keep the data readable until dropped). The
+    /// indexes go first: a crash in between leaves a log without indexes (rebuilt on open),
+    /// never index files that a later segment with this base could mistake for its own.
     pub fn delete_files(&self, dir: &Path) {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let path = segment_path(dir, self.base_offset, suffix);
             if let Err(error) = std::fs::remove_file(&path) {
                 if error.kind() != std::io::ErrorKind::NotFound {
@@ -224,11 +226,19 @@ pub struct IndexSnapshot {
 impl IndexSnapshot {
     /// Writes both index files whole and syncs them (on seal and on clean close).
     pub async fn write(self, dir: &Path) -> Result<()> {
+        self.write_as(dir, "").await
+    }
+
+    /// Writes both index files whole, named with `name_suffix` appended (e.g. `.cleaned` for
+    /// compaction's temp files), and syncs them.
+    pub async fn write_as(self, dir: &Path, name_suffix: &str) -> Result<()> {
         for (suffix, bytes) in [
             (INDEX_SUFFIX, self.offset_index),
             (TIME_INDEX_SUFFIX, self.time_index),
         ] {
-            let path = segment_path(dir, self.base_offset, suffix);
+            let mut path = segment_path(dir, self.base_offset, suffix).into_os_string();
+            path.push(name_suffix);
+            let path = PathBuf::from(path);
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)

@@ -95,9 +95,23 @@ impl PartitionLog {
                     })
                     .collect()
             };
+            let bases: Vec<i64> = snapshots.iter().map(|s| s.base_offset).collect();
+            self.state
+                .borrow_mut()
+                .index_writes_in_flight
+                .extend_from_slice(&bases);
+            let mut written = Ok(());
             for snapshot in snapshots {
-                snapshot.write(&self.dir).await?;
+                written = snapshot.write(&self.dir).await;
+                if written.is_err() {
+                    break;
+                }
             }
+            self.state
+                .borrow_mut()
+                .index_writes_in_flight
+                .retain(|base| !bases.contains(base));
+            written?;
             self.checkpoint_recovery_point(active_base)?;
         }
         Ok(())

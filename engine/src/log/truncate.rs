@@ -40,6 +40,9 @@ impl PartitionLog {
         if offset >= log_end {
             return Ok(log_end);
         }
+        // Counted when truncation starts and again when it ends, so a compaction pass that
+        // overlaps it in any way sees the count change and does not swap in stale data.
+        self.state.borrow_mut().truncations += 1;
         if offset <= log_start {
             return self.truncate_fully_and_start_at(offset.max(0)).await;
         }
@@ -54,9 +57,10 @@ impl PartitionLog {
                         what: "log",
                         detail: format!("no segment holds offset {offset}"),
                     })?;
+            // `offset` may lie in a gap compaction left after the segment's last batch.
             let scan_from = segment
                 .offset_index
-                .floor_by_offset(segment.relative(offset))
+                .floor_by_offset(segment.relative(offset.min(segment.next_offset)))
                 .map_or(0, |entry| u64::from(entry.position));
             (base, segment.file.clone(), scan_from, segment.written_bytes)
         };
@@ -87,6 +91,7 @@ impl PartitionLog {
             let mut state = self.state.borrow_mut();
             let later = state.segments.split_off(&(base + 1));
             state.segments.insert(base, segment);
+            state.truncations += 1;
             state.next_offset = new_end;
             state.high_watermark = state.high_watermark.min(new_end);
             state.recovery_point = state.recovery_point.min(new_end);
@@ -115,6 +120,7 @@ impl PartitionLog {
             let mut state = self.state.borrow_mut();
             let old = std::mem::take(&mut state.segments);
             state.segments.insert(offset, fresh);
+            state.truncations += 1;
             state.next_offset = offset;
             state.log_start_offset = offset;
             state.high_watermark = offset;

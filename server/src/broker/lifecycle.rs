@@ -110,10 +110,17 @@ fn ensure_offsets_topic(topics: &TopicRegistry, config: &BrokerConfig) -> Result
     if topics.get(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let configs = std::collections::BTreeMap::from([(
-        "segment.bytes".to_string(),
-        OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
-    )]);
+    // Offsets must never expire with time or size: the topic is kept small by compaction
+    // (the latest record per key), as Kafka's is.
+    let configs = std::collections::BTreeMap::from([
+        (
+            "segment.bytes".to_string(),
+            OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
+        ),
+        ("retention.ms".to_string(), "-1".to_string()),
+        ("retention.bytes".to_string(), "-1".to_string()),
+        ("cleanup.policy".to_string(), "compact".to_string()),
+    ]);
     topics
         .create(
             OFFSETS_TOPIC,
@@ -124,6 +131,17 @@ fn ensure_offsets_topic(topics: &TopicRegistry, config: &BrokerConfig) -> Result
         )
         .map(|_| ())
         .map_err(|error| BrokerError::Coordination(format!("create {OFFSETS_TOPIC}: {error}")))
+}
+
+/// Checks that nobody listens on `address` yet and resolves port 0 to a real port. Every shard
+/// binds the port with SO_REUSEPORT, which would silently let a second broker share it; a plain
+/// bind fails with "address in use" instead, as Kafka would.
+fn probe_listen_address(address: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let probe =
+        std::net::TcpListener::bind(address).map_err(io_error(format!("listen on {address}")))?;
+    probe
+        .local_addr()
+        .map_err(io_error(format!("listen on {address}")))
 }
 
 /// Runs a broker until SIGTERM or SIGINT, then shuts it down cleanly.
@@ -138,7 +156,10 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     std::fs::create_dir_all(&log_dir)
         .map_err(io_error(format!("create log dir {}", log_dir.display())))?;
     let _lock = lock_log_dir(&log_dir)?;
-    let address = listen_address(&config)?;
+    let address = probe_listen_address(listen_address(&config)?)?;
+    // Written before the port accepts connections, so `strom broker stop` works as soon as a
+    // client can connect.
+    let _pid_file = PidFile::write(&log_dir)?;
     let signals = block_shutdown_signals();
 
     let store = Arc::new(
@@ -213,13 +234,11 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         shutdown(shards);
         return Err(BrokerError::Config(error));
     }
-    write_pid_file(&log_dir)?;
     tracing::info!(%address, shards = shard_count, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
     shutdown(shards);
-    let _ = std::fs::remove_file(log_dir.join(PID_FILE));
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -263,15 +282,28 @@ async fn retention_loop(state: Rc<ShardState>, interval: Duration) {
         if state.stopping.get() {
             return;
         }
-        state.enforce_retention(now_ms());
+        state.enforce_retention(now_ms()).await;
     }
 }
 
-fn write_pid_file(log_dir: &Path) -> Result<(), BrokerError> {
-    let path = log_dir.join(PID_FILE);
-    let mut file =
-        std::fs::File::create(&path).map_err(io_error(format!("create {}", path.display())))?;
-    writeln!(file, "{}", std::process::id()).map_err(io_error(format!("write {}", path.display())))
+/// The pid file of a running broker; removed when the broker returns (also on a failed start).
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(log_dir: &Path) -> Result<Self, BrokerError> {
+        let path = log_dir.join(PID_FILE);
+        let mut file =
+            std::fs::File::create(&path).map_err(io_error(format!("create {}", path.display())))?;
+        writeln!(file, "{}", std::process::id())
+            .map_err(io_error(format!("write {}", path.display())))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// `strom broker stop`: signals the broker using `log_dir` and waits for it to exit.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use strom_engine::log::CleanupPolicy;
 use strom_engine::runtime::{ShardId, ShardRouter};
 
 use super::context::BrokerContext;
@@ -164,11 +165,24 @@ impl ShardState {
         }
     }
 
-    /// Applies retention to every partition of this shard.
-    pub fn enforce_retention(&self, now_ms: i64) {
+    /// Applies retention to every partition of this shard, and compacts those whose
+    /// cleanup.policy is compact (e.g. `__consumer_offsets`).
+    pub async fn enforce_retention(&self, now_ms: i64) {
         for partition in self.partitions() {
             if let Err(error) = partition.log.enforce_retention(now_ms) {
                 tracing::warn!(topic = %partition.topic, index = partition.index, %error, "retention failed");
+            }
+            if partition.log.config().cleanup_policy == CleanupPolicy::Compact {
+                // Compaction stops at the high watermark; one replica's follows its log end.
+                partition.high_watermark();
+                match partition.log.compact(now_ms).await {
+                    Ok(outcome) => {
+                        tracing::debug!(topic = %partition.topic, index = partition.index, ?outcome, "compacted")
+                    }
+                    Err(error) => {
+                        tracing::warn!(topic = %partition.topic, index = partition.index, %error, "compaction failed")
+                    }
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use strom_engine::log::{Durability, LogConfig};
+use strom_engine::log::{CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS};
 
 use super::topics::TopicError;
 use crate::config::{BrokerConfig, LogDurability};
@@ -12,6 +12,7 @@ use crate::config::{BrokerConfig, LogDurability};
 /// Topic configs Strom understands, with the broker property each one overrides.
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "log.cleanup.policy"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
     ("compression.type", "compression.type"),
     ("durability", "log.durability"),
     ("flush.ms", "log.flush.interval.ms"),
@@ -61,8 +62,8 @@ fn parse_durability(key: &str, value: &str) -> Result<LogDurability, TopicError>
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), TopicError> {
     match key {
         "cleanup.policy" => match value.trim() {
-            "delete" => Ok(()),
-            _ => Err(invalid(key, value, "only 'delete' is supported")),
+            "delete" | "compact" => Ok(()),
+            _ => Err(invalid(key, value, "expected delete or compact")),
         },
         "compression.type" => match value.trim() {
             // Strom stores batches as producers compressed them.
@@ -86,6 +87,7 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), TopicError> {
                 .map_err(|_| invalid(key, value, "exceeds 2^31-1"))
         }),
         "retention.bytes" | "retention.ms" => parse_i64(key, value, -1).map(|_| ()),
+        "delete.retention.ms" => parse_i64(key, value, 0).map(|_| ()),
         "segment.bytes" => parse_i64(key, value, 1024).and_then(|v| {
             u32::try_from(v)
                 .map(|_| ())
@@ -106,6 +108,7 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
 pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
     let text = match key {
         "cleanup.policy" => "delete".to_string(),
+        "delete.retention.ms" => DEFAULT_DELETE_RETENTION_MS.to_string(),
         "compression.type" => "producer".to_string(),
         "durability" => match config.log_durability {
             LogDurability::None => "none",
@@ -165,6 +168,13 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         max_message_bytes: usize::try_from(number("max.message.bytes", 1_048_588))
             .unwrap_or(1_048_588),
         durability,
+        cleanup_policy: if value("cleanup.policy").trim() == "compact" {
+            CleanupPolicy::Compact
+        } else {
+            CleanupPolicy::Delete
+        },
+        delete_retention_ms: number("delete.retention.ms", DEFAULT_DELETE_RETENTION_MS).max(0),
+        ..defaults
     }
 }
 

@@ -97,7 +97,9 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
                 (Some(error), _, _) => Queued::Failed(*error),
                 (None, None, _) => Queued::Failed(code(ResponseError::UnknownTopicOrPartition)),
                 // Only the group coordinator writes the internal topic, as in Kafka.
-                (None, Some(_), _) if name == OFFSETS_TOPIC => Queued::Failed(code(ResponseError::InvalidTopicException)),
+                (None, Some(_), _) if name == OFFSETS_TOPIC => {
+                    Queued::Failed(code(ResponseError::InvalidTopicException))
+                }
                 (None, Some(metadata), _)
                     if partition.index < 0 || partition.index >= metadata.partitions =>
                 {

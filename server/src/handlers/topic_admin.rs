@@ -133,7 +133,10 @@ pub async fn auto_create_topic(
 /// Deletes a topic and its partitions' data.
 pub async fn delete_topic(shard: &Rc<ShardState>, name: &str) -> Result<TopicMetadata, TopicError> {
     if name == crate::broker::group_placement::OFFSETS_TOPIC {
-        return Err(TopicError::InvalidName { name: name.to_string(), reason: "internal topics cannot be deleted" });
+        return Err(TopicError::InvalidName {
+            name: name.to_string(),
+            reason: "internal topics cannot be deleted",
+        });
     }
     let metadata = shard.broker.topics.delete(name)?;
     for index in 0..metadata.partitions {
