@@ -210,6 +210,48 @@ fn clean_close_reopens_without_scanning_and_rebuilds_a_lost_index() {
 }
 
 #[test]
+fn interval_durability_acknowledges_at_the_next_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let config = LogConfig {
+            durability: Durability::Interval { flush_ms: 20 },
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
+        let receipt = log.append(batch(3, 100, 0), 0).await.expect("append");
+        receipt.written.wait().await.expect("written");
+        receipt.durable.wait().await.expect("durable after a flush");
+        assert_eq!(log.durable_offset(), 3);
+        // A later append is durable only once the next interval's flush ran.
+        let receipt = log.append(batch(2, 100, 0), 0).await.expect("append");
+        receipt.durable.wait().await.expect("durable");
+        assert_eq!(log.durable_offset(), 5);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn interval_durability_does_not_claim_durability_before_a_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let config = LogConfig {
+            durability: Durability::Interval { flush_ms: 600_000 },
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
+        let receipt = log.append(batch(3, 100, 0), 0).await.expect("append");
+        receipt.written.wait().await.expect("written");
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(
+            log.durable_offset(),
+            0,
+            "no flush has run within the interval"
+        );
+        log.close().await.expect("close syncs everything");
+    });
+}
+
+#[test]
 fn sync_durability_groups_concurrent_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {
