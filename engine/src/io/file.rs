@@ -22,7 +22,7 @@ pub struct SharedFile {
 
 struct WriteVectored {
     _file: Arc<File>,
-    _bufs: Vec<Bytes>,
+    bufs: Vec<Bytes>,
     iovecs: Vec<libc::iovec>,
 }
 
@@ -73,16 +73,18 @@ impl SharedFile {
             let entry = opcode::Writev::new(types::Fd(self.raw_fd()), iovecs.as_ptr(), iovec_count)
                 .offset(position)
                 .build();
+            // The buffers move into the op and come back with its result: no refcount traffic.
             let data = WriteVectored {
                 _file: self.file.clone(),
-                _bufs: bufs.clone(),
+                bufs,
                 iovecs,
             };
-            // SAFETY: the iovecs point into `bufs` clones (refcounted heap memory) held by
-            // `data`, the iovec array is `data.iovecs`' heap buffer, and `data` holds the file.
+            // SAFETY: the iovecs point into the buffers held by `data` (refcounted heap memory
+            // that does not move), the iovec array is `data.iovecs`' heap buffer, and `data`
+            // holds the file open.
             let (result, data) = unsafe { submit(data, entry) }.await;
-            drop(data.iovecs);
-            let mut written = result? as usize;
+            bufs = data.bufs;
+            let written = result? as usize;
             if written == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -90,16 +92,26 @@ impl SharedFile {
                 ));
             }
             position += written as u64;
-            // Drop what was written, keep the rest (possibly part of a buffer).
-            while written > 0 {
-                let Some(first) = bufs.first_mut() else { break };
-                if first.len() <= written {
-                    written -= first.len();
-                    bufs.remove(0);
-                } else {
-                    first.advance(written);
-                    written = 0;
-                }
+            let total: usize = bufs.iter().map(Bytes::len).sum();
+            if written == total {
+                return Ok(());
+            }
+            // A short write: drop the buffers written whole (in one pass), trim the partly
+            // written one, and write the rest.
+            let mut remaining = written;
+            let consumed = bufs
+                .iter()
+                .take_while(|buf| {
+                    let whole = buf.len() <= remaining;
+                    if whole {
+                        remaining -= buf.len();
+                    }
+                    whole
+                })
+                .count();
+            bufs.drain(..consumed);
+            if let Some(first) = bufs.first_mut() {
+                first.advance(remaining);
             }
         }
         Ok(())

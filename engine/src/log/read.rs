@@ -113,54 +113,104 @@ impl PartitionLog {
                 }
                 continue;
             }
-            return self.read_in_segment(offset, max_bytes, &view).await;
+            return self.read_in_segment(base, offset, max_bytes, &view).await;
         }
+    }
+
+    /// The last offset-index entry of segment `base` at or before byte `target_position` that
+    /// starts a readable batch below `end_offset`: where the scan for a range's end may start,
+    /// so a large range costs a few header reads instead of one per batch.
+    fn index_jump(
+        &self,
+        base: i64,
+        target_position: u64,
+        view: &SegmentView,
+    ) -> Option<(u64, i64)> {
+        let state = self.state.borrow();
+        let segment = state.segments.get(&base)?;
+        let usable = |entry: super::offset_index::OffsetEntry| {
+            let position = u64::from(entry.position);
+            let offset = base + i64::from(entry.relative_offset);
+            (position <= target_position
+                && position < view.end_position
+                && offset < view.end_offset)
+                .then_some((position, offset))
+        };
+        let by_position = segment
+            .offset_index
+            .floor_by_position(target_position)
+            .and_then(usable);
+        by_position.or_else(|| {
+            let last_readable = view
+                .end_offset
+                .checked_sub(1)
+                .filter(|offset| *offset >= base)?;
+            let relative = u32::try_from(last_readable - base).unwrap_or(u32::MAX);
+            segment
+                .offset_index
+                .floor_by_offset(relative)
+                .and_then(usable)
+        })
     }
 
     async fn read_in_segment(
         &self,
+        base: i64,
         offset: i64,
         max_bytes: usize,
         view: &SegmentView,
     ) -> Result<Option<FileRange>> {
+        // The batch holding `offset`: a few headers past the index entry at most.
         let mut first: Option<StoredBatch> = None;
-        let mut last: Option<StoredBatch> = None;
+        // Only whole batches below the bound are readable: a batch holding the bound (a high
+        // watermark) is not, as in Kafka.
         scan_batches(
             &view.file,
             view.scan_from_position,
             view.end_position,
             |batch| {
-                if batch.header.base_offset >= view.end_offset {
+                if batch.header.next_offset() > view.end_offset {
                     return ControlFlow::Break(());
                 }
-                match first {
-                    None if batch.header.last_offset() < offset => ControlFlow::Continue(()),
-                    None => {
-                        first = Some(batch);
-                        last = Some(batch);
-                        ControlFlow::Continue(())
-                    }
-                    Some(start) => {
-                        if batch.end_position() - start.position > max_bytes as u64 {
-                            return ControlFlow::Break(());
-                        }
-                        last = Some(batch);
-                        ControlFlow::Continue(())
-                    }
+                if batch.header.last_offset() >= offset {
+                    first = Some(batch);
+                    return ControlFlow::Break(());
                 }
+                ControlFlow::Continue(())
             },
         )
         .await?;
-        let (Some(first), Some(last)) = (first, last) else {
-            return Ok(None);
-        };
-        let len_bytes = usize::try_from(last.end_position() - first.position).unwrap_or(usize::MAX);
+        let Some(first) = first else { return Ok(None) };
+        // At least the first batch (KIP-74); then whole batches up to `max_bytes`.
+        let target_end = first.position.saturating_add(max_bytes as u64);
+        let mut range_end = first.end_position();
+        let mut next_offset = first.header.next_offset();
+        if range_end < target_end && range_end < view.end_position {
+            // Every batch before an index entry at or below the target ends at or before it.
+            if let Some((position, entry_offset)) = self.index_jump(base, target_end, view) {
+                if position > range_end {
+                    range_end = position;
+                    next_offset = entry_offset;
+                }
+            }
+            scan_batches(&view.file, range_end, view.end_position, |batch| {
+                if batch.header.next_offset() > view.end_offset || batch.end_position() > target_end
+                {
+                    return ControlFlow::Break(());
+                }
+                range_end = batch.end_position();
+                next_offset = batch.header.next_offset();
+                ControlFlow::Continue(())
+            })
+            .await?;
+        }
+        let len_bytes = usize::try_from(range_end - first.position).unwrap_or(usize::MAX);
         Ok(Some(FileRange {
             file: view.file.clone(),
             position: first.position,
             len_bytes,
             first_offset: first.header.base_offset,
-            next_offset: last.header.next_offset(),
+            next_offset,
         }))
     }
 

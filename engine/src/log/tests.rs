@@ -130,6 +130,61 @@ fn appends_get_consecutive_offsets_and_reads_return_the_holding_batch() {
 }
 
 #[test]
+fn ranges_hold_whole_batches_within_max_bytes_and_continue_seamlessly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        // Small index interval so the end-of-range jump through the index is exercised.
+        let config = LogConfig {
+            segment_bytes: 64 << 10,
+            index_interval_bytes: 300,
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
+        for index in 0..200 {
+            append_written(
+                &log,
+                batch(1 + index % 5, 10 + (index as usize * 37) % 400, 0),
+            )
+            .await;
+        }
+        let everything = read_all(&log).await;
+        for max_bytes in [1usize, 100, 700, 1_000, 4_096, 9_999, 50_000] {
+            let mut offset = log.log_start_offset();
+            let mut batches = Vec::new();
+            while let Some(range) = log.read(offset, max_bytes, i64::MAX).await.expect("read") {
+                let bytes = range.read_to_vec().await.expect("bytes");
+                let pieces = split_record_set(&bytes).expect("a range holds whole batches");
+                assert!(
+                    range.len_bytes <= max_bytes || pieces.len() == 1,
+                    "over max_bytes {max_bytes} with {} batches",
+                    pieces.len()
+                );
+                batches.extend(pieces.into_iter().map(|piece| bytes[piece].to_vec()));
+                assert!(range.next_offset > offset, "reads make progress");
+                offset = range.next_offset;
+            }
+            assert_eq!(
+                batches, everything,
+                "max_bytes {max_bytes}: the same batches in the same order"
+            );
+        }
+        // An upper bound below the log end stops a range at a batch boundary.
+        let bound = everything.len() as i64; // some offset inside the log
+        let range = log
+            .read(0, 1 << 20, bound)
+            .await
+            .expect("read")
+            .expect("data");
+        assert!(
+            range.next_offset <= bound,
+            "range stops before the bound: {} > {bound}",
+            range.next_offset
+        );
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
 fn invalid_input_is_rejected_and_leaves_the_log_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {
