@@ -23,7 +23,8 @@ pub struct SharedFile {
 struct WriteVectored {
     _file: Arc<File>,
     bufs: Vec<Bytes>,
-    iovecs: Vec<libc::iovec>,
+    /// Read only by the kernel, through the pointer in the submitted entry.
+    _iovecs: Vec<libc::iovec>,
 }
 
 struct ReadInto {
@@ -77,7 +78,7 @@ impl SharedFile {
             let data = WriteVectored {
                 _file: self.file.clone(),
                 bufs,
-                iovecs,
+                _iovecs: iovecs,
             };
             // SAFETY: the iovecs point into the buffers held by `data` (refcounted heap memory
             // that does not move), the iovec array is `data.iovecs`' heap buffer, and `data`
