@@ -18,6 +18,7 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -87,7 +88,8 @@ pub struct Broker {
 enum StartFailure {
     /// The process exited before accepting connections.
     Exited(ExitStatus),
-    /// Something accepts connections on the port, but it is not our process (a port clash).
+    /// Another process also (or only) listens on the port: a port clash. strom binds with
+    /// SO_REUSEPORT, so two brokers of the same user could otherwise share one port.
     PortTakenByOther,
     /// The process neither exited nor became ready before the deadline.
     NotReady,
@@ -206,11 +208,33 @@ impl Broker {
         let mut cmd = Command::new(strom_bin());
         cmd.args(["broker", "stop", "--override"])
             .arg(format!("log.dirs={}", self.log_dirs.display()));
-        // Reap the broker while the stop command runs: a stop command that waits for the pid to
-        // disappear would otherwise wait on our unreaped zombie.
-        let stop = Background::spawn(cmd, None, STOP_TIMEOUT);
-        let status = self.wait_for_exit("`strom broker stop`");
-        stop.finish().assert_success();
+        // Reap the broker while the stop command runs (a stop command that waits for the pid to
+        // disappear would otherwise wait on our unreaped zombie), and report a stop command that
+        // fails while the broker keeps running.
+        let mut running_stop = Some(Background::spawn(cmd, None, STOP_TIMEOUT));
+        let mut finished_stop = None;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().expect("try_wait") {
+                self.child = None;
+                break status;
+            }
+            if running_stop.as_mut().is_some_and(Background::has_exited) {
+                let out = running_stop.take().unwrap().finish();
+                if !out.status.success() {
+                    self.kill_quietly();
+                    out.assert_success();
+                }
+                finished_stop = Some(out);
+            }
+            if Instant::now() >= deadline {
+                self.kill_quietly();
+                panic!("strom did not exit within {STOP_TIMEOUT:?} after `strom broker stop`");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let out = finished_stop.unwrap_or_else(|| running_stop.take().unwrap().finish());
+        out.assert_success();
         assert!(
             status.code() == Some(0),
             "strom must exit with code 0 when stopped by `strom broker stop`, got {status}"
@@ -413,9 +437,11 @@ pub fn pick_free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
-/// Whether `pid` holds a socket listening on 127.0.0.1:`port` (or 0.0.0.0:`port`), from
-/// /proc/net/tcp and /proc/PID/fd. Guards against a port clash where another process's listener
-/// answers our readiness probe. Without /proc (not Linux) it trusts the probe.
+/// Whether every socket listening on 127.0.0.1:`port` (or 0.0.0.0:`port`) belongs to `pid`, from
+/// /proc/net/tcp and /proc/PID/fd. Guards against port clashes: another process's listener
+/// answering our readiness probe, or (since strom's shards bind with SO_REUSEPORT, which lets
+/// processes of the same user share a port) another test's broker on the same port. Without /proc
+/// (not Linux) it trusts the probe.
 fn listener_owned_by(pid: u32, port: u16) -> bool {
     let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
         return true;
@@ -440,16 +466,15 @@ fn listener_owned_by(pid: u32, port: u16) -> bool {
     let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    fds.flatten().any(|fd| {
-        fs::read_link(fd.path())
-            .map(|target| {
-                let target = target.to_string_lossy().into_owned();
-                listen_inodes
-                    .iter()
-                    .any(|inode| target == format!("socket:[{inode}]"))
-            })
-            .unwrap_or(false)
-    })
+    let own_sockets: Vec<String> = fds
+        .flatten()
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect();
+    !listen_inodes.is_empty()
+        && listen_inodes
+            .iter()
+            .all(|inode| own_sockets.contains(&format!("socket:[{inode}]")))
 }
 
 /// Makes the child receive SIGKILL when the thread that spawned it dies, so a test killed by a
@@ -630,6 +655,54 @@ impl Background {
         }
     }
 
+    /// The process id (it leads its own process group).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("process already finished").id()
+    }
+
+    /// Sends `signal` to the process itself (not its group), e.g. SIGKILL to simulate a crash.
+    /// `finish` still collects what it printed before dying.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: plain kill(2) on our own, not yet reaped, child.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}) on `{}`: {}",
+            self.what,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// The stdout lines (without line ends) that arrived since the last call, waiting at most
+    /// `wait` for the first one. Never panics: an exited process just yields no more lines. The
+    /// lines are also kept for `finish`.
+    pub fn new_lines(&mut self, wait: Duration) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut first = true;
+        while !self.stdout_done {
+            let received = if first {
+                first = false;
+                self.lines.recv_timeout(wait)
+            } else {
+                self.lines.try_recv().map_err(|e| match e {
+                    mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            };
+            match received {
+                Ok(line) => {
+                    self.stdout.extend_from_slice(&line);
+                    lines.push(String::from_utf8_lossy(&line).trim_end().to_string());
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.stdout_done = true,
+            }
+        }
+        lines
+    }
+
     /// Waits (at most `timeout`, and never past the process's deadline) for a stdout line for which
     /// `pred` is true, and returns it. Panics if the process ends or time runs out first.
     pub fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
@@ -659,7 +732,8 @@ impl Background {
         } else {
             "timed out"
         };
-        let out = self.finish_inner(Duration::from_secs(5));
+        // Give an exiting process a moment for its exit status, then kill it.
+        let out = self.finish_inner(Duration::from_secs(2), false);
         panic!(
             "waiting for a line from `{}`: it {why} first (exit status {})\n--- stdout (tail):\n{}\n\
              --- stderr (tail):\n{}",
@@ -670,14 +744,24 @@ impl Background {
         );
     }
 
+    /// Whether the process has exited (without collecting its output).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_some(),
+            None => true,
+        }
+    }
+
     /// Waits for the process to exit (killing it at its deadline, which is a test failure) and
     /// returns everything it printed.
     pub fn finish(mut self) -> CmdOutput {
         let grace = self.deadline.saturating_duration_since(Instant::now());
-        self.finish_inner(grace)
+        self.finish_inner(grace, true)
     }
 
-    fn finish_inner(&mut self, wait_at_most: Duration) -> CmdOutput {
+    /// Waits up to `wait_at_most` for the exit, then kills the process group; with
+    /// `panic_on_kill`, having to kill it is a test failure.
+    fn finish_inner(&mut self, wait_at_most: Duration, panic_on_kill: bool) -> CmdOutput {
         let mut child = self.child.take().expect("finish called twice");
         let until = Instant::now() + wait_at_most;
         let mut timed_out = false;
@@ -726,7 +810,7 @@ impl Background {
             stderr,
             elapsed: self.started.elapsed(),
         };
-        if timed_out {
+        if timed_out && panic_on_kill {
             panic!(
                 "`{}` did not finish within its deadline ({:?}) and was killed\n--- stdout (tail):\n\
                  {}\n--- stderr (tail):\n{}",
@@ -824,7 +908,9 @@ fn python_command(script: &str, args: &[String]) -> Command {
     cmd.arg("-u")
         .arg(script_path)
         .args(args)
-        .current_dir(clients_dir());
+        .current_dir(clients_dir())
+        // Keep the source tree free of __pycache__ directories.
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     cmd
 }
 
@@ -890,5 +976,382 @@ pub fn assert_no_errors(result: &serde_json::Value) {
         errors.as_array().map(Vec::len),
         Some(0),
         "the client reported errors: {errors}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer groups (tests/groups_*.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// One message written by `group_consumer.py produce`: its index and where it landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Produced {
+    pub id: u64,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Produces messages `start..start + count` of `topic` (make_message(topic, i) from testdata.py)
+/// with confluent-kafka, acks=all, message i to `to[i % to.len()]` (every partition when `to` is
+/// empty). With `create`, creates the topic with `partitions` partitions first. Returns where each
+/// message landed, after checking all were acknowledged.
+pub fn group_produce(
+    broker: &Broker,
+    topic: &str,
+    partitions: u32,
+    start: u64,
+    count: u64,
+    create: bool,
+    to: &[i32],
+) -> Vec<Produced> {
+    let mut script_args = args([
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "--start",
+        &start.to_string(),
+        "--count",
+        &count.to_string(),
+    ]);
+    if create {
+        script_args.push("--create".into());
+    }
+    if !to.is_empty() {
+        script_args.push("--to-partitions".into());
+        script_args.push(to.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
+    }
+    let out = python_client("group_consumer.py", &script_args, CLIENT_TIMEOUT);
+    out.assert_success();
+    let result = out.result_json();
+    assert_no_errors(&result);
+    let produced: Vec<Produced> = result["positions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("produce result has no positions: {result}"))
+        .iter()
+        .map(|row| Produced {
+            id: row[0].as_u64().expect("id"),
+            partition: row[1].as_i64().expect("partition") as i32,
+            offset: row[2].as_i64().expect("offset"),
+        })
+        .collect();
+    assert_eq!(
+        produced.len() as u64,
+        count,
+        "acknowledged messages: {result}"
+    );
+    produced
+}
+
+/// Runs `group_consumer.py admin OPS...` (list, describe=G,..., offsets=G:T:N, delete=G,...,
+/// create-partitions=T:N) and returns one JSON object per op, in order.
+pub fn group_admin(broker: &Broker, ops: &[&str]) -> Vec<serde_json::Value> {
+    let mut script_args = args(["admin", "--bootstrap", &broker.bootstrap()]);
+    script_args.extend(ops.iter().map(|op| op.to_string()));
+    let out = python_client("group_consumer.py", &script_args, CLIENT_TIMEOUT);
+    out.assert_success();
+    assert_no_errors(&out.result_json());
+    let mut lines = out.json_lines();
+    lines.pop();
+    assert_eq!(lines.len(), ops.len(), "one answer per admin op: {lines:?}");
+    lines
+}
+
+/// Which client library a `GroupMember` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupClient {
+    /// tests/clients/group_consumer.py consume (confluent-kafka / librdkafka).
+    Confluent,
+    /// tests/clients/kafka_python_group.py consume.
+    KafkaPython,
+}
+
+/// A group consumer running as its own process, whose JSON event lines (see
+/// tests/clients/group_consumer.py) are read as they arrive. It stops when its stop file appears
+/// (`stop`), on its own stop condition, or when killed.
+pub struct GroupMember {
+    pub name: String,
+    proc: Option<Background>,
+    stop_file: PathBuf,
+    /// Every event line so far, parsed.
+    pub events: Vec<serde_json::Value>,
+    /// The current assignment (eager protocol: the latest `assigned`), `None` after `revoked`
+    /// and before the first `assigned`.
+    pub assignment: Option<Vec<i32>>,
+    /// Member id reported with the latest assignment.
+    pub member_id: String,
+    /// When the assignment last changed (assigned or revoked).
+    pub changed_at: Instant,
+    /// (partition, offset, id) of every message consumed, in order.
+    pub messages: Vec<(i32, i64, u64)>,
+    /// Latest committed offset per partition this consumer reported.
+    pub committed: BTreeMap<i32, i64>,
+    /// The result line, once the process has finished.
+    pub result: Option<serde_json::Value>,
+    pub killed: bool,
+}
+
+impl GroupMember {
+    /// Starts a consumer of `topic` in `group`; `extra` are more script options (e.g.
+    /// `["--commit", "auto"]`). `dir` holds the stop file.
+    pub fn spawn(
+        client: GroupClient,
+        name: &str,
+        broker: &Broker,
+        topic: &str,
+        group: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> GroupMember {
+        let stop_file = dir.join(format!("stop-{name}"));
+        let script = match client {
+            GroupClient::Confluent => "group_consumer.py",
+            GroupClient::KafkaPython => "kafka_python_group.py",
+        };
+        let mut script_args = args([
+            "consume",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--client-id",
+            name,
+            "--stop-file",
+            &stop_file.display().to_string(),
+        ]);
+        script_args.extend(extra.iter().map(|s| s.to_string()));
+        if !extra.contains(&"--timeout") {
+            script_args.extend(args(["--timeout", "90"]));
+        }
+        GroupMember {
+            name: name.to_string(),
+            proc: Some(python_client_background(
+                script,
+                &script_args,
+                CLIENT_TIMEOUT,
+            )),
+            stop_file,
+            events: Vec::new(),
+            assignment: None,
+            member_id: String::new(),
+            changed_at: Instant::now(),
+            messages: Vec::new(),
+            committed: Default::default(),
+            result: None,
+            killed: false,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// Reads the lines that arrived (waiting at most `wait` for the first).
+    pub fn pump(&mut self, wait: Duration) {
+        let Some(proc) = self.proc.as_mut() else {
+            return;
+        };
+        for line in proc.new_lines(wait) {
+            self.absorb(&line);
+        }
+    }
+
+    fn absorb(&mut self, line: &str) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            return;
+        };
+        match event["event"].as_str() {
+            Some("assigned") => {
+                let partitions = event["partitions"]
+                    .as_array()
+                    .map(|a| a.iter().map(|p| p.as_i64().unwrap() as i32).collect())
+                    .unwrap_or_default();
+                self.assignment = Some(partitions);
+                self.member_id = event["member"].as_str().unwrap_or_default().to_string();
+                self.changed_at = Instant::now();
+            }
+            Some("revoked") | Some("lost") => {
+                self.assignment = None;
+                self.changed_at = Instant::now();
+            }
+            Some("msg") => self.messages.push((
+                event["p"].as_i64().unwrap() as i32,
+                event["o"].as_i64().unwrap(),
+                event["id"].as_u64().unwrap_or(u64::MAX),
+            )),
+            Some("committed") => {
+                if let Some(offsets) = event["offsets"].as_object() {
+                    for (p, o) in offsets {
+                        self.committed
+                            .insert(p.parse().unwrap(), o.as_i64().unwrap());
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                if event.get("mode").is_some() {
+                    self.result = Some(event.clone());
+                }
+            }
+        }
+        self.events.push(event);
+    }
+
+    /// Asks the consumer to stop (it commits first when its mode says so).
+    pub fn stop(&self) {
+        fs::write(&self.stop_file, b"stop").expect("write stop file");
+    }
+
+    /// SIGKILLs the consumer: no LeaveGroup, no commit; the group only notices by session timeout.
+    pub fn kill9(&mut self) {
+        self.pump(Duration::ZERO);
+        let proc = self.proc.take().expect("consumer already finished");
+        proc.signal(libc::SIGKILL);
+        let out = proc.finish();
+        self.absorb_rest(&out);
+        self.killed = true;
+        self.assignment = None;
+    }
+
+    /// Waits for the process to exit and absorbs the rest of its output; returns its output.
+    pub fn finish(&mut self) -> CmdOutput {
+        self.pump(Duration::ZERO);
+        let proc = self.proc.take().expect("consumer already finished");
+        let out = proc.finish();
+        self.absorb_rest(&out);
+        out
+    }
+
+    /// `finish`, then asserts a clean exit and an error-free result.
+    pub fn finish_ok(&mut self) -> serde_json::Value {
+        let out = self.finish();
+        out.assert_success();
+        let result = out.result_json();
+        assert_no_errors(&result);
+        result
+    }
+
+    fn absorb_rest(&mut self, out: &CmdOutput) {
+        // `events` holds the parsed prefix of stdout; parse what came after it.
+        let seen = self.events.len();
+        let lines: Vec<String> = out
+            .stdout_str()
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .map(str::to_string)
+            .collect();
+        for line in lines.iter().skip(seen) {
+            self.absorb(line);
+        }
+    }
+
+    /// One-line summary for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: running={} killed={} assignment={:?} member={} consumed={} committed={:?}",
+            self.name,
+            self.is_running(),
+            self.killed,
+            self.assignment,
+            self.member_id,
+            self.messages.len(),
+            self.committed
+        )
+    }
+}
+
+/// Pumps every running member until `pred` holds, panicking with every member's state after
+/// `timeout`.
+pub fn wait_for_members(
+    members: &mut [GroupMember],
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[GroupMember]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for m in members.iter_mut() {
+            m.pump(Duration::from_millis(10));
+        }
+        if pred(members) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let states: Vec<String> = members.iter().map(GroupMember::describe).collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; members:\n{}",
+                states.join("\n")
+            );
+        }
+    }
+}
+
+/// Waits until every running member has an assignment, `pred` holds for those assignments, and no
+/// assignment changed for `quiet` (so the rebalance is over, not half-propagated).
+pub fn wait_for_settled_assignment(
+    members: &mut [GroupMember],
+    timeout: Duration,
+    quiet: Duration,
+    what: &str,
+    pred: impl Fn(&[&GroupMember]) -> bool,
+) {
+    wait_for_members(members, timeout, what, |ms| {
+        let running: Vec<&GroupMember> = ms.iter().filter(|m| m.is_running()).collect();
+        running.iter().all(|m| m.assignment.is_some())
+            && running.iter().all(|m| m.changed_at.elapsed() >= quiet)
+            && pred(&running)
+    });
+}
+
+/// After a rebalance settled, the broker's view (DescribeGroups) must match the clients': Stable,
+/// the range assignor, exactly the running members, each with the assignment its client reported.
+pub fn assert_group_matches_members(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    members: &[GroupMember],
+) {
+    let answer = &group_admin(broker, &[&format!("describe={group}")])[0];
+    let described = &answer["groups"][group];
+    assert_eq!(
+        described["state"], "STABLE",
+        "DescribeGroups after the rebalance settled: {described}"
+    );
+    assert_eq!(described["assignor"], "range", "{described}");
+    let broker_view: BTreeMap<String, Vec<i32>> = described["members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no members in {described}"))
+        .iter()
+        .map(|m| {
+            let partitions = m["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|tp| {
+                    assert_eq!(tp[0], topic, "assignment of another topic: {m}");
+                    tp[1].as_i64().unwrap() as i32
+                })
+                .collect();
+            (m["member_id"].as_str().unwrap().to_string(), partitions)
+        })
+        .collect();
+    let client_view: BTreeMap<String, Vec<i32>> = members
+        .iter()
+        .filter(|m| m.is_running())
+        .map(|m| {
+            (
+                m.member_id.clone(),
+                m.assignment.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        broker_view, client_view,
+        "DescribeGroups (left) and the consumers' on_assign (right) disagree"
     );
 }
