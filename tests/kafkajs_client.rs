@@ -66,7 +66,6 @@ fn kafkajs_gzip_produce_and_fetch() {
 /// kafkajs's real consumer only works in a group: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
 /// OffsetFetch/OffsetCommit, LeaveGroup.
 #[test]
-#[ignore = "needs the consumer group coordinator in strom; enable when groups land"]
 fn kafkajs_group_consumer_reads_everything() {
     let result = run_kafkajs("group-consume", "none");
     assert_eq!(
