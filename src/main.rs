@@ -23,6 +23,9 @@ enum Command {
     /// Run or stop a broker.
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// The user tools (topic, produce, consume, group, cluster, bench), from `strom-tools`.
+    #[command(flatten)]
+    Tools(strom_tools::cli::ToolsCommand),
 }
 
 #[derive(Subcommand)]
@@ -82,11 +85,18 @@ fn run_broker(command: &BrokerCommand) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging();
-    let outcome = match &cli.command {
-        Command::Broker(command) => run_broker(command),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // One-line errors for bad arguments (help and version print as usual).
+        Err(error) => return strom_tools::cli::report_parse_error(&error),
     };
+    let command = match cli.command {
+        // The tools build their own runtime and print their own one-line errors.
+        Command::Tools(tools) => return strom_tools::cli::run(tools),
+        Command::Broker(command) => command,
+    };
+    init_logging();
+    let outcome = run_broker(&command);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
