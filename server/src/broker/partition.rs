@@ -122,6 +122,23 @@ impl Partition {
         Ok(table)
     }
 
+    /// Checks the leader epoch a client believes current (-1: no check). Returns the partition's
+    /// epoch, or the Kafka error for a client that is ahead (UNKNOWN_LEADER_EPOCH: this broker
+    /// has not caught up) or behind (FENCED_LEADER_EPOCH: the client must refresh metadata).
+    pub fn check_leader_epoch(
+        &self,
+        client_epoch: i32,
+    ) -> Result<i32, kafka_protocol::error::ResponseError> {
+        let epoch = self.leader_epoch.get();
+        match client_epoch {
+            _ if client_epoch < 0 || client_epoch == epoch => Ok(epoch),
+            _ if client_epoch > epoch => {
+                Err(kafka_protocol::error::ResponseError::UnknownLeaderEpoch)
+            }
+            _ => Err(kafka_protocol::error::ResponseError::FencedLeaderEpoch),
+        }
+    }
+
     /// Single replica: everything written is committed.
     pub fn high_watermark(&self) -> i64 {
         self.log.set_high_watermark(self.log.log_end_offset());

@@ -32,6 +32,18 @@ pub fn coordinator_partition(ctx: &RequestContext, group_id: &str) -> i32 {
     )
 }
 
+/// What a coordinator records about who sent a request: version, client id, and the client's
+/// host as Kafka prints it (`/127.0.0.1`).
+fn request_identity(ctx: &RequestContext) -> (i16, String, String) {
+    let client_id = ctx
+        .header
+        .client_id
+        .as_ref()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    (ctx.version(), client_id, format!("/{}", ctx.peer.ip()))
+}
+
 /// A response on its way from a coordinator.
 pub type PendingGroupResponse = Result<oneshot::Receiver<group::Response>, ErrorCode>;
 
@@ -50,14 +62,7 @@ pub async fn submit(
     make_input: impl FnOnce(group::RequestContext) -> Input + Send + 'static,
 ) -> PendingGroupResponse {
     let owner = ctx.shard.owner_of(OFFSETS_TOPIC, partition);
-    let api_version = ctx.version();
-    let client_id = ctx
-        .header
-        .client_id
-        .as_ref()
-        .map(|id| id.to_string())
-        .unwrap_or_default();
-    let client_host = format!("/{}", ctx.peer.ip());
+    let (api_version, client_id, client_host) = request_identity(ctx);
     ctx.shard
         .router
         .submit_to(owner, move |state: Rc<ShardState>| async move {
@@ -92,14 +97,7 @@ pub async fn submit_everywhere(
 ) -> Vec<Result<group::Response, ErrorCode>> {
     let mut pending = Vec::new();
     for shard in 0..ctx.shard.router.shard_count() {
-        let api_version = ctx.version();
-        let client_id = ctx
-            .header
-            .client_id
-            .as_ref()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        let client_host = format!("/{}", ctx.peer.ip());
+        let (api_version, client_id, client_host) = request_identity(ctx);
         let make_input = make_input.clone();
         let receivers = ctx
             .shard

@@ -32,15 +32,10 @@ async fn list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Respo
                 wanted.current_leader_epoch,
             );
             let found = on_partition_owner(&ctx.shard, &name, index, move |partition| async move {
-                let epoch = partition.leader_epoch.get();
-                if current_epoch >= 0 && current_epoch != epoch {
-                    let error = if current_epoch > epoch {
-                        ResponseError::UnknownLeaderEpoch
-                    } else {
-                        ResponseError::FencedLeaderEpoch
-                    };
-                    return (code(error), -1, -1, epoch);
-                }
+                let epoch = match partition.check_leader_epoch(current_epoch) {
+                    Ok(epoch) => epoch,
+                    Err(error) => return (code(error), -1, -1, -1),
+                };
                 let log = &partition.log;
                 match timestamp {
                     LATEST => (NONE, -1, partition.high_watermark(), epoch),

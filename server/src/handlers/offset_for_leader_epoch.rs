@@ -32,15 +32,10 @@ async fn offsets_for_epochs(ctx: RequestContext, request: OffsetForLeaderEpochRe
             );
             let outcome =
                 on_partition_owner(&ctx.shard, &name, index, move |partition| async move {
-                    let epoch = partition.leader_epoch.get();
-                    if current_epoch >= 0 && current_epoch != epoch {
-                        let error = if current_epoch > epoch {
-                            ResponseError::UnknownLeaderEpoch
-                        } else {
-                            ResponseError::FencedLeaderEpoch
-                        };
-                        return (code(error), -1, -1);
-                    }
+                    let epoch = match partition.check_leader_epoch(current_epoch) {
+                        Ok(epoch) => epoch,
+                        Err(error) => return (code(error), -1, -1),
+                    };
                     if asked_epoch > epoch {
                         (NONE, -1, -1)
                     } else {

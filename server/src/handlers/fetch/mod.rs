@@ -79,13 +79,7 @@ async fn read_partition(
             let Some(partition) = state.partition(&topic, index) else {
                 return PartitionRead::error(code(ResponseError::UnknownTopicOrPartition));
             };
-            let epoch = partition.leader_epoch.get();
-            if current_epoch >= 0 && current_epoch != epoch {
-                let error = if current_epoch > epoch {
-                    ResponseError::UnknownLeaderEpoch
-                } else {
-                    ResponseError::FencedLeaderEpoch
-                };
+            if let Err(error) = partition.check_leader_epoch(current_epoch) {
                 return PartitionRead::error(code(error));
             }
             let high_watermark = partition.high_watermark();
