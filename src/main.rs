@@ -1,11 +1,17 @@
 //! `strom`: run a broker, and (from `strom-tools`) manage topics, produce, consume, inspect
 //! groups and benchmark.
 
+mod allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use strom_server::config::BrokerConfig;
+
+/// See `allocator`: claimed array sizes in malformed requests must not abort the broker.
+#[global_allocator]
+static ALLOCATOR: allocator::ReserveLargeAllocations = allocator::ReserveLargeAllocations;
 
 #[derive(Parser)]
 #[command(

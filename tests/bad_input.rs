@@ -375,3 +375,36 @@ fn unsupported_api_versions_version_gets_error_35_with_a_v0_body() {
 
     assert_broker_unharmed(&broker, &topic, "an unsupported ApiVersions version");
 }
+
+#[test]
+fn array_counts_far_beyond_the_frame_close_the_connection_and_the_broker_survives() {
+    let (broker, topic) = broker_with_data();
+
+    // A 14-byte Metadata v1 request whose topics array claims 2^31-1 entries. A decoder that
+    // reserves memory for the claimed count asks for ~150 GB; the broker must refuse the request,
+    // not abort on a failed allocation.
+    let mut stream = connect(&broker);
+    let mut payload = header_v1(METADATA, 1, 1);
+    payload.extend_from_slice(&i32::MAX.to_be_bytes());
+    write_lenient(&mut stream, &frame(&payload));
+    expect_closed(&mut stream, "Metadata v1 request claiming 2^31-1 topics");
+
+    // The same in a flexible version: a compact array length of 2^32-1 (varint 0xffffffff).
+    let mut stream = connect(&broker);
+    let mut payload = header_v2(METADATA, 12, 2);
+    payload.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    write_lenient(&mut stream, &frame(&payload));
+    expect_closed(&mut stream, "Metadata v12 request claiming 2^32-2 topics");
+
+    // And in a Produce request, where the claimed partitions are larger structs.
+    let mut stream = connect(&broker);
+    let mut payload = header_v1(0, 7, 3);
+    payload.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
+    payload.extend_from_slice(&(-1i16).to_be_bytes()); // acks
+    payload.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+    payload.extend_from_slice(&i32::MAX.to_be_bytes()); // topics: 2^31-1
+    write_lenient(&mut stream, &frame(&payload));
+    expect_closed(&mut stream, "Produce v7 request claiming 2^31-1 topics");
+
+    assert_broker_unharmed(&broker, &topic, "huge array counts");
+}
