@@ -274,6 +274,15 @@ fn idempotent_producer_retries_are_deduplicated_and_gaps_refused() {
         (0, 1),
         "duplicate acknowledged at its first offset"
     );
+    // A damaged copy of a stored batch is corrupt, not a duplicate to acknowledge.
+    let mut damaged_retry = idempotent_batch(producer_id, 0, 0, 3);
+    let last = damaged_retry.len() - 1;
+    damaged_retry[last] ^= 0xff;
+    assert_eq!(
+        connection.produce(&topic, 0, damaged_retry).0,
+        CORRUPT_MESSAGE,
+        "CRC is checked before sequences"
+    );
     // A gap in sequences.
     assert_eq!(
         connection

@@ -21,6 +21,21 @@ const WRITE_ROUND_BATCHES_MAX: usize = 500;
 /// Bytes written in one round, so one huge backlog does not delay every waiter behind it.
 const WRITE_ROUND_BYTES_MAX: u64 = 8 << 20;
 
+/// A record set that passed validation: its batches' byte ranges and headers.
+#[derive(Debug, Clone)]
+pub struct ValidatedRecordSet {
+    ranges: Vec<std::ops::Range<usize>>,
+    headers: Vec<crate::batch::BatchHeader>,
+    record_set_bytes: usize,
+}
+
+impl ValidatedRecordSet {
+    /// The headers of the record set's batches, in order.
+    pub fn headers(&self) -> &[crate::batch::BatchHeader] {
+        &self.headers
+    }
+}
+
 /// Resolves when the log has reached an offset (written, or durable).
 #[derive(Debug)]
 pub struct WaitOffset {
@@ -81,7 +96,16 @@ impl PartitionLog {
     /// Appends a record set (one or more RecordBatch v2, as a producer sent them). On any
     /// validation error nothing is appended. Waits only if too many bytes are queued.
     pub async fn append(&self, record_set: Bytes, leader_epoch: i32) -> Result<AppendReceipt> {
-        let ranges = split_record_set(&record_set)?;
+        let validated = self.validate_record_set(&record_set)?;
+        self.append_validated(record_set, validated, leader_epoch)
+            .await
+    }
+
+    /// Validates a record set for this log (framing, magic, CRC, records, `max.message.bytes`)
+    /// without appending it, so a caller can look at the batches (e.g. idempotent-producer
+    /// sequences) before [`Self::append_validated`].
+    pub fn validate_record_set(&self, record_set: &Bytes) -> Result<ValidatedRecordSet> {
+        let ranges = split_record_set(record_set)?;
         let max_message_bytes = self.state.borrow().config.max_message_bytes;
         let mut headers = Vec::with_capacity(ranges.len());
         for range in &ranges {
@@ -96,6 +120,28 @@ impl PartitionLog {
                 record_set.get(range.clone()).unwrap_or(&[]),
             )?);
         }
+        Ok(ValidatedRecordSet {
+            ranges,
+            headers,
+            record_set_bytes: record_set.len(),
+        })
+    }
+
+    /// Appends a record set validated by [`Self::validate_record_set`].
+    pub async fn append_validated(
+        &self,
+        record_set: Bytes,
+        validated: ValidatedRecordSet,
+        leader_epoch: i32,
+    ) -> Result<AppendReceipt> {
+        assert_eq!(
+            validated.record_set_bytes,
+            record_set.len(),
+            "validated a different record set"
+        );
+        let ValidatedRecordSet {
+            ranges, headers, ..
+        } = validated;
         self.check_open()?;
         self.wait_for_queue_room().await?;
         self.check_open()?;

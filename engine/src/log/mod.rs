@@ -26,7 +26,7 @@ mod sync;
 mod time_index;
 mod truncate;
 
-pub use append::{AppendReceipt, WaitOffset};
+pub use append::{AppendReceipt, ValidatedRecordSet, WaitOffset};
 pub use compaction::{CompactionOutcome, OFFSET_MAP_BYTES_MAX};
 pub use config::{
     CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS, DEFAULT_MAX_MESSAGE_BYTES,

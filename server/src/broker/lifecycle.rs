@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 
@@ -17,6 +17,7 @@ use super::shard::ShardState;
 use super::topics::TopicRegistry;
 use crate::config::BrokerConfig;
 use crate::coordination::CoordinationStore;
+use crate::handlers::now_ms;
 use crate::network::{bind_reuseport, run_listener};
 
 const PID_FILE: &str = "strom.pid";
@@ -47,14 +48,6 @@ pub enum BrokerError {
 fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BrokerError {
     let context = context.into();
     move |source| BrokerError::Io { context, source }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// Takes an exclusive lock on the log dir for the life of the process.

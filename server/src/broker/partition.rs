@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use strom_engine::batch::{split_record_set, BatchHeader};
+use strom_engine::batch::BatchHeader;
 use strom_engine::log::{LogConfig, PartitionLog, WaitOffset};
 
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
@@ -152,11 +152,13 @@ impl Partition {
         records: Bytes,
         acks: AckLevel,
     ) -> Result<AppendOutcome, AppendError> {
-        let ranges = split_record_set(&records).map_err(strom_engine::Error::from)?;
-        if ranges.len() != 1 {
-            return Err(AppendError::BatchCount(ranges.len()));
-        }
-        let header = BatchHeader::parse(&records).map_err(strom_engine::Error::from)?;
+        // Validate first (CRC included): a damaged copy of a stored batch is corrupt, not a
+        // duplicate to acknowledge.
+        let validated = self.log.validate_record_set(&records)?;
+        let header: BatchHeader = match validated.headers() {
+            [header] => *header,
+            headers => return Err(AppendError::BatchCount(headers.len())),
+        };
         if header.is_transactional() {
             return Err(AppendError::Transactional);
         }
@@ -172,7 +174,10 @@ impl Partition {
                 });
             }
         }
-        let receipt = self.log.append(records, self.leader_epoch.get()).await?;
+        let receipt = self
+            .log
+            .append_validated(records, validated, self.leader_epoch.get())
+            .await?;
         if header.has_producer_id() {
             self.producers
                 .borrow_mut()
