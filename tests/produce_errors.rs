@@ -9,19 +9,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
+use common::kafka_wire::Connection;
 use common::{kcat, unique_topic, Broker, BrokerOpts, CLIENT_TIMEOUT};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use strom_engine::batch::build::build_batch;
 
 const MAX_MESSAGE_BYTES: usize = 10_000;
@@ -32,80 +24,6 @@ const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_RECORD: i16 = 87;
-
-struct Connection {
-    stream: TcpStream,
-    next_correlation_id: i32,
-}
-
-impl Connection {
-    fn open(broker: &Broker) -> Self {
-        let stream = TcpStream::connect(broker.bootstrap()).expect("connect to the broker");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("read timeout");
-        Connection {
-            stream,
-            next_correlation_id: 1,
-        }
-    }
-
-    /// Sends one request and decodes its response.
-    fn call<Req, Resp>(&mut self, api: ApiKey, version: i16, request: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("produce-errors-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("encode header");
-        request.encode(&mut body, version).expect("encode request");
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).expect("send request");
-
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("response size");
-        let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream
-            .read_exact(&mut response)
-            .expect("response body");
-        let mut response = Bytes::from(response);
-        let header = kafka_protocol::messages::ResponseHeader::decode(
-            &mut response,
-            Resp::header_version(version),
-        )
-        .expect("response header");
-        assert_eq!(
-            header.correlation_id, correlation_id,
-            "responses come back in order"
-        );
-        Resp::decode(&mut response, version).expect("decode response")
-    }
-
-    /// Produces `records` to `topic`-`partition` (acks=-1) and returns (error code, base offset).
-    fn produce(&mut self, topic: &str, partition: i32, records: Vec<u8>) -> (i16, i64) {
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(Bytes::from(records)))])]);
-        let response: ProduceResponse = self.call(ApiKey::Produce, 9, &request);
-        let partition = &response.responses[0].partition_responses[0];
-        (partition.error_code, partition.base_offset)
-    }
-}
 
 fn batch(records: i32, value_bytes: usize) -> Vec<u8> {
     build_batch(0, records, value_bytes, 1_700_000_000_000, -1, -1, -1)

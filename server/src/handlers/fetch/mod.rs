@@ -60,6 +60,8 @@ struct WantedTopic {
     partitions: Vec<WantedPartition>,
 }
 
+/// Reads a partition on its owner shard: whole batches from `wanted.fetch_offset`, about
+/// `max_bytes` (at least one batch), or with `max_bytes` 0 only its watermarks.
 async fn read_partition(
     shard: &Rc<ShardState>,
     topic: &str,
@@ -85,6 +87,16 @@ async fn read_partition(
             let high_watermark = partition.high_watermark();
             let log_start_offset = partition.log.log_start_offset();
             let progress = Some(partition.log.subscribe());
+            if max_bytes == 0 {
+                // The response is already full: report the partition's state without records.
+                return PartitionRead {
+                    error_code: NONE,
+                    high_watermark,
+                    log_start_offset,
+                    records: None,
+                    progress,
+                };
+            }
             match partition
                 .log
                 .read(fetch_offset, max_bytes, high_watermark)
@@ -207,14 +219,9 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                     Some(name) => {
                         let remaining = response_max_bytes.saturating_sub(total_bytes);
                         if remaining == 0 && total_bytes > 0 {
-                            // The response is full: later partitions get no data this time.
-                            PartitionRead {
-                                error_code: NONE,
-                                high_watermark: -1,
-                                log_start_offset: -1,
-                                records: None,
-                                progress: None,
-                            }
+                            // The response is full: later partitions get their watermarks but no
+                            // records this time (max_bytes 0 reads nothing).
+                            read_partition(&ctx.shard, name, partition, 0).await
                         } else {
                             // At least one whole batch is returned even when it is larger than the
                             // limits (KIP-74), so a large batch never stalls a consumer.
