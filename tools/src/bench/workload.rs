@@ -205,6 +205,41 @@ struct ProducePlan {
 }
 
 /// One producer task: sends its share (or until the deadline), paced to its rate.
+/// A running producer task: its latencies and when it finished sending.
+type ProducerHandle = tokio::task::JoinHandle<Result<(LatencyRecorder, Option<Instant>)>>;
+
+/// Starts `settings.producers` producer tasks, splitting the message count and the target rate
+/// evenly between them; each waits at `barrier` before it starts sending.
+fn spawn_producers(
+    client_config: &ClientConfig,
+    settings: &ProduceSettings,
+    barrier: &Arc<Barrier>,
+    counters: &Arc<Counters>,
+    stamp_from: Option<Instant>,
+) -> Vec<ProducerHandle> {
+    let shares = settings.count.map(|count| split(count, settings.producers));
+    let rate_per_task = settings.rate_per_sec as f64 / settings.producers as f64;
+    (0..settings.producers)
+        .map(|index| {
+            let share = shares.as_ref().map(|s| s[index]);
+            let duration = settings.duration;
+            let plan_of = move |start: Instant| ProducePlan {
+                share,
+                deadline: duration.map(|d| start + d),
+                rate_per_sec: rate_per_task,
+            };
+            tokio::spawn(producer_task(
+                client_config.clone(),
+                settings.clone(),
+                plan_of,
+                barrier.clone(),
+                counters.clone(),
+                stamp_from,
+            ))
+        })
+        .collect()
+}
+
 async fn producer_task(
     client_config: ClientConfig,
     settings: ProduceSettings,
@@ -309,26 +344,7 @@ pub async fn run_produce(
     .await?;
     let counters = Arc::new(Counters::default());
     let barrier = Arc::new(Barrier::new(settings.producers + 1));
-    let shares = settings.count.map(|count| split(count, settings.producers));
-    let rate_per_task = settings.rate_per_sec as f64 / settings.producers as f64;
-    let mut tasks = Vec::new();
-    for index in 0..settings.producers {
-        let share = shares.as_ref().map(|s| s[index]);
-        let duration = settings.duration;
-        let plan_of = move |start: Instant| ProducePlan {
-            share,
-            deadline: duration.map(|d| start + d),
-            rate_per_sec: rate_per_task,
-        };
-        tasks.push(tokio::spawn(producer_task(
-            client_config.clone(),
-            settings.clone(),
-            plan_of,
-            barrier.clone(),
-            counters.clone(),
-            None,
-        )));
-    }
+    let tasks = spawn_producers(&client_config, &settings, &barrier, &counters, None);
     barrier.wait().await;
     let start = Instant::now();
     let bar = Progress::start(
@@ -713,26 +729,8 @@ pub async fn run_e2e(
             Some(anchor),
         )));
     }
-    let shares = produce.count.map(|count| split(count, produce.producers));
-    let rate_per_task = produce.rate_per_sec as f64 / produce.producers as f64;
-    let mut producer_tasks = Vec::new();
-    for index in 0..produce.producers {
-        let share = shares.as_ref().map(|s| s[index]);
-        let duration = produce.duration;
-        let plan_of = move |start: Instant| ProducePlan {
-            share,
-            deadline: duration.map(|d| start + d),
-            rate_per_sec: rate_per_task,
-        };
-        producer_tasks.push(tokio::spawn(producer_task(
-            client_config.clone(),
-            produce.clone(),
-            plan_of,
-            barrier.clone(),
-            produced.clone(),
-            Some(anchor),
-        )));
-    }
+    let producer_tasks =
+        spawn_producers(&client_config, &produce, &barrier, &produced, Some(anchor));
     barrier.wait().await;
     let start = Instant::now();
     let bar = Progress::start(
