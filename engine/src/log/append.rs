@@ -127,8 +127,24 @@ impl PartitionLog {
         })
     }
 
-    /// Appends a record set validated by [`Self::validate_record_set`].
+    /// Appends a record set validated by [`Self::validate_record_set`], first waiting while the
+    /// write queue is full.
     pub async fn append_validated(
+        &self,
+        record_set: Bytes,
+        validated: ValidatedRecordSet,
+        leader_epoch: i32,
+    ) -> Result<AppendReceipt> {
+        self.wait_for_queue_room().await?;
+        self.append_validated_now(record_set, validated, leader_epoch)
+    }
+
+    /// Appends a record set validated by [`Self::validate_record_set`] without waiting: offsets
+    /// are assigned and the batches queued for the writer before this returns. It never
+    /// suspends, so a caller that checks something (e.g. idempotent-producer sequences) right
+    /// before it needs no lock: on the owning shard's single thread nothing can run in between.
+    /// Call [`Self::wait_for_queue_room`] first to respect the write queue's bound.
+    pub fn append_validated_now(
         &self,
         record_set: Bytes,
         validated: ValidatedRecordSet,
@@ -142,8 +158,6 @@ impl PartitionLog {
         let ValidatedRecordSet {
             ranges, headers, ..
         } = validated;
-        self.check_open()?;
-        self.wait_for_queue_room().await?;
         self.check_open()?;
 
         let mut state = self.state.borrow_mut();
@@ -203,14 +217,21 @@ impl PartitionLog {
         })
     }
 
-    async fn wait_for_queue_room(&self) -> Result<()> {
+    /// Waits while more than [`PENDING_WRITE_BYTES_MAX`] bytes are queued for the writer (the
+    /// bound on a log's memory). Returns at once when there is room, without suspending. Fails
+    /// if the log is closed or failed.
+    pub async fn wait_for_queue_room(&self) -> Result<()> {
+        self.check_open()?;
+        if self.state.borrow().pending_bytes <= PENDING_WRITE_BYTES_MAX {
+            return Ok(());
+        }
         let mut progress = self.progress.subscribe();
         while self.state.borrow().pending_bytes > PENDING_WRITE_BYTES_MAX {
             if progress.changed().await.is_err() || progress.borrow().failed {
                 return Err(Error::Closed);
             }
         }
-        Ok(())
+        self.check_open()
     }
 
     fn should_roll(
@@ -340,6 +361,9 @@ impl PartitionLog {
                     progress.durable_offset = next_offset;
                 }
             });
+            if self.high_watermark_follows_log_end.get() {
+                self.set_high_watermark(next_offset);
+            }
             self.syncer_wakeup.notify_one();
         }
     }

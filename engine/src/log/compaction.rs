@@ -341,14 +341,12 @@ impl PartitionLog {
     /// Decides whether a pass runs and over what; marks it running.
     fn plan_compaction(&self, now_ms: i64) -> Option<Plan> {
         let written_offset = self.progress.borrow().written_offset;
+        let high_watermark = self.high_watermark();
         let mut state = self.state.borrow_mut();
         if state.config.cleanup_policy != CleanupPolicy::Compact || state.compaction.running {
             return None;
         }
-        let bound = state
-            .high_watermark
-            .min(state.recovery_point)
-            .min(written_offset);
+        let bound = high_watermark.min(state.recovery_point).min(written_offset);
         let sealed = state.segments.len().saturating_sub(1);
         let settled: Vec<&Segment> = state
             .segments

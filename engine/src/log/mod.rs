@@ -77,7 +77,6 @@ struct LogState {
     log_start_offset: i64,
     /// Offset the next append gets.
     next_offset: i64,
-    high_watermark: i64,
     /// Everything below it is on disk (synced); recovery scans from its segment.
     recovery_point: i64,
     pending: VecDeque<PendingWrite>,
@@ -99,6 +98,13 @@ pub struct PartitionLog {
     dir: PathBuf,
     state: RefCell<LogState>,
     progress: watch::Sender<Progress>,
+    /// The high watermark: what consumers may read up to. Kept apart from [`Progress`] so that a
+    /// long-polling fetch wakes only when it moves, not on every write or sync.
+    /// Invariant: `log_start_offset <= high_watermark <= log_end_offset`.
+    high_watermark: watch::Sender<i64>,
+    /// Whether the writer moves the high watermark to the log end after every write (a partition
+    /// with no followers); otherwise the replica owner sets it.
+    high_watermark_follows_log_end: Cell<bool>,
     writer_wakeup: Notify,
     syncer_wakeup: Notify,
     /// Background tasks still running (writer, syncer); close waits for them.
@@ -147,15 +153,35 @@ impl PartitionLog {
     }
 
     pub fn high_watermark(&self) -> i64 {
-        self.state.borrow().high_watermark
+        *self.high_watermark.borrow()
     }
 
     /// Sets the high watermark (the replica owner decides it). It is clamped to
-    /// `[log_start_offset, log_end_offset]`.
+    /// `[log_start_offset, log_end_offset]`. Subscribers are woken only if it changed.
     pub fn set_high_watermark(&self, offset: i64) {
         let end = self.log_end_offset();
-        let mut state = self.state.borrow_mut();
-        state.high_watermark = offset.clamp(state.log_start_offset, end);
+        let start = self.state.borrow().log_start_offset;
+        let clamped = offset.clamp(start.min(end), end);
+        self.high_watermark.send_if_modified(|current| {
+            let changed = *current != clamped;
+            *current = clamped;
+            changed
+        });
+    }
+
+    /// Makes the writer move the high watermark to the log end after every write (for a
+    /// partition that has no followers), and moves it there now.
+    pub fn set_high_watermark_follows_log_end(&self, follows: bool) {
+        self.high_watermark_follows_log_end.set(follows);
+        if follows {
+            self.set_high_watermark(self.log_end_offset());
+        }
+    }
+
+    /// A receiver that changes only when the high watermark moves (e.g. to wake long-poll
+    /// fetches, which read up to it).
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -216,3 +242,5 @@ impl PartitionLog {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watermark_tests;

@@ -93,7 +93,6 @@ impl PartitionLog {
             state.segments.insert(base, segment);
             state.truncations += 1;
             state.next_offset = new_end;
-            state.high_watermark = state.high_watermark.min(new_end);
             state.recovery_point = state.recovery_point.min(new_end);
             state.dir_dirty = true;
             later.into_values().collect()
@@ -104,6 +103,11 @@ impl PartitionLog {
         self.progress.send_modify(|progress| {
             progress.written_offset = new_end;
             progress.durable_offset = progress.durable_offset.min(new_end);
+        });
+        self.high_watermark.send_if_modified(|high_watermark| {
+            let changed = *high_watermark > new_end;
+            *high_watermark = (*high_watermark).min(new_end);
+            changed
         });
         checkpoint::write_offset(
             &self.dir,
@@ -123,7 +127,6 @@ impl PartitionLog {
             state.truncations += 1;
             state.next_offset = offset;
             state.log_start_offset = offset;
-            state.high_watermark = offset;
             state.recovery_point = offset;
             state.dirty_segments.clear();
             old.into_values()
@@ -137,6 +140,7 @@ impl PartitionLog {
             progress.written_offset = offset;
             progress.durable_offset = offset;
         });
+        self.high_watermark.send_replace(offset);
         checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
         checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
         Ok(offset)

@@ -6,6 +6,9 @@
 //! behind, which is the backpressure between cores.
 
 mod affinity;
+mod join;
 mod shard;
+
+pub use join::join_all;
 
 pub use shard::{ShardId, ShardRouter, ShardSet, ShardSetConfig, MAILBOX_CAPACITY};
