@@ -5,6 +5,7 @@ pub mod context;
 pub mod group_placement;
 pub mod group_runtime;
 mod lifecycle;
+pub mod metadata_cache;
 pub mod partition;
 pub mod placement;
 pub mod producer_ids;

@@ -1,8 +1,12 @@
 //! A partition as this broker serves it: the engine's log, the leader epoch, and the
 //! idempotent-producer state. Lives on exactly one shard (its owner, see `placement`).
 //!
-//! Single replica for now: the high watermark follows the log end offset. Replication will set
-//! it from followers' fetch positions instead.
+//! Single replica for now: the log's writer moves the high watermark to the log end after every
+//! write. Replication will set it from followers' fetch positions instead.
+//!
+//! Appends take no lock: the sequence check, the offset assignment and the producer-state record
+//! of an idempotent batch run in one step that never suspends, on the one shard thread that owns
+//! the partition, so nothing can come between them.
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -63,10 +67,6 @@ pub struct Partition {
     pub log: Rc<PartitionLog>,
     pub leader_epoch: Cell<i32>,
     producers: RefCell<ProducerStateTable>,
-    /// Serialises check → append → record for idempotent batches of this partition, so two
-    /// requests of one producer cannot interleave between the sequence check and the append.
-    /// Held only until the append is queued, not until it is written.
-    append_order: tokio::sync::Mutex<()>,
 }
 
 /// `<log dir>/<topic>-<partition>`, Kafka's layout.
@@ -88,6 +88,8 @@ impl Partition {
             tracing::warn!(%topic, index, ?report, "partition recovered");
         }
         let producers = Self::rebuild_producer_state(&dir, &log).await?;
+        // No followers: everything written is committed.
+        log.set_high_watermark_follows_log_end(true);
         Ok(Rc::new(Partition {
             topic,
             index,
@@ -96,7 +98,6 @@ impl Partition {
             log,
             leader_epoch: Cell::new(0),
             producers: RefCell::new(producers),
-            append_order: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -139,9 +140,8 @@ impl Partition {
         }
     }
 
-    /// Single replica: everything written is committed.
+    /// What consumers may read up to (single replica: the log end, moved by the log's writer).
     pub fn high_watermark(&self) -> i64 {
-        self.log.set_high_watermark(self.log.log_end_offset());
         self.log.high_watermark()
     }
 
@@ -162,7 +162,10 @@ impl Partition {
         if header.is_transactional() {
             return Err(AppendError::Transactional);
         }
-        let _ordered = self.append_order.lock().await;
+        // Wait for room in the write queue first: from here until the batch is queued nothing
+        // suspends, so no other append to this partition can slip between the sequence check
+        // and the append (see the module comment).
+        self.log.wait_for_queue_room().await?;
         if header.has_producer_id() {
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?
@@ -176,8 +179,7 @@ impl Partition {
         }
         let receipt = self
             .log
-            .append_validated(records, validated, self.leader_epoch.get())
-            .await?;
+            .append_validated_now(records, validated, self.leader_epoch.get())?;
         if header.has_producer_id() {
             self.producers
                 .borrow_mut()

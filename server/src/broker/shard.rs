@@ -12,6 +12,7 @@ use strom_engine::runtime::{ShardId, ShardRouter};
 use super::context::BrokerContext;
 use super::group_placement::OFFSETS_TOPIC;
 use super::group_runtime::{group_config, GroupRuntime};
+use super::metadata_cache::{Applied, MetadataCache, MetadataUpdate};
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
 use super::topic_config::log_config;
@@ -26,6 +27,8 @@ pub struct ShardState {
     pub id: ShardId,
     pub router: Router,
     pub broker: Arc<BrokerContext>,
+    /// Every topic as this shard sees it: what the data path reads, without a lock.
+    pub metadata: MetadataCache,
     /// topic → partition index → partition, for the partitions this shard owns.
     partitions: RefCell<PartitionTable>,
     /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
@@ -40,6 +43,7 @@ impl ShardState {
         let state = ShardState {
             id,
             router,
+            metadata: MetadataCache::from_snapshot(&broker.topics.snapshot()),
             broker: broker.clone(),
             partitions: RefCell::new(HashMap::new()),
             groups: Rc::new(GroupRuntime::default()),
@@ -81,6 +85,33 @@ impl ShardState {
 
     pub fn owner_of(&self, topic: &str, index: i32) -> ShardId {
         owner_shard(topic, index, self.broker.shard_count)
+    }
+
+    /// Runs `task` on shard `target` with that shard's state: a direct call when it is this
+    /// shard, a message through its mailbox otherwise.
+    pub async fn run_on<R, F, Fut>(
+        self: &Rc<Self>,
+        target: ShardId,
+        task: F,
+    ) -> Result<R, strom_engine::Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<ShardState>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        if target == self.id {
+            Ok(task(self.clone()).await)
+        } else {
+            self.router.submit_to(target, task).await
+        }
+    }
+
+    /// Applies a control-plane change to this shard's metadata cache; on a gap (updates from two
+    /// publishers crossed) it reloads the whole cache from the registry instead.
+    pub fn apply_metadata(&self, update: &MetadataUpdate) {
+        if self.metadata.apply(update) == Applied::Gap {
+            self.metadata.install(&self.broker.topics.snapshot());
+        }
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Rc<Partition>> {
@@ -173,8 +204,6 @@ impl ShardState {
                 tracing::warn!(topic = %partition.topic, index = partition.index, %error, "retention failed");
             }
             if partition.log.config().cleanup_policy == CleanupPolicy::Compact {
-                // Compaction stops at the high watermark; one replica's follows its log end.
-                partition.high_watermark();
                 match partition.log.compact(now_ms).await {
                     Ok(outcome) => {
                         tracing::debug!(topic = %partition.topic, index = partition.index, ?outcome, "compacted")

@@ -1,7 +1,9 @@
 //! The topic registry: names, ids, partition counts and configs of every topic, persisted in
 //! the coordination store (`/brokers/topics/<name>`, JSON as Kafka keeps it in ZooKeeper) and
-//! cached in memory for request handling. Control plane only: a `RwLock` is fine here, the data
-//! path never takes it.
+//! cached in memory. Control plane only: a `RwLock` is fine here, the data path never takes it.
+//! The data path reads each shard's [`MetadataCache`](super::metadata_cache::MetadataCache),
+//! which every mutation here feeds: each returns the numbered [`MetadataUpdate`] that the caller
+//! publishes to every shard.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -9,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::metadata_cache::{MetadataChange, MetadataUpdate, TopicsSnapshot};
 use crate::coordination::{CoordinationError, CoordinationStore, CreateMode};
 
 const TOPICS_PATH: &str = "/brokers/topics";
@@ -78,10 +81,29 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// What the registry holds in memory: the topics and the version of that set, bumped by every
+/// change (the metadata caches of the shards follow it).
+#[derive(Default)]
+struct Topics {
+    version: u64,
+    by_name: BTreeMap<String, Arc<TopicMetadata>>,
+}
+
+impl Topics {
+    /// Records a change: bumps the version and returns the update to publish.
+    fn changed(&mut self, change: MetadataChange) -> MetadataUpdate {
+        self.version += 1;
+        MetadataUpdate {
+            version: self.version,
+            change,
+        }
+    }
+}
+
 /// Topic names and ids, persisted and cached.
 pub struct TopicRegistry {
     store: Arc<CoordinationStore>,
-    cache: RwLock<BTreeMap<String, TopicMetadata>>,
+    cache: RwLock<Topics>,
     broker_count: i32,
 }
 
@@ -102,13 +124,16 @@ impl TopicRegistry {
                 Err(error) => return Err(store_error(error)),
             }
         }
-        let mut cache = BTreeMap::new();
+        let mut cache = Topics {
+            version: 1,
+            by_name: BTreeMap::new(),
+        };
         for name in store.children(TOPICS_PATH).map_err(store_error)? {
             let (data, _stat) = store.get(&topic_path(&name)).map_err(store_error)?;
             let metadata: TopicMetadata = serde_json::from_slice(&data).map_err(|error| {
                 TopicError::Store(format!("topic {name} metadata does not parse: {error}"))
             })?;
-            cache.insert(name, metadata);
+            cache.by_name.insert(name, Arc::new(metadata));
         }
         Ok(TopicRegistry {
             store,
@@ -117,28 +142,42 @@ impl TopicRegistry {
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, TopicMetadata>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
         self.cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, TopicMetadata>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
         self.cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A topic, read under the registry's lock (control plane; the data path reads its shard's
+    /// metadata cache).
     pub fn get(&self, name: &str) -> Option<TopicMetadata> {
-        self.read().get(name).cloned()
-    }
-
-    pub fn get_by_id(&self, id: uuid::Uuid) -> Option<TopicMetadata> {
-        self.read().values().find(|topic| topic.id == id).cloned()
+        self.read()
+            .by_name
+            .get(name)
+            .map(|topic| TopicMetadata::clone(topic))
     }
 
     pub fn list(&self) -> Vec<TopicMetadata> {
-        self.read().values().cloned().collect()
+        self.read()
+            .by_name
+            .values()
+            .map(|topic| TopicMetadata::clone(topic))
+            .collect()
+    }
+
+    /// Every topic at the current version, for a shard's metadata cache.
+    pub fn snapshot(&self) -> TopicsSnapshot {
+        let topics = self.read();
+        TopicsSnapshot {
+            version: topics.version,
+            topics: topics.by_name.values().cloned().collect(),
+        }
     }
 
     /// Validates and records a new topic. Creating its partitions' logs is the caller's job.
@@ -149,7 +188,7 @@ impl TopicRegistry {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<TopicMetadata, TopicError> {
+    ) -> Result<(TopicMetadata, Option<MetadataUpdate>), TopicError> {
         validate_topic_name(name)?;
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions(partitions));
@@ -162,7 +201,7 @@ impl TopicRegistry {
         }
         super::topic_config::validate_topic_configs(&configs)?;
         let mut cache = self.write();
-        if cache.contains_key(name) {
+        if cache.by_name.contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
         let metadata = TopicMetadata {
@@ -173,7 +212,7 @@ impl TopicRegistry {
             configs,
         };
         if validate_only {
-            return Ok(metadata);
+            return Ok((metadata, None));
         }
         let data =
             serde_json::to_vec(&metadata).map_err(|error| TopicError::Store(error.to_string()))?;
@@ -187,52 +226,63 @@ impl TopicRegistry {
             }
             Err(error) => return Err(store_error(error)),
         }
-        cache.insert(name.to_string(), metadata.clone());
-        Ok(metadata)
+        let shared = Arc::new(metadata.clone());
+        cache.by_name.insert(name.to_string(), shared.clone());
+        let update = cache.changed(MetadataChange::Upsert(shared));
+        Ok((metadata, Some(update)))
     }
 
     /// Removes a topic; returns what it was.
-    pub fn delete(&self, name: &str) -> Result<TopicMetadata, TopicError> {
+    pub fn delete(&self, name: &str) -> Result<(TopicMetadata, MetadataUpdate), TopicError> {
         let mut cache = self.write();
         let metadata = cache
+            .by_name
             .get(name)
-            .cloned()
+            .map(|topic| TopicMetadata::clone(topic))
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         match self.store.delete(&topic_path(name), None) {
             Ok(()) | Err(CoordinationError::NoNode { .. }) => {}
             Err(error) => return Err(store_error(error)),
         }
-        cache.remove(name);
-        Ok(metadata)
+        cache.by_name.remove(name);
+        let update = cache.changed(MetadataChange::Remove {
+            name: name.to_string(),
+            id: metadata.id,
+        });
+        Ok((metadata, update))
     }
 
-    /// Grows a topic to `new_total` partitions; returns the old count.
+    /// Grows a topic to `new_total` partitions; returns the old count and, unless only
+    /// validating, the grown topic and the update to publish.
     pub fn add_partitions(
         &self,
         name: &str,
         new_total: i32,
         validate_only: bool,
-    ) -> Result<i32, TopicError> {
+    ) -> Result<(i32, Option<(TopicMetadata, MetadataUpdate)>), TopicError> {
         let mut cache = self.write();
         let metadata = cache
-            .get_mut(name)
+            .by_name
+            .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let old = metadata.partitions;
         if new_total <= old || new_total > PARTITIONS_PER_TOPIC_MAX {
             return Err(TopicError::InvalidPartitions(new_total));
         }
         if validate_only {
-            return Ok(old);
+            return Ok((old, None));
         }
-        let mut updated = metadata.clone();
+        let mut updated = TopicMetadata::clone(metadata);
         updated.partitions = new_total;
         let data =
             serde_json::to_vec(&updated).map_err(|error| TopicError::Store(error.to_string()))?;
         self.store
             .set(&topic_path(name), Bytes::from(data), None)
             .map_err(store_error)?;
-        *metadata = updated;
-        Ok(old)
+        let shared = Arc::new(updated.clone());
+        cache.by_name.insert(name.to_string(), shared.clone());
+        let update = cache.changed(MetadataChange::Upsert(shared));
+        Ok((old, Some((updated, update))))
     }
 }
 
@@ -260,13 +310,12 @@ mod tests {
     #[test]
     fn create_delete_and_grow() {
         let topics = registry();
-        let created = topics
+        let (created, update) = topics
             .create("t", 3, 1, BTreeMap::new(), false)
             .expect("create");
-        assert_eq!(
-            topics.get_by_id(created.id).map(|t| t.name),
-            Some("t".to_string())
-        );
+        let snapshot = topics.snapshot();
+        assert_eq!(update.map(|u| u.version), Some(snapshot.version));
+        assert!(snapshot.topics.iter().any(|t| t.id == created.id));
         assert!(matches!(
             topics.create("t", 3, 1, BTreeMap::new(), false),
             Err(TopicError::AlreadyExists(_))
@@ -279,12 +328,15 @@ mod tests {
             topics.create("u", 1, 2, BTreeMap::new(), false),
             Err(TopicError::InvalidReplicationFactor { .. })
         ));
-        assert_eq!(topics.add_partitions("t", 5, false).expect("grow"), 3);
+        assert_eq!(topics.add_partitions("t", 5, false).expect("grow").0, 3);
         assert!(matches!(
             topics.add_partitions("t", 4, false),
             Err(TopicError::InvalidPartitions(4))
         ));
-        assert_eq!(topics.delete("t").expect("delete").partitions, 5);
+        let version_before = topics.snapshot().version;
+        let (deleted, update) = topics.delete("t").expect("delete");
+        assert_eq!(deleted.partitions, 5);
+        assert_eq!(update.version, version_before + 1);
         assert!(topics.get("t").is_none());
         // validate_only records nothing.
         topics
@@ -297,7 +349,7 @@ mod tests {
     fn survives_reload_from_the_store() {
         let store = Arc::new(CoordinationStore::in_memory(StoreLimits::default()));
         let topics = TopicRegistry::load(store.clone(), 1).expect("load");
-        let created = topics
+        let (created, _) = topics
             .create(
                 "kept",
                 2,

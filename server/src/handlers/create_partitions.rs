@@ -4,7 +4,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::error_codes::{topic_error_code, NONE};
-use super::topic_admin::open_partitions;
+use super::topic_admin::{open_partitions, publish_metadata};
 use super::{RequestContext, ResponseFuture};
 use crate::broker::topics::TopicError;
 use crate::network::Response;
@@ -18,21 +18,15 @@ async fn create_partitions(ctx: RequestContext, request: CreatePartitionsRequest
     for topic in request.topics {
         let name = topic.name.to_string();
         let outcome = async {
-            let old = ctx.shard.broker.topics.add_partitions(
+            let (old, grown) = ctx.shard.broker.topics.add_partitions(
                 &name,
                 topic.count,
                 request.validate_only,
             )?;
-            if !request.validate_only {
-                let metadata = ctx
-                    .shard
-                    .broker
-                    .topics
-                    .get(&name)
-                    .ok_or_else(|| TopicError::Unknown(name.clone()))?;
-                open_partitions(&ctx.shard, &metadata, old)
-                    .await
-                    .map_err(TopicError::Store)?;
+            if let Some((metadata, update)) = grown {
+                let opened = open_partitions(&ctx.shard, &metadata, old).await;
+                publish_metadata(&ctx.shard, update).await;
+                opened.map_err(TopicError::Store)?;
                 tracing::info!(topic = %name, from = old, to = topic.count, "added partitions");
                 super::topic_admin::notify_partitions_changed(&ctx.shard, vec![name.clone()]).await;
             }

@@ -30,10 +30,9 @@ async fn delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> Res
     for (name, topic_id) in wanted {
         let name = name.or_else(|| {
             ctx.shard
-                .broker
-                .topics
-                .get_by_id(topic_id)
-                .map(|topic| topic.name)
+                .metadata
+                .topic_by_id(topic_id)
+                .map(|topic| topic.name.to_string())
         });
         let result = match &name {
             None => DeletableTopicResult::default()

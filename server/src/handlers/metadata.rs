@@ -72,17 +72,17 @@ pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFu
     let mut topics = Vec::new();
     if all_topics {
         topics.extend(
-            broker
-                .topics
-                .list()
+            ctx.shard
+                .metadata
+                .topics()
                 .iter()
-                .map(|topic| topic_entry(topic, broker_id, ctx.version())),
+                .map(|topic| topic_entry(&topic.metadata, broker_id, ctx.version())),
         );
     } else {
         for wanted in request.topics.unwrap_or_default() {
             let entry = match wanted.name.as_ref().map(|name| name.to_string()) {
-                Some(name) => match broker.topics.get(&name) {
-                    Some(topic) => topic_entry(&topic, broker_id, ctx.version()),
+                Some(name) => match ctx.shard.metadata.topic(&name) {
+                    Some(topic) => topic_entry(&topic.metadata, broker_id, ctx.version()),
                     None if auto_create => match auto_create_topic(&ctx.shard, &name).await {
                         Ok(topic) => topic_entry(&topic, broker_id, ctx.version()),
                         Err(error) => error_entry(
@@ -99,8 +99,8 @@ pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFu
                         ctx.version(),
                     ),
                 },
-                None => match broker.topics.get_by_id(wanted.topic_id) {
-                    Some(topic) => topic_entry(&topic, broker_id, ctx.version()),
+                None => match ctx.shard.metadata.topic_by_id(wanted.topic_id) {
+                    Some(topic) => topic_entry(&topic.metadata, broker_id, ctx.version()),
                     None => error_entry(
                         None,
                         wanted.topic_id,

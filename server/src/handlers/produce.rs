@@ -4,6 +4,10 @@
 //! Ordering: every partition's append is queued on its owner shard before `handle` returns,
 //! so a connection's produce requests reach each partition in request order (idempotent
 //! producers pipeline up to 5). Waiting for acks happens in the returned future.
+//!
+//! Routing: the topics are looked up in this shard's metadata cache (no lock), the partitions
+//! grouped by owner shard, and each owner gets one message carrying all of its partitions; the
+//! owners work concurrently, and the partitions this shard owns are appended by a direct call.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,10 +17,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use strom_engine::log::WaitOffset;
+use strom_engine::runtime::{join_all, ShardId};
 
 use super::error_codes::{append_error_code, code, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
-use crate::broker::group_placement::OFFSETS_TOPIC;
 use crate::broker::partition::AckLevel;
 use crate::broker::shard::ShardState;
 use crate::network::Response;
@@ -40,35 +44,77 @@ struct PartitionResult {
     queued: Queued,
 }
 
-async fn queue_append(
-    shard: &Rc<ShardState>,
-    topic: &str,
+/// One partition's record set on its way to the owner shard.
+struct AppendWork {
+    /// Where the partition's result goes in the response (its position in the request).
+    slot: usize,
+    topic: TopicName,
     index: i32,
     records: Bytes,
+}
+
+/// Appends every partition of `work` (all owned by `state`'s shard) in request order. Each
+/// append is queued before the next starts, so this shard sees a connection's produces in order.
+async fn append_on_owner(
+    state: Rc<ShardState>,
+    work: Vec<AppendWork>,
     acks: AckLevel,
-) -> Queued {
-    let owner = shard.owner_of(topic, index);
-    let topic = topic.to_string();
-    let outcome = shard
-        .router
-        .submit_to(owner, move |state: Rc<ShardState>| async move {
-            let Some(partition) = state.partition(&topic, index) else {
-                return Queued::Failed(code(ResponseError::UnknownTopicOrPartition));
-            };
-            match partition.append(records, acks).await {
+) -> Vec<(usize, Queued)> {
+    let mut results = Vec::with_capacity(work.len());
+    for item in work {
+        let queued = match state.partition(item.topic.as_str(), item.index) {
+            None => Queued::Failed(code(ResponseError::UnknownTopicOrPartition)),
+            Some(partition) => match partition.append(item.records, acks).await {
                 Ok(outcome) => Queued::Accepted {
                     base_offset: outcome.base_offset,
                     log_start_offset: outcome.log_start_offset,
                     wait: outcome.wait,
                 },
                 Err(error) => {
-                    tracing::info!(topic = %partition.topic, index, %error, "append refused");
+                    tracing::info!(topic = %partition.topic, index = item.index, %error, "append refused");
                     Queued::Failed(append_error_code(&error))
+                }
+            },
+        };
+        results.push((item.slot, queued));
+    }
+    results
+}
+
+/// Sends each owner shard its partitions in one message (a direct call for this shard), runs the
+/// owners concurrently, and returns every partition's result by slot.
+async fn append_on_owners(
+    shard: &Rc<ShardState>,
+    work_by_owner: Vec<Vec<AppendWork>>,
+    acks: AckLevel,
+) -> Vec<(usize, Queued)> {
+    let deliveries: Vec<_> = work_by_owner
+        .into_iter()
+        .enumerate()
+        .filter(|(_, work)| !work.is_empty())
+        .map(|(owner, work): (ShardId, Vec<AppendWork>)| {
+            let slots: Vec<usize> = work.iter().map(|item| item.slot).collect();
+            let shard = shard.clone();
+            async move {
+                match shard
+                    .run_on(owner, move |state| append_on_owner(state, work, acks))
+                    .await
+                {
+                    Ok(results) => results,
+                    Err(_) => slots
+                        .into_iter()
+                        .map(|slot| {
+                            (
+                                slot,
+                                Queued::Failed(code(ResponseError::NotLeaderOrFollower)),
+                            )
+                        })
+                        .collect(),
                 }
             }
         })
-        .await;
-    outcome.unwrap_or(Queued::Failed(code(ResponseError::NotLeaderOrFollower)))
+        .collect();
+    join_all(deliveries).await.into_iter().flatten().collect()
 }
 
 pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFuture {
@@ -86,39 +132,65 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
         None
     };
     let acks = acks.unwrap_or(AckLevel::Leader);
-    let mut results: Vec<(String, Vec<PartitionResult>)> =
+    let shard_count = ctx.shard.broker.shard_count;
+    let mut work_by_owner: Vec<Vec<AppendWork>> = (0..shard_count).map(|_| Vec::new()).collect();
+    let mut results: Vec<(TopicName, Vec<PartitionResult>)> =
         Vec::with_capacity(request.topic_data.len());
+    // Slot → (topic position, partition position) in `results`.
+    let mut slots: Vec<(usize, usize)> = Vec::new();
     for topic in request.topic_data {
-        let name = topic.name.to_string();
-        let known = ctx.shard.broker.topics.get(&name);
+        let known = ctx.shard.metadata.topic(topic.name.as_str());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
-            let queued = match (&refuse_all, &known, partition.records) {
-                (Some(error), _, _) => Queued::Failed(*error),
-                (None, None, _) => Queued::Failed(code(ResponseError::UnknownTopicOrPartition)),
+            let refused = match (&refuse_all, &known, &partition.records) {
+                (Some(error), _, _) => Some(*error),
+                (None, None, _) => Some(code(ResponseError::UnknownTopicOrPartition)),
                 // Only the group coordinator writes the internal topic, as in Kafka.
-                (None, Some(_), _) if name == OFFSETS_TOPIC => {
-                    Queued::Failed(code(ResponseError::InvalidTopicException))
+                (None, Some(cached), _) if cached.is_internal => {
+                    Some(code(ResponseError::InvalidTopicException))
                 }
-                (None, Some(metadata), _)
-                    if partition.index < 0 || partition.index >= metadata.partitions =>
-                {
-                    Queued::Failed(code(ResponseError::UnknownTopicOrPartition))
+                (None, Some(cached), _) if !cached.has_partition(partition.index) => {
+                    Some(code(ResponseError::UnknownTopicOrPartition))
                 }
-                (None, Some(_), None) => Queued::Failed(code(ResponseError::CorruptMessage)),
-                (None, Some(_), Some(records)) => {
-                    queue_append(&ctx.shard, &name, partition.index, records, acks).await
-                }
+                (None, Some(_), None) => Some(code(ResponseError::CorruptMessage)),
+                (None, Some(_), Some(_)) => None,
             };
-            if let Queued::Failed(error_code) = &queued {
-                tracing::warn!(peer = %ctx.peer, topic = %name, partition = partition.index, error_code, "produce refused");
-            }
+            let queued = match (refused, &known, partition.records) {
+                (Some(error_code), _, _) => {
+                    tracing::warn!(peer = %ctx.peer, topic = %topic.name.as_str(), partition = partition.index, error_code, "produce refused");
+                    Queued::Failed(error_code)
+                }
+                (None, Some(cached), Some(records)) => {
+                    let owner = cached.owner_of(partition.index, shard_count);
+                    work_by_owner[owner].push(AppendWork {
+                        slot: slots.len(),
+                        topic: topic.name.clone(),
+                        index: partition.index,
+                        records,
+                    });
+                    slots.push((results.len(), partitions.len()));
+                    // Replaced by the owner's answer below.
+                    Queued::Failed(code(ResponseError::UnknownServerError))
+                }
+                (None, _, _) => unreachable!("a partition is either refused or routed"),
+            };
             partitions.push(PartitionResult {
                 index: partition.index,
                 queued,
             });
         }
-        results.push((name, partitions));
+        results.push((topic.name, partitions));
+    }
+    if !slots.is_empty() {
+        for (slot, queued) in append_on_owners(&ctx.shard, work_by_owner, acks).await {
+            let (topic_position, partition_position) = slots[slot];
+            let (topic, partitions) = &mut results[topic_position];
+            let result = &mut partitions[partition_position];
+            if let Queued::Failed(error_code) = &queued {
+                tracing::warn!(peer = %ctx.peer, topic = %topic.as_str(), partition = result.index, error_code, "produce refused");
+            }
+            result.queued = queued;
+        }
     }
     let timeout = Duration::from_millis(
         u64::try_from(request.timeout_ms.clamp(0, PRODUCE_TIMEOUT_MS_LIMIT)).unwrap_or(0),
@@ -130,7 +202,7 @@ async fn complete(
     ctx: RequestContext,
     acks: AckLevel,
     timeout: Duration,
-    results: Vec<(String, Vec<PartitionResult>)>,
+    results: Vec<(TopicName, Vec<PartitionResult>)>,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut responses = Vec::with_capacity(results.len());
@@ -175,7 +247,7 @@ async fn complete(
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(TopicName(name.into()))
+                .with_name(name)
                 .with_partition_responses(partition_responses),
         );
     }

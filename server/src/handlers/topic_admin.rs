@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
+use crate::broker::metadata_cache::MetadataUpdate;
 use crate::broker::partition::Partition;
 use crate::broker::shard::ShardState;
 use crate::broker::topics::{TopicError, TopicMetadata};
@@ -24,8 +25,7 @@ where
     let owner = shard.owner_of(topic, index);
     let topic = topic.to_string();
     shard
-        .router
-        .submit_to(owner, move |state: Rc<ShardState>| async move {
+        .run_on(owner, move |state: Rc<ShardState>| async move {
             match state.partition(&topic, index) {
                 Some(partition) => Some(work(partition).await),
                 None => None,
@@ -34,6 +34,24 @@ where
         .await
         .ok()
         .flatten()
+}
+
+/// Sends a control-plane change to every shard's metadata cache and waits until all have it,
+/// so a client that hears "created" can use the topic through any connection.
+pub async fn publish_metadata(shard: &Rc<ShardState>, update: MetadataUpdate) {
+    let deliveries: Vec<_> = (0..shard.router.shard_count())
+        .map(|target| {
+            let update = update.clone();
+            shard.run_on(target, move |state: Rc<ShardState>| async move {
+                state.apply_metadata(&update);
+            })
+        })
+        .collect();
+    for outcome in strom_engine::runtime::join_all(deliveries).await {
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "could not update a shard's metadata cache");
+        }
+    }
 }
 
 /// Opens partitions `from..topic.partitions` of a topic on their owner shards.
@@ -46,8 +64,7 @@ pub async fn open_partitions(
         let owner = shard.owner_of(&topic.name, index);
         let metadata = topic.clone();
         shard
-            .router
-            .submit_to(owner, move |state: Rc<ShardState>| async move {
+            .run_on(owner, move |state: Rc<ShardState>| async move {
                 state
                     .open_partition(&metadata, index)
                     .await
@@ -70,15 +87,17 @@ pub async fn create_topic(
     configs: std::collections::BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<TopicMetadata, TopicError> {
-    let metadata =
+    let (metadata, update) =
         shard
             .broker
             .topics
             .create(name, partitions, replication_factor, configs, validate_only)?;
-    if !validate_only {
-        open_partitions(shard, &metadata, 0)
-            .await
-            .map_err(TopicError::Store)?;
+    if let Some(update) = update {
+        // Partitions open before the shards learn of the topic, so a request routed by the new
+        // metadata finds its partition.
+        let opened = open_partitions(shard, &metadata, 0).await;
+        publish_metadata(shard, update).await;
+        opened.map_err(TopicError::Store)?;
         tracing::info!(topic = name, partitions, "created topic");
         notify_partitions_changed(shard, vec![name.to_string()]).await;
     }
@@ -138,13 +157,14 @@ pub async fn delete_topic(shard: &Rc<ShardState>, name: &str) -> Result<TopicMet
             reason: "internal topics cannot be deleted",
         });
     }
-    let metadata = shard.broker.topics.delete(name)?;
+    let (metadata, update) = shard.broker.topics.delete(name)?;
+    // Shards stop routing to the topic before its partitions go.
+    publish_metadata(shard, update).await;
     for index in 0..metadata.partitions {
         let owner = shard.owner_of(name, index);
         let topic = name.to_string();
         let outcome = shard
-            .router
-            .submit_to(owner, move |state: Rc<ShardState>| async move {
+            .run_on(owner, move |state: Rc<ShardState>| async move {
                 state.remove_partition(&topic, index, true).await
             })
             .await;

@@ -2,6 +2,11 @@
 //! with zero-copy file ranges; long-poll up to `max_wait_ms` until `min_bytes` are available.
 //! Fetch sessions (KIP-227) are not kept: the response's session id is 0, which tells clients to
 //! send full fetches.
+//!
+//! Routing: topics are resolved (by name, or by id from v13) in this shard's metadata cache, the
+//! partitions grouped by owner shard, and each owner reads all of its partitions in one message
+//! (a direct call for this shard), the owners concurrently. A long poll sleeps until a
+//! partition's high watermark moves (not on every write or sync), then reads again.
 
 mod encode;
 
@@ -13,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FetchRequest;
-use strom_engine::log::{FileRange, Progress};
+use kafka_protocol::protocol::StrBytes;
+use strom_engine::log::FileRange;
+use strom_engine::runtime::join_all;
 use tokio::sync::watch;
 
 use super::error_codes::{code, engine_error_code, NONE};
@@ -32,7 +39,8 @@ struct PartitionRead {
     high_watermark: i64,
     log_start_offset: i64,
     records: Option<FileRange>,
-    progress: Option<watch::Receiver<Progress>>,
+    /// Changes when the partition's high watermark moves (asked for on the first read only).
+    high_watermark_changes: Option<watch::Receiver<i64>>,
 }
 
 impl PartitionRead {
@@ -42,88 +50,135 @@ impl PartitionRead {
             high_watermark: -1,
             log_start_offset: -1,
             records: None,
-            progress: None,
+            high_watermark_changes: None,
         }
     }
 }
 
-struct WantedPartition {
+/// How the owner shard finds a partition's topic.
+#[derive(Clone)]
+enum TopicKey {
+    Name(StrBytes),
+    Id(uuid::Uuid),
+}
+
+/// One partition's read, as sent to its owner shard.
+#[derive(Clone)]
+struct ReadWork {
+    /// The partition's position in the request (and the response).
+    slot: usize,
+    topic: TopicKey,
     index: i32,
     fetch_offset: i64,
-    partition_max_bytes: usize,
+    max_bytes: usize,
     current_leader_epoch: i32,
 }
 
+/// A partition of the request, in request order.
+struct WantedPartition {
+    index: i32,
+    partition_max_bytes: usize,
+    /// Owner shard, or the error that answers the partition without reading.
+    route: Result<usize, i16>,
+    work: ReadWork,
+}
+
 struct WantedTopic {
-    name: Option<String>,
+    name: String,
     topic_id: uuid::Uuid,
     partitions: Vec<WantedPartition>,
 }
 
-/// Reads a partition on its owner shard: whole batches from `wanted.fetch_offset`, about
-/// `max_bytes` (at least one batch), or with `max_bytes` 0 only its watermarks.
-async fn read_partition(
-    shard: &Rc<ShardState>,
-    topic: &str,
-    wanted: &WantedPartition,
-    max_bytes: usize,
-) -> PartitionRead {
-    let owner = shard.owner_of(topic, wanted.index);
-    let topic = topic.to_string();
-    let (index, fetch_offset, current_epoch) = (
-        wanted.index,
-        wanted.fetch_offset,
-        wanted.current_leader_epoch,
-    );
-    let outcome = shard
-        .router
-        .submit_to(owner, move |state: Rc<ShardState>| async move {
-            let Some(partition) = state.partition(&topic, index) else {
-                return PartitionRead::error(code(ResponseError::UnknownTopicOrPartition));
-            };
-            if let Err(error) = partition.check_leader_epoch(current_epoch) {
-                return PartitionRead::error(code(error));
-            }
-            let high_watermark = partition.high_watermark();
-            let log_start_offset = partition.log.log_start_offset();
-            let progress = Some(partition.log.subscribe());
-            if max_bytes == 0 {
-                // The response is already full: report the partition's state without records.
-                return PartitionRead {
-                    error_code: NONE,
-                    high_watermark,
-                    log_start_offset,
-                    records: None,
-                    progress,
-                };
-            }
-            match partition
-                .log
-                .read(fetch_offset, max_bytes, high_watermark)
-                .await
-            {
-                Ok(records) => PartitionRead {
-                    error_code: NONE,
-                    high_watermark,
-                    log_start_offset,
-                    records,
-                    progress,
-                },
-                Err(error) => PartitionRead {
-                    error_code: engine_error_code(&error),
-                    high_watermark,
-                    log_start_offset,
-                    records: None,
-                    progress,
-                },
-            }
-        })
-        .await;
-    outcome.unwrap_or_else(|_| PartitionRead::error(code(ResponseError::NotLeaderOrFollower)))
+/// Reads a partition on its owner shard: whole batches from `work.fetch_offset`, about
+/// `work.max_bytes` (at least one batch).
+async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) -> PartitionRead {
+    let partition = match &work.topic {
+        TopicKey::Name(name) => state.partition(name.as_str(), work.index),
+        TopicKey::Id(id) => state
+            .metadata
+            .topic_by_id(*id)
+            .and_then(|topic| state.partition(&topic.name, work.index)),
+    };
+    let Some(partition) = partition else {
+        return PartitionRead::error(code(ResponseError::UnknownTopicOrPartition));
+    };
+    if let Err(error) = partition.check_leader_epoch(work.current_leader_epoch) {
+        return PartitionRead::error(code(error));
+    }
+    // The watermark is read and the subscription taken in one step, so a move after this read
+    // always wakes the long poll.
+    let high_watermark = partition.high_watermark();
+    let log_start_offset = partition.log.log_start_offset();
+    let high_watermark_changes = subscribe.then(|| partition.log.subscribe_high_watermark());
+    let (error_code, records) = match partition
+        .log
+        .read(work.fetch_offset, work.max_bytes, high_watermark)
+        .await
+    {
+        Ok(records) => (NONE, records),
+        Err(error) => (engine_error_code(&error), None),
+    };
+    PartitionRead {
+        error_code,
+        high_watermark,
+        log_start_offset,
+        records,
+        high_watermark_changes,
+    }
 }
 
-/// Waits until any of `receivers` reports a change (new data written) or they all closed.
-async fn any_progress(receivers: &mut [watch::Receiver<Progress>]) {
+/// Reads every partition of `work` (all owned by `state`'s shard).
+async fn read_on_owner(
+    state: Rc<ShardState>,
+    work: Vec<ReadWork>,
+    subscribe: bool,
+) -> Vec<(usize, PartitionRead)> {
+    let reads: Vec<_> = work
+        .iter()
+        .map(|item| read_partition(&state, item, subscribe))
+        .collect();
+    let results = join_all(reads).await;
+    work.iter().map(|item| item.slot).zip(results).collect()
+}
+
+/// Sends each owner its partitions in one message (a direct call for this shard), the owners
+/// concurrently; returns the reads by slot.
+async fn read_on_owners(
+    shard: &Rc<ShardState>,
+    work_by_owner: &[Vec<ReadWork>],
+    subscribe: bool,
+) -> Vec<(usize, PartitionRead)> {
+    let deliveries: Vec<_> = work_by_owner
+        .iter()
+        .enumerate()
+        .filter(|(_, work)| !work.is_empty())
+        .map(|(owner, work)| {
+            let work = work.clone();
+            let slots: Vec<usize> = work.iter().map(|item| item.slot).collect();
+            let shard = shard.clone();
+            async move {
+                match shard
+                    .run_on(owner, move |state| read_on_owner(state, work, subscribe))
+                    .await
+                {
+                    Ok(reads) => reads,
+                    Err(_) => slots
+                        .into_iter()
+                        .map(|slot| {
+                            let error = code(ResponseError::NotLeaderOrFollower);
+                            (slot, PartitionRead::error(error))
+                        })
+                        .collect(),
+                }
+            }
+        })
+        .collect();
+    join_all(deliveries).await.into_iter().flatten().collect()
+}
+
+/// Waits until any of `receivers` reports a change (the high watermark moved) or they all
+/// closed.
+async fn any_change(receivers: &mut [watch::Receiver<i64>]) {
     if receivers.is_empty() {
         return std::future::pending().await;
     }
@@ -147,37 +202,116 @@ pub async fn handle(ctx: RequestContext, request: FetchRequest) -> ResponseFutur
     Box::pin(fetch(ctx, request))
 }
 
+/// Resolves the request's topics in this shard's metadata cache and routes each partition.
 fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTopic> {
+    let version = ctx.version();
+    let shard_count = ctx.shard.broker.shard_count;
+    let unknown_topic = code(if version >= 13 {
+        ResponseError::UnknownTopicId
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    });
+    let mut slot = 0;
     request
         .topics
         .iter()
         .map(|topic| {
-            let name = if ctx.version() >= 13 {
-                ctx.shard
-                    .broker
-                    .topics
-                    .get_by_id(topic.topic_id)
-                    .map(|metadata| metadata.name)
+            let (cached, key) = if version >= 13 {
+                (
+                    ctx.shard.metadata.topic_by_id(topic.topic_id),
+                    TopicKey::Id(topic.topic_id),
+                )
             } else {
-                Some(topic.topic.to_string())
+                (
+                    ctx.shard.metadata.topic(topic.topic.as_str()),
+                    TopicKey::Name(topic.topic.0.clone()),
+                )
             };
-            WantedTopic {
-                name,
-                topic_id: topic.topic_id,
-                partitions: topic
-                    .partitions
-                    .iter()
-                    .map(|partition| WantedPartition {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let route = match &cached {
+                        None => Err(unknown_topic),
+                        Some(cached) if !cached.has_partition(partition.partition) => {
+                            Err(code(ResponseError::UnknownTopicOrPartition))
+                        }
+                        Some(cached) => Ok(cached.owner_of(partition.partition, shard_count)),
+                    };
+                    let partition_max_bytes =
+                        usize::try_from(partition.partition_max_bytes).unwrap_or(0);
+                    let wanted = WantedPartition {
                         index: partition.partition,
-                        fetch_offset: partition.fetch_offset,
-                        partition_max_bytes: usize::try_from(partition.partition_max_bytes)
-                            .unwrap_or(0),
-                        current_leader_epoch: partition.current_leader_epoch,
-                    })
-                    .collect(),
+                        partition_max_bytes,
+                        route,
+                        work: ReadWork {
+                            slot,
+                            topic: key.clone(),
+                            index: partition.partition,
+                            fetch_offset: partition.fetch_offset,
+                            max_bytes: partition_max_bytes,
+                            current_leader_epoch: partition.current_leader_epoch,
+                        },
+                    };
+                    slot += 1;
+                    wanted
+                })
+                .collect();
+            WantedTopic {
+                name: match &cached {
+                    Some(cached) => cached.name.to_string(),
+                    None => topic.topic.to_string(),
+                },
+                topic_id: topic.topic_id,
+                partitions,
             }
         })
         .collect()
+}
+
+/// Keeps the response within `response_max_bytes`, partitions in request order: each keeps its
+/// records while they fit; the first one that does not is read again with what is left (at least
+/// one batch, as Kafka returns, KIP-74); those after a full response keep only their watermarks.
+async fn fit_response(
+    shard: &Rc<ShardState>,
+    wanted: &[WantedTopic],
+    reads: &mut [Option<PartitionRead>],
+    response_max_bytes: usize,
+) -> usize {
+    let mut total_bytes = 0usize;
+    let partitions = wanted.iter().flat_map(|topic| topic.partitions.iter());
+    for (partition, read) in partitions.zip(reads.iter_mut()) {
+        let Some(read) = read else { continue };
+        let Some(len_bytes) = read.records.as_ref().map(|range| range.len_bytes) else {
+            continue;
+        };
+        let remaining = response_max_bytes.saturating_sub(total_bytes);
+        if total_bytes == 0 || len_bytes <= remaining {
+            total_bytes += len_bytes;
+            continue;
+        }
+        read.records = None;
+        if remaining == 0 {
+            continue;
+        }
+        let Ok(owner) = partition.route else { continue };
+        let mut work = partition.work.clone();
+        work.max_bytes = partition.partition_max_bytes.min(remaining);
+        let reread = shard
+            .run_on(owner, move |state| async move {
+                read_partition(&state, &work, false).await
+            })
+            .await;
+        if let Ok(reread) = reread {
+            if reread.error_code == NONE {
+                total_bytes += reread.records.as_ref().map_or(0, |range| range.len_bytes);
+                read.records = reread.records;
+                read.high_watermark = reread.high_watermark;
+                read.log_start_offset = reread.log_start_offset;
+            }
+        }
+    }
+    total_bytes
 }
 
 async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
@@ -200,68 +334,67 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
         .ok()
         .filter(|&bytes| bytes > 0)
         .unwrap_or(usize::MAX);
-    let unknown_topic = if version >= 13 {
-        ResponseError::UnknownTopicId
-    } else {
-        ResponseError::UnknownTopicOrPartition
-    };
 
-    loop {
-        let mut topics_out = Vec::with_capacity(wanted.len());
-        let mut receivers = Vec::new();
-        let mut total_bytes = 0usize;
-        let mut any_error = false;
-        for topic in &wanted {
-            let mut partitions_out = Vec::with_capacity(topic.partitions.len());
-            for partition in &topic.partitions {
-                let read = match &topic.name {
-                    None => PartitionRead::error(code(unknown_topic)),
-                    Some(name) => {
-                        let remaining = response_max_bytes.saturating_sub(total_bytes);
-                        if remaining == 0 && total_bytes > 0 {
-                            // The response is full: later partitions get their watermarks but no
-                            // records this time (max_bytes 0 reads nothing).
-                            read_partition(&ctx.shard, name, partition, 0).await
-                        } else {
-                            // At least one whole batch is returned even when it is larger than the
-                            // limits (KIP-74), so a large batch never stalls a consumer.
-                            read_partition(
-                                &ctx.shard,
-                                name,
-                                partition,
-                                partition.partition_max_bytes.min(remaining.max(1)),
-                            )
-                            .await
-                        }
-                    }
-                };
-                any_error |= read.error_code != NONE;
-                total_bytes += read.records.as_ref().map_or(0, |range| range.len_bytes);
-                if let Some(receiver) = read.progress {
-                    receivers.push(receiver);
-                }
-                partitions_out.push(PartitionOut {
-                    partition_index: partition.index,
-                    error_code: read.error_code,
-                    high_watermark: read.high_watermark,
-                    last_stable_offset: read.high_watermark,
-                    log_start_offset: read.log_start_offset,
-                    records: read.records,
-                });
-            }
-            topics_out.push(TopicOut {
-                name: topic.name.clone().unwrap_or_default(),
-                topic_id: topic.topic_id,
-                partitions: partitions_out,
-            });
+    let mut work_by_owner: Vec<Vec<ReadWork>> = (0..ctx.shard.broker.shard_count)
+        .map(|_| Vec::new())
+        .collect();
+    for partition in wanted.iter().flat_map(|topic| topic.partitions.iter()) {
+        if let Ok(owner) = partition.route {
+            let mut work = partition.work.clone();
+            work.max_bytes = partition.partition_max_bytes.min(response_max_bytes);
+            work_by_owner[owner].push(work);
         }
+    }
+    let mut high_watermark_changes: Vec<watch::Receiver<i64>> = Vec::new();
+    let mut first_round = true;
+    loop {
+        let mut reads: Vec<Option<PartitionRead>> = (0..partition_count).map(|_| None).collect();
+        for (slot, mut read) in read_on_owners(&ctx.shard, &work_by_owner, first_round).await {
+            high_watermark_changes.extend(read.high_watermark_changes.take());
+            reads[slot] = Some(read);
+        }
+        first_round = false;
+        let total_bytes = fit_response(&ctx.shard, &wanted, &mut reads, response_max_bytes).await;
+        let any_error = wanted
+            .iter()
+            .flat_map(|topic| topic.partitions.iter())
+            .zip(&reads)
+            .any(|(partition, read)| {
+                partition.route.is_err()
+                    || read.as_ref().is_some_and(|read| read.error_code != NONE)
+            });
         let now = Instant::now();
-        let enough = if min_bytes == 0 {
-            true
-        } else {
-            total_bytes >= min_bytes
-        };
+        let enough = min_bytes == 0 || total_bytes >= min_bytes;
         if enough || any_error || now >= deadline || ctx.shard.stopping.get() {
+            let mut reads = reads.into_iter();
+            let topics_out = wanted
+                .iter()
+                .map(|topic| TopicOut {
+                    name: topic.name.clone(),
+                    topic_id: topic.topic_id,
+                    partitions: topic
+                        .partitions
+                        .iter()
+                        .map(|partition| {
+                            let read = match (reads.next().flatten(), partition.route) {
+                                (Some(read), _) => read,
+                                (None, Err(error_code)) => PartitionRead::error(error_code),
+                                (None, Ok(_)) => {
+                                    PartitionRead::error(code(ResponseError::UnknownServerError))
+                                }
+                            };
+                            PartitionOut {
+                                partition_index: partition.index,
+                                error_code: read.error_code,
+                                high_watermark: read.high_watermark,
+                                last_stable_offset: read.high_watermark,
+                                log_start_offset: read.log_start_offset,
+                                records: read.records,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
             return Response::Frame(encode_fetch_response(
                 ctx.header.correlation_id,
                 version,
@@ -269,10 +402,10 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                 topics_out,
             ));
         }
-        // Long poll: wait for new data in any partition, or the deadline.
-        drop(topics_out);
+        // Long poll: wait until a high watermark moves, or the deadline.
+        drop(reads);
         tokio::select! {
-            () = any_progress(&mut receivers) => {}
+            () = any_change(&mut high_watermark_changes) => {}
             () = tokio::time::sleep(deadline - now) => {}
         }
     }
