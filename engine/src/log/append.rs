@@ -333,10 +333,13 @@ impl PartitionLog {
                 self.writer_wakeup.notified().await;
                 continue;
             };
-            let outcome = file
-                .write_all_vectored_at(iovecs, position)
-                .await
-                .context(|| format!("write segment {segment_base} in {}", self.dir.display()));
+            let write_inline = self.state.borrow().config.write_inline;
+            let outcome = if write_inline {
+                file.write_all_vectored_at_inline(&iovecs, position)
+            } else {
+                file.write_all_vectored_at(iovecs, position).await
+            }
+            .context(|| format!("write segment {segment_base} in {}", self.dir.display()));
             if let Err(error) = outcome {
                 self.fail("append write", &error);
                 return;
@@ -365,6 +368,11 @@ impl PartitionLog {
                 self.set_high_watermark(next_offset);
             }
             self.syncer_wakeup.notify_one();
+            if write_inline {
+                // An inline write never suspended: let the shard's other tasks run before the
+                // next round, so a long backlog cannot hold the thread.
+                tokio::task::yield_now().await;
+            }
         }
     }
 

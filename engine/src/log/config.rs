@@ -55,6 +55,12 @@ pub struct LogConfig {
     /// `min.cleanable.dirty.ratio`: a compaction pass runs only when the bytes not yet compacted
     /// are at least this share of the compactable bytes (or a kept tombstone has expired).
     pub min_cleanable_dirty_ratio: f64,
+    /// Write appends with `pwritev(2)` on the shard thread rather than through io_uring.
+    /// Measured (benches/RESULTS.md): a buffered ext4 write cannot be done without blocking, so
+    /// io_uring hands each one to a worker thread, and that hand-off cost ~40% of the produce
+    /// path's CPU; a page-cache write inline is a memcpy. The price: when the kernel throttles
+    /// writers for dirty pages, the shard thread waits instead of a worker.
+    pub write_inline: bool,
 }
 
 /// Kafka's default `max.message.bytes`.
@@ -74,6 +80,7 @@ impl Default for LogConfig {
             cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
             min_cleanable_dirty_ratio: 0.5,
+            write_inline: true,
         }
     }
 }

@@ -241,6 +241,6 @@ impl PartitionLog {
 }
 
 #[cfg(test)]
-mod tests;
+mod hot_path_tests;
 #[cfg(test)]
-mod watermark_tests;
+mod tests;

@@ -174,6 +174,7 @@ pub fn log_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -
             CleanupPolicy::Delete
         },
         delete_retention_ms: number("delete.retention.ms", DEFAULT_DELETE_RETENTION_MS).max(0),
+        write_inline: config.log_write_inline,
         ..defaults
     }
 }

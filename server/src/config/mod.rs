@@ -55,6 +55,7 @@ const KNOWN_KEYS: &[&str] = &[
     "num.shards",
     "log.durability",
     "log.flush.interval.ms",
+    "log.write.inline",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
@@ -133,6 +134,10 @@ pub struct BrokerConfig {
     pub log_durability: LogDurability,
     /// `log.flush.interval.ms`: flush period when `log.durability=interval`.
     pub log_flush_interval_ms: u64,
+    /// `log.write.inline` (Strom): the shard thread writes appends into the page cache itself
+    /// (`pwritev`) instead of through io_uring, whose worker threads take every buffered ext4
+    /// write; see `LogConfig::write_inline`.
+    pub log_write_inline: bool,
 }
 
 impl BrokerConfig {
@@ -293,6 +298,7 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?),
+            log_write_inline: settings.boolean("log.write.inline", true)?,
         })
     }
 }
@@ -574,6 +580,17 @@ mod tests {
         );
         let error = parse("log.durability=always").expect_err("bad");
         assert!(error.to_string().contains("log.durability"), "{error}");
+    }
+
+    #[test]
+    fn appends_are_written_inline_unless_turned_off() {
+        assert!(parse("").expect("valid").log_write_inline);
+        assert!(
+            !parse("log.write.inline=false")
+                .expect("valid")
+                .log_write_inline
+        );
+        assert!(parse("log.write.inline=sometimes").is_err());
     }
 
     #[test]

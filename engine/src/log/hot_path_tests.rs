@@ -1,6 +1,7 @@
-//! The high watermark as a log keeps it: clamped to the log, moved by the writer when it follows
-//! the log end, and announced to subscribers only when it really moves (a long-polling fetch
-//! must not wake for a write's fsync).
+//! What the produce and fetch paths rely on: the high watermark as a log keeps it (clamped to
+//! the log, moved by the writer when it follows the log end, announced to subscribers only when
+//! it really moves: a long-polling fetch must not wake for a write's fsync), appends that queue
+//! without suspending, and the two write paths (inline and io_uring) storing the same bytes.
 
 use bytes::Bytes;
 
@@ -102,4 +103,45 @@ fn an_append_that_does_not_wait_is_queued_before_it_returns() {
         // A closed log refuses without suspending.
         assert!(log.wait_for_queue_room().await.is_err());
     });
+}
+
+#[test]
+fn inline_and_io_uring_writes_store_the_same_log() {
+    let mut logs = Vec::new();
+    for write_inline in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            write_inline,
+            segment_bytes: 64 << 10,
+            ..LogConfig::default()
+        };
+        let bytes = run(async {
+            let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
+            let mut last = None;
+            // Enough batches for several write rounds and segment rolls.
+            for index in 0..600 {
+                last = Some(log.append(batch(1 + index % 7), 3).await.expect("append"));
+            }
+            last.expect("appended")
+                .written
+                .wait()
+                .await
+                .expect("written");
+            let mut stored = Vec::new();
+            let mut offset = 0;
+            while let Some(range) = log.read(offset, 1 << 20, i64::MAX).await.expect("read") {
+                stored.extend(range.read_to_vec().await.expect("range"));
+                offset = range.next_offset;
+            }
+            assert_eq!(offset, log.log_end_offset());
+            log.close().await.expect("close");
+            stored
+        });
+        logs.push(bytes);
+    }
+    assert!(!logs[0].is_empty());
+    assert!(
+        logs[0] == logs[1],
+        "the two write paths stored different bytes"
+    );
 }
