@@ -85,6 +85,11 @@ impl Pipeline {
     }
 
     fn produce(&mut self, topic: &str, value_bytes: usize) {
+        self.produce_with_acks(topic, value_bytes, 1);
+    }
+
+    /// A produce with `acks` 0 gets no response, so it is not listed among the responses due.
+    fn produce_with_acks(&mut self, topic: &str, value_bytes: usize, acks: i16) {
         let batch = build_batch(
             0,
             RECORDS_PER_BATCH,
@@ -95,7 +100,7 @@ impl Pipeline {
             -1,
         );
         let request = ProduceRequest::default()
-            .with_acks(1)
+            .with_acks(acks)
             .with_timeout_ms(10_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
@@ -103,6 +108,9 @@ impl Pipeline {
                     .with_index(0)
                     .with_records(Some(Bytes::from(batch)))])]);
         self.push(Kind::Produce, ApiKey::Produce, PRODUCE_VERSION, &request);
+        if acks == 0 {
+            self.kinds.pop();
+        }
     }
 
     fn metadata(&mut self, topic: &str) {
@@ -311,6 +319,32 @@ fn requests_larger_than_the_queue_budget_flow_one_by_one_in_order() {
     let offsets = read_in_order(&mut stream, &pipeline.kinds, &topic);
     writer.join().expect("writer thread");
     assert_eq!(offsets, consecutive_from(0, PRODUCES));
+}
+
+/// Produces with acks=0 get no response, yet each was in flight: far more of them than a
+/// connection may have in flight must still flow (each counts as answered once dispatched and
+/// completed), and their appends come before those of the requests after them.
+#[test]
+fn unanswered_acks_0_produces_free_their_place_in_flight() {
+    let broker = Broker::start(BrokerOpts::new());
+    let topic = unique_topic("pipelined-acks0");
+    create_topic(&broker, &topic);
+
+    const SILENT: usize = 300;
+    let mut pipeline = Pipeline::new();
+    for _ in 0..SILENT {
+        pipeline.produce_with_acks(&topic, 50, 0);
+    }
+    pipeline.api_versions();
+    pipeline.produce(&topic, 50);
+    let mut stream = connect(&broker);
+    let writer = write_in_background(&stream, std::mem::take(&mut pipeline.bytes));
+    let offsets = read_in_order(&mut stream, &pipeline.kinds, &topic);
+    writer.join().expect("writer thread");
+    assert_eq!(
+        offsets,
+        consecutive_from(i64::from(RECORDS_PER_BATCH) * SILENT as i64, 1)
+    );
 }
 
 /// A frame that cannot be read (a negative size; and, on a second connection, a header naming
