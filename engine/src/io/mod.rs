@@ -7,9 +7,11 @@
 
 mod file;
 mod op;
+mod socket;
 mod splice;
 
-pub use file::SharedFile;
+pub use file::{SharedFile, WRITEV_IOVECS_MAX};
+pub use socket::write_all_vectored;
 pub use splice::{copy_to_socket, splice_to_socket, Pipe};
 
 use std::future::Future;

@@ -46,6 +46,7 @@ const KNOWN_KEYS: &[&str] = &[
     "log.index.interval.bytes",
     "message.max.bytes",
     "socket.request.max.bytes",
+    "queued.max.request.bytes",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "group.initial.rebalance.delay.ms",
@@ -67,6 +68,11 @@ const DEFAULT_HOURS: i32 = 168;
 /// Smallest segment: small enough for tests that force rolls, large enough
 /// to hold a record batch header and an index entry's worth of data.
 const LOG_SEGMENT_BYTES_MIN: i32 = 1024;
+/// Default of `queued.max.request.bytes`, per connection: room for a pipelining producer's
+/// in-flight requests (5 by default, each up to `message.max.bytes` ≈ 1 MiB) several times
+/// over, while a connection cannot make the broker hold more than this in undispatched requests.
+/// (Kafka's default is -1, unbounded, for its broker-wide queue.)
+const QUEUED_MAX_REQUEST_BYTES_DEFAULT: i64 = 16 << 20;
 /// Upper bound on shards: one per core, and no machine Strom targets has more.
 const NUM_SHARDS_MAX: usize = 1024;
 
@@ -116,6 +122,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: u32,
     /// `socket.request.max.bytes`: largest request frame accepted.
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: bytes of one connection's requests read but not yet
+    /// dispatched before the broker stops reading from it; `None` means unbounded (-1). A single
+    /// larger request is still read, once the queue before it is empty.
+    pub queued_max_request_bytes: Option<u64>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor`.
@@ -262,6 +272,7 @@ impl BrokerConfig {
                 i32::try_from(REQUEST_HEADER_MIN_BYTES).unwrap_or(i32::MAX),
                 i32::MAX,
             )?),
+            queued_max_request_bytes: queued_max_request_bytes(settings)?,
             offsets_topic_num_partitions: settings.integer(
                 "offsets.topic.num.partitions",
                 50,
@@ -373,6 +384,25 @@ fn log_retention_ms(settings: &Settings) -> Result<i64, ConfigError> {
     })
 }
 
+/// `queued.max.request.bytes`: -1 (unbounded) or a positive byte count; 0 would never let a
+/// request through.
+fn queued_max_request_bytes(settings: &Settings) -> Result<Option<u64>, ConfigError> {
+    let value = settings.integer(
+        "queued.max.request.bytes",
+        QUEUED_MAX_REQUEST_BYTES_DEFAULT,
+        -1,
+        i64::MAX,
+    )?;
+    match value {
+        -1 => Ok(None),
+        0 => Err(settings.invalid(
+            "queued.max.request.bytes",
+            "0 would never read a request; use -1 for unbounded",
+        )),
+        bytes => Ok(Some(to_u64(bytes))),
+    }
+}
+
 fn parse_durability(text: &str) -> Result<LogDurability, String> {
     match text.to_ascii_lowercase().as_str() {
         "none" => Ok(LogDurability::None),
@@ -430,6 +460,7 @@ mod tests {
         assert_eq!(config.log_index_interval_bytes, 4096);
         assert_eq!(config.message_max_bytes, 1_048_588);
         assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        assert_eq!(config.queued_max_request_bytes, Some(16 << 20));
         assert_eq!(config.offsets_topic_num_partitions, 50);
         assert_eq!(config.offsets_topic_replication_factor, 1);
         assert_eq!(config.group_initial_rebalance_delay_ms, 3_000);
@@ -591,6 +622,29 @@ mod tests {
                 .log_write_inline
         );
         assert!(parse("log.write.inline=sometimes").is_err());
+    }
+
+    #[test]
+    fn queued_max_request_bytes_is_positive_or_unbounded() {
+        assert_eq!(
+            parse("queued.max.request.bytes=-1")
+                .expect("valid")
+                .queued_max_request_bytes,
+            None
+        );
+        assert_eq!(
+            parse("queued.max.request.bytes=4096")
+                .expect("valid")
+                .queued_max_request_bytes,
+            Some(4096)
+        );
+        for text in ["queued.max.request.bytes=0", "queued.max.request.bytes=-2"] {
+            let error = parse(text).expect_err("out of range");
+            assert!(
+                error.to_string().contains("queued.max.request.bytes"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

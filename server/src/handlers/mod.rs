@@ -1,8 +1,9 @@
 //! One module per Kafka API. [`dispatch`] parses the header, checks the version against the
 //! advertised table, decodes the body with `kafka-protocol`, and calls the handler.
 //!
-//! Ordering: `dispatch` is awaited by the connection's reader before it reads the next request,
-//! so anything a handler does before returning its [`ResponseFuture`] happens in request order
+//! Ordering: `dispatch` is awaited by the connection's dispatcher before it dispatches the next
+//! request (the socket reader reads ahead meanwhile, into a bounded queue), so anything a handler
+//! does before returning its [`ResponseFuture`] happens in request order
 //! (Produce queues its appends there). The returned future completes the response and may run
 //! concurrently with later requests of the same connection.
 

@@ -1,8 +1,17 @@
-//! One client connection. The reader decodes frames and dispatches them strictly in order (so
-//! appends from one connection keep their order); each request's completion runs as its own
-//! task, and the writer sends completed responses in request order. Up to
-//! [`REQUESTS_IN_FLIGHT_MAX`] requests per connection are in work at once; past that the
-//! reader stops reading (backpressure onto the client's socket).
+//! One client connection, served by three tasks that hand requests along in order:
+//! - the **reader** reads the socket and cuts request frames into the connection's
+//!   [`SharedRequestQueue`], and keeps reading while earlier requests wait, as long as the
+//!   queue's budget has room (requests in flight, `queued.max.request.bytes`); past that it
+//!   stops reading, which pushes back onto the client's socket;
+//! - the **dispatcher** dispatches queued frames strictly in request order (`dispatch` of a
+//!   Produce queues its appends before it returns, so one connection's appends keep their
+//!   order) and spawns each request's completion as its own task, so completions run
+//!   concurrently;
+//! - the **writer** waits for the completions in request order and sends every response already
+//!   complete in one gathered write (file ranges spliced in their place).
+//!
+//! A malformed frame ends the input: the requests before it are still answered, then the
+//! connection closes (as in Kafka). So does a response that asks to close the connection.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -13,121 +22,211 @@ use strom_engine::io::{self, Pipe, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::response::{Chunk, Response};
+use super::gather::{Gather, Piece};
+use super::request_queue::SharedRequestQueue;
+use super::response::Response;
 use crate::broker::shard::ShardState;
 use crate::handlers;
 use crate::protocol::frame::decode_request_frame;
 
-/// Requests of one connection in work at once (Kafka's clients pipeline at most a handful).
+/// Requests of one connection in flight at once: read and not yet answered (Kafka's clients
+/// pipeline at most a handful; `max.in.flight.requests.per.connection` defaults to 5).
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// Read buffer grows by this much when it runs out of room.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
 pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
     let stream = Rc::new(stream);
+    let queued_max_bytes = shard
+        .broker
+        .config
+        .queued_max_request_bytes
+        .map_or(usize::MAX, |max_bytes| {
+            usize::try_from(max_bytes).unwrap_or(usize::MAX)
+        });
+    let queue = Rc::new(SharedRequestQueue::new(
+        REQUESTS_IN_FLIGHT_MAX,
+        queued_max_bytes,
+    ));
+    // Never full: every request it carries is counted in flight by the queue.
     let (pending_tx, pending_rx) = mpsc::channel::<JoinHandle<Response>>(REQUESTS_IN_FLIGHT_MAX);
-    let writer = io::spawn_local(write_responses(stream.clone(), pending_rx, peer));
-    let max_request_bytes = shard.broker.config.socket_request_max_bytes as usize;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    'connection: loop {
-        loop {
-            match decode_request_frame(&mut buffer, max_request_bytes) {
-                Ok(Some(frame)) => {
-                    let pending = handlers::dispatch(&shard, frame, peer).await;
-                    if pending_tx.send(io::spawn_local(pending)).await.is_err() {
-                        break 'connection;
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::warn!(%peer, %error, "closing connection: bad request frame");
-                    break 'connection;
-                }
-            }
-        }
-        if shard.stopping.get() {
-            break;
-        }
-        if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
-            buffer.reserve(READ_CHUNK_BYTES);
-        }
-        let (filled, capacity) = (buffer.len(), buffer.capacity());
-        let (result, slice) = stream
-            .read(tokio_uring_slice(buffer, filled, capacity))
-            .await;
-        buffer = slice.into_inner();
-        match result {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(error) => {
-                tracing::debug!(%peer, %error, "read failed");
-                break;
-            }
-        }
+    let writer = io::spawn_local(write_responses(
+        stream.clone(),
+        queue.clone(),
+        pending_rx,
+        peer,
+    ));
+    let dispatcher = io::spawn_local(dispatch_requests(
+        shard.clone(),
+        queue.clone(),
+        pending_tx,
+        peer,
+    ));
+    read_requests(&shard, &stream, &queue, peer).await;
+    queue.close_input();
+    if dispatcher.await.is_err() {
+        tracing::error!(%peer, "connection dispatcher panicked");
+        queue.abort();
     }
-    drop(pending_tx);
     if writer.await.is_err() {
         tracing::error!(%peer, "connection writer panicked");
     }
 }
 
-/// The spare capacity of `buffer` as a read target.
-fn tokio_uring_slice(
-    buffer: BytesMut,
-    from: usize,
-    to: usize,
-) -> strom_engine::io::BufSlice<BytesMut> {
-    strom_engine::io::buf_slice(buffer, from..to)
+/// Reads and queues request frames until the stream ends, a frame is malformed, the shard stops
+/// or the connection is aborted.
+async fn read_requests(
+    shard: &ShardState,
+    stream: &TcpStream,
+    queue: &SharedRequestQueue,
+    peer: SocketAddr,
+) {
+    let max_request_bytes = shard.broker.config.socket_request_max_bytes as usize;
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        loop {
+            match decode_request_frame(&mut buffer, max_request_bytes) {
+                Ok(Some(frame)) => {
+                    if !queue.push(frame).await {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "closing connection: bad request frame");
+                    return;
+                }
+            }
+        }
+        // Read more only while the budget has room: otherwise the client's bytes stay in the
+        // socket and the client is pushed back.
+        if !queue.wait_for_room().await || shard.stopping.get() {
+            return;
+        }
+        if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
+            buffer.reserve(READ_CHUNK_BYTES);
+        }
+        let (filled, capacity) = (buffer.len(), buffer.capacity());
+        let (result, slice) = stream.read(io::buf_slice(buffer, filled..capacity)).await;
+        buffer = slice.into_inner();
+        match result {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%peer, %error, "read failed");
+                return;
+            }
+        }
+    }
 }
 
+/// Dispatches queued frames one at a time, in request order, and hands each completion (running
+/// as its own task) to the writer.
+async fn dispatch_requests(
+    shard: Rc<ShardState>,
+    queue: Rc<SharedRequestQueue>,
+    pending: mpsc::Sender<JoinHandle<Response>>,
+    peer: SocketAddr,
+) {
+    while let Some(frame) = queue.next_frame().await {
+        // A stopping shard starts no new work; the connection closes once the writer is done.
+        if shard.stopping.get() {
+            break;
+        }
+        let completion = handlers::dispatch(&shard, frame, peer).await;
+        if pending.send(io::spawn_local(completion)).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Writes responses in request order, gathering each round every response already complete.
 async fn write_responses(
     stream: Rc<TcpStream>,
+    queue: Rc<SharedRequestQueue>,
     mut pending: mpsc::Receiver<JoinHandle<Response>>,
     peer: SocketAddr,
 ) {
     let mut pipe: Option<Pipe> = None;
-    while let Some(task) = pending.recv().await {
-        let response = match task.await {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::error!(%peer, %error, "request handler failed; closing connection");
+    let mut gather = Gather::default();
+    let mut next: Option<JoinHandle<Response>> = None;
+    loop {
+        let first = match next.take() {
+            Some(task) => task,
+            None => match pending.recv().await {
+                Some(task) => task,
+                None => break,
+            },
+        };
+        let mut answered = 0;
+        let mut close = false;
+        let mut task = first;
+        loop {
+            let response = match task.await {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::error!(%peer, %error, "request handler failed; closing connection");
+                    close = true;
+                    break;
+                }
+            };
+            answered += 1;
+            match response {
+                Response::Frame(chunks) => gather.push_frame(chunks),
+                Response::NoResponse => {}
+                Response::Close(reason) => {
+                    tracing::warn!(%peer, %reason, "closing connection");
+                    close = true;
+                    break;
+                }
+            }
+            if gather.is_full() {
                 break;
             }
-        };
-        let chunks = match response {
-            Response::Frame(chunks) => chunks,
-            Response::NoResponse => continue,
-            Response::Close(reason) => {
-                tracing::warn!(%peer, %reason, "closing connection");
+            // Gather the responses already complete; the first one still running waits for
+            // the next round.
+            match pending.try_recv() {
+                Ok(candidate) if candidate.is_finished() => task = candidate,
+                Ok(candidate) => {
+                    next = Some(candidate);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if !gather.is_empty() {
+            let has_files = gather.has_files();
+            if let Err(error) = write_pieces(&stream, gather.take(), has_files, &mut pipe).await {
+                tracing::debug!(%peer, %error, "write failed; closing connection");
                 break;
             }
-        };
-        if let Err(error) = write_frame(&stream, chunks, &mut pipe).await {
-            tracing::debug!(%peer, %error, "write failed; closing connection");
+        }
+        queue.answered(answered);
+        if close {
             break;
         }
     }
+    queue.abort();
     // Wake the reader if it is blocked in read: the connection is done.
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
-async fn write_frame(
+async fn write_pieces(
     stream: &Rc<TcpStream>,
-    chunks: Vec<Chunk>,
+    pieces: Vec<Piece>,
+    has_files: bool,
     pipe: &mut Option<Pipe>,
 ) -> std::io::Result<()> {
-    let has_files = chunks.iter().any(|chunk| matches!(chunk, Chunk::File(_)));
-    // Hold back partial packets while a frame is assembled from several writes and splices.
+    // With TCP_NODELAY, the frame headers written between splices would leave as small packets
+    // of their own; corking coalesces them with the file data. A batch of bytes only is one
+    // writev already and needs no cork.
     if has_files {
         set_cork(stream, true);
     }
-    for chunk in chunks {
-        match chunk {
-            Chunk::Bytes(bytes) => {
-                let (result, _) = stream.write_all(bytes).await;
-                result?;
-            }
-            Chunk::File(range) => {
+    for piece in pieces {
+        match piece {
+            Piece::Bytes(bufs) => io::write_all_vectored(stream, bufs).await?,
+            Piece::File(range) => {
                 let current = match pipe.take() {
                     Some(existing) => Some(existing),
                     None => Pipe::new().ok(),

@@ -1,9 +1,12 @@
 //! Sockets: one listener per shard on the same port (SO_REUSEPORT, the kernel spreads
-//! connections), and per connection a reader that decodes and dispatches requests in order and
-//! a writer that sends responses in request order while later requests are already in work.
+//! connections), and per connection a reader that keeps reading requests into a bounded queue,
+//! a dispatcher that dispatches them in order, and a writer that sends responses in request
+//! order, gathered into vectored writes, while later requests are already in work.
 
 mod connection;
+mod gather;
 mod listener;
+mod request_queue;
 mod response;
 
 pub use connection::serve_connection;
