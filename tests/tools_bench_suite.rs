@@ -88,7 +88,7 @@ fn suite_runs_every_standard_workload_on_its_own_broker() {
     };
     assert_eq!(messages("consume-100B"), messages("produce-100B-acks1"));
     assert_eq!(messages("consume-10KiB"), messages("produce-10KiB-acksall"));
-    assert_eq!(messages("produce-100B-acks1"), 2000);
+    assert_eq!(messages("produce-100B-acks1"), 4000);
 
     // The report is what `bench compare` reads: against itself it is no regression.
     let path = report_path.to_str().expect("path");

@@ -3,7 +3,7 @@
 //! The workloads are those the project measures its broker by (issue 8's table), each on one
 //! partition: produce 100 B / 1 KiB with acks=1 and 10 KiB with acks=all; consume each of those
 //! topics from the beginning; produce latency of 1 KiB messages at 2,000 and 20,000 msg/s.
-//! Message counts scale with `scale` (1.0 runs in about a minute or two here). When the suite
+//! Message counts scale with `scale` (1.0 runs in about a minute here with a release build). When the suite
 //! started the broker itself it also reports the broker's CPU seconds per GB moved, from the
 //! broker process's CPU time before and after each workload.
 
@@ -58,7 +58,7 @@ pub const STANDARD_WORKLOADS: [SuiteWorkload; 8] = [
             acks: 1,
             rate_per_sec: 0,
         },
-        messages: 2_000_000,
+        messages: 4_000_000,
     },
     SuiteWorkload {
         name: "produce-1KiB-acks1",
@@ -67,7 +67,7 @@ pub const STANDARD_WORKLOADS: [SuiteWorkload; 8] = [
             acks: 1,
             rate_per_sec: 0,
         },
-        messages: 1_000_000,
+        messages: 2_000_000,
     },
     SuiteWorkload {
         name: "produce-10KiB-acksall",
@@ -76,28 +76,28 @@ pub const STANDARD_WORKLOADS: [SuiteWorkload; 8] = [
             acks: -1,
             rate_per_sec: 0,
         },
-        messages: 100_000,
+        messages: 200_000,
     },
     SuiteWorkload {
         name: "consume-100B",
         kind: SuiteKind::Consume {
             topic_of: "produce-100B-acks1",
         },
-        messages: 2_000_000,
+        messages: 4_000_000,
     },
     SuiteWorkload {
         name: "consume-1KiB",
         kind: SuiteKind::Consume {
             topic_of: "produce-1KiB-acks1",
         },
-        messages: 1_000_000,
+        messages: 2_000_000,
     },
     SuiteWorkload {
         name: "consume-10KiB",
         kind: SuiteKind::Consume {
             topic_of: "produce-10KiB-acksall",
         },
-        messages: 100_000,
+        messages: 200_000,
     },
     SuiteWorkload {
         name: "latency-1KiB-at-2000",
@@ -106,8 +106,8 @@ pub const STANDARD_WORKLOADS: [SuiteWorkload; 8] = [
             acks: 1,
             rate_per_sec: 2_000,
         },
-        // Ten seconds at the rate.
-        messages: 20_000,
+        // Fifteen seconds at the rate.
+        messages: 30_000,
     },
     SuiteWorkload {
         name: "latency-1KiB-at-20000",
@@ -116,8 +116,8 @@ pub const STANDARD_WORKLOADS: [SuiteWorkload; 8] = [
             acks: 1,
             rate_per_sec: 20_000,
         },
-        // Five seconds at the rate.
-        messages: 100_000,
+        // Ten seconds at the rate.
+        messages: 200_000,
     },
 ];
 
@@ -335,8 +335,8 @@ mod tests {
 
     #[test]
     fn scaling_keeps_at_least_one_message() {
-        assert_eq!(scaled(2_000_000, 1.0), 2_000_000);
-        assert_eq!(scaled(2_000_000, 0.001), 2_000);
+        assert_eq!(scaled(4_000_000, 1.0), 4_000_000);
+        assert_eq!(scaled(4_000_000, 0.001), 4_000);
         assert_eq!(scaled(20_000, 0.000_001), 1);
     }
 
