@@ -97,7 +97,7 @@ struct Summary {
     on_valgrind: bool,
 }
 
-/// One batch's frames, built before the measurement.
+/// Every request frame of the run, built before the measurement.
 struct Frames {
     warmup_produce: Vec<Bytes>,
     produce: Vec<Bytes>,
