@@ -2,6 +2,8 @@
 //! groups and benchmark.
 
 mod allocator;
+mod callgrind;
+mod request_path_bench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,11 @@ enum Command {
     /// The user tools (topic, produce, consume, group, cluster, bench), from `strom-tools`.
     #[command(flatten)]
     Tools(strom_tools::cli::ToolsCommand),
+    /// A fixed produce and fetch workload through the broker's request path, in-process, for
+    /// the instruction-count regression test (tests/instruction_count.rs runs it under
+    /// callgrind).
+    #[command(hide = true)]
+    BenchRequestPath(request_path_bench::RequestPathArgs),
 }
 
 #[derive(Subcommand)]
@@ -100,6 +107,15 @@ fn main() -> ExitCode {
         // The tools build their own runtime and print their own one-line errors.
         Command::Tools(tools) => return strom_tools::cli::run(tools),
         Command::Broker(command) => command,
+        Command::BenchRequestPath(args) => {
+            return match request_path_bench::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     init_logging();
     let outcome = run_broker(&command);

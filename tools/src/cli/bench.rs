@@ -1,4 +1,4 @@
-//! `strom bench produce|consume|e2e|compare`.
+//! `strom bench produce|consume|e2e|suite|compare`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,10 @@ use clap::{Args, Subcommand};
 use kafka_protocol::records::Compression;
 
 use super::{parse_acks, BenchArgs, CliError, Output, EXIT_REGRESSION};
+use crate::bench::broker_process::BrokerProcess;
 use crate::bench::compare::{compare, parse_tolerance};
 use crate::bench::report::{render_table, BenchReport, WorkloadResult};
+use crate::bench::suite::{render_suite_table, run_suite, CpuProbe, NoProbe, SuiteSettings};
 use crate::bench::workload::{run_consume, run_e2e, run_produce, ConsumeSettings, ProduceSettings};
 use crate::client::records::parse_compression;
 
@@ -21,6 +23,9 @@ pub enum BenchCommand {
     Consume(BenchConsumeArgs),
     /// Produce and consume at once; latency is from send to receipt by a consumer.
     E2e(BenchE2eArgs),
+    /// Run the standard workloads (produce 100 B / 1 KiB / 10 KiB, consume them, produce
+    /// latency at 2,000 and 20,000 msg/s) against a broker it starts itself, or --brokers.
+    Suite(BenchSuiteArgs),
     /// Compare two --json reports; exits with code 3 when throughput fell or p50/p99/p99.9
     /// latency rose by more than the tolerance.
     Compare(CompareArgs),
@@ -168,6 +173,30 @@ pub struct BenchE2eArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BenchSuiteArgs {
+    /// Multiplies every workload's message count: 1.0 takes about a minute here (release
+    /// build, 4.4 GB written to the temp dir), 0.01 a few seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Start a broker (this binary's `broker start`, temporary log dir, free port) and measure
+    /// its CPU; the default unless --brokers or STROM_BROKERS is given.
+    #[arg(long)]
+    pub own_broker: bool,
+    /// `key=value` passed to the started broker as --override (repeatable).
+    #[arg(long = "broker-override", value_name = "KEY=VALUE")]
+    pub broker_overrides: Vec<String>,
+    /// Prefix of the topics the suite creates (each run adds a unique suffix).
+    #[arg(long, default_value = "strom-suite")]
+    pub topic_prefix: String,
+    /// Also write the figures to this JSON file (read by `strom bench compare`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct CompareArgs {
     /// The reference report (--json of an earlier run).
     pub baseline: PathBuf,
@@ -200,8 +229,60 @@ fn positive_duration(secs: Option<f64>) -> Result<Option<Duration>, CliError> {
     }
 }
 
+/// Whether the user named brokers (`--brokers` or STROM_BROKERS) rather than leaving the
+/// default: clap's derive does not tell a default from a given value, so look at the command
+/// line and the environment themselves.
+fn brokers_given() -> bool {
+    std::env::var_os("STROM_BROKERS").is_some()
+        || std::env::args().any(|arg| arg == "--brokers" || arg.starts_with("--brokers="))
+}
+
+/// `strom bench suite`: against the given brokers, or a broker started (and stopped) here.
+async fn suite(
+    args: BenchSuiteArgs,
+    brokers_given: bool,
+    connect: &super::ConnectArgs,
+) -> Result<ExitCode, CliError> {
+    let settings = SuiteSettings {
+        scale: args.scale,
+        topic_prefix: args.topic_prefix.clone(),
+        progress: !args.no_progress,
+    };
+    let own = args.own_broker || !brokers_given;
+    let (results, broker) = if own {
+        let broker = BrokerProcess::start(&args.broker_overrides)
+            .await
+            .map_err(CliError::Io)?;
+        let mut config = crate::client::ClientConfig::new(broker.bootstrap())?;
+        config.connection.request_timeout_ms = connect.request_timeout_ms;
+        config.connection.client_id = "strom-bench-suite".to_string();
+        let results = run_suite(&config, &settings, &broker as &dyn CpuProbe).await;
+        (results, Some(broker))
+    } else {
+        (
+            run_suite(&connect.client_config()?, &settings, &NoProbe).await,
+            None,
+        )
+    };
+    let stopped = broker.map(BrokerProcess::stop);
+    let results = results?;
+    let mut out = Output::new();
+    out.line(&render_suite_table(&results))?;
+    out.flush()?;
+    if let Some(path) = &args.json {
+        BenchReport::new(results)
+            .write(path)
+            .map_err(CliError::Io)?;
+    }
+    if let Some(Err(error)) = stopped {
+        return Err(CliError::Io(error));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
     match args.command {
+        BenchCommand::Suite(suite_args) => suite(suite_args, brokers_given(), &args.connect).await,
         BenchCommand::Compare(compare_args) => {
             let baseline = BenchReport::read(&compare_args.baseline).map_err(CliError::Io)?;
             let current = BenchReport::read(&compare_args.current).map_err(CliError::Io)?;
