@@ -5,9 +5,10 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use io_uring::{opcode, types};
 
+use super::iovec::{consume_written, iovecs_of};
 use super::op::submit;
 
 /// Upper bound of iovecs in one `writev` (Linux's IOV_MAX is 1024).
@@ -63,13 +64,7 @@ impl SharedFile {
         );
         bufs.retain(|buf| !buf.is_empty());
         while !bufs.is_empty() {
-            let iovecs: Vec<libc::iovec> = bufs
-                .iter()
-                .map(|buf| libc::iovec {
-                    iov_base: buf.as_ptr() as *mut libc::c_void,
-                    iov_len: buf.len(),
-                })
-                .collect();
+            let iovecs = iovecs_of(&bufs);
             let iovec_count = u32::try_from(iovecs.len()).unwrap_or(u32::MAX);
             let entry = opcode::Writev::new(types::Fd(self.raw_fd()), iovecs.as_ptr(), iovec_count)
                 .offset(position)
@@ -93,27 +88,7 @@ impl SharedFile {
                 ));
             }
             position += written as u64;
-            let total: usize = bufs.iter().map(Bytes::len).sum();
-            if written == total {
-                return Ok(());
-            }
-            // A short write: drop the buffers written whole (in one pass), trim the partly
-            // written one, and write the rest.
-            let mut remaining = written;
-            let consumed = bufs
-                .iter()
-                .take_while(|buf| {
-                    let whole = buf.len() <= remaining;
-                    if whole {
-                        remaining -= buf.len();
-                    }
-                    whole
-                })
-                .count();
-            bufs.drain(..consumed);
-            if let Some(first) = bufs.first_mut() {
-                first.advance(remaining);
-            }
+            consume_written(&mut bufs, written);
         }
         Ok(())
     }
@@ -127,14 +102,8 @@ impl SharedFile {
         bufs: &[Bytes],
         mut position: u64,
     ) -> io::Result<()> {
-        let mut iovecs: Vec<libc::iovec> = bufs
-            .iter()
-            .filter(|buf| !buf.is_empty())
-            .map(|buf| libc::iovec {
-                iov_base: buf.as_ptr() as *mut libc::c_void,
-                iov_len: buf.len(),
-            })
-            .collect();
+        let mut iovecs = iovecs_of(bufs);
+        iovecs.retain(|iovec| iovec.iov_len > 0);
         let mut first = 0usize;
         while first < iovecs.len() {
             let pending = &iovecs[first..first + (iovecs.len() - first).min(WRITEV_IOVECS_MAX)];

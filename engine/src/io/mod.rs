@@ -6,6 +6,7 @@
 //! a file range can be handed to another shard and transferred to a socket there.
 
 mod file;
+mod iovec;
 mod op;
 mod socket;
 mod splice;

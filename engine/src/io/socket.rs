@@ -5,10 +5,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use io_uring::{opcode, types};
 
 use super::file::WRITEV_IOVECS_MAX;
+use super::iovec::{consume_written, iovecs_of};
 use super::op::submit;
 use super::TcpStream;
 
@@ -31,13 +32,7 @@ pub async fn write_all_vectored(socket: &Rc<TcpStream>, mut bufs: Vec<Bytes>) ->
     );
     bufs.retain(|buf| !buf.is_empty());
     while !bufs.is_empty() {
-        let iovecs: Vec<libc::iovec> = bufs
-            .iter()
-            .map(|buf| libc::iovec {
-                iov_base: buf.as_ptr() as *mut libc::c_void,
-                iov_len: buf.len(),
-            })
-            .collect();
+        let iovecs = iovecs_of(&bufs);
         let iovec_count = u32::try_from(iovecs.len()).unwrap_or(u32::MAX);
         // A socket has no file position: offset 0 is what io_uring expects for streams.
         let entry =
@@ -73,30 +68,6 @@ pub async fn write_all_vectored(socket: &Rc<TcpStream>, mut bufs: Vec<Bytes>) ->
     Ok(())
 }
 
-/// Drops the first `written` bytes of `bufs`: the buffers sent whole go (in one pass), the one
-/// sent in part is trimmed.
-fn consume_written(bufs: &mut Vec<Bytes>, written: usize) {
-    let total: usize = bufs.iter().map(Bytes::len).sum();
-    assert!(written <= total, "kernel wrote {written} of {total} bytes");
-    let mut remaining = written;
-    let whole = bufs
-        .iter()
-        .take_while(|buf| {
-            let sent = buf.len() <= remaining;
-            if sent {
-                remaining -= buf.len();
-            }
-            sent
-        })
-        .count();
-    bufs.drain(..whole);
-    if let Some(first) = bufs.first_mut() {
-        first.advance(remaining);
-    } else {
-        assert_eq!(remaining, 0, "bytes written beyond the buffers");
-    }
-}
-
 /// Waits until `socket` can take more bytes.
 async fn wait_writable(socket: &Rc<TcpStream>) -> io::Result<()> {
     let entry = opcode::PollAdd::new(types::Fd(socket.as_raw_fd()), libc::POLLOUT as u32).build();
@@ -108,28 +79,6 @@ async fn wait_writable(socket: &Rc<TcpStream>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bufs(parts: &[&'static [u8]]) -> Vec<Bytes> {
-        parts.iter().map(|part| Bytes::from_static(part)).collect()
-    }
-
-    #[test]
-    fn a_short_write_drops_whole_buffers_and_trims_the_partial_one() {
-        let mut pending = bufs(&[b"abc", b"de", b"fghij"]);
-        consume_written(&mut pending, 4);
-        assert_eq!(pending, bufs(&[b"e", b"fghij"]));
-        consume_written(&mut pending, 1);
-        assert_eq!(pending, bufs(&[b"fghij"]));
-        consume_written(&mut pending, 5);
-        assert!(pending.is_empty());
-    }
-
-    #[test]
-    #[should_panic(expected = "kernel wrote")]
-    fn more_written_than_held_is_an_invariant_violation() {
-        let mut pending = bufs(&[b"ab"]);
-        consume_written(&mut pending, 3);
-    }
 
     /// Writes more than a loopback socket buffer holds through one gathered call and reads it
     /// back whole and in order on the other end: short writes and blocking are handled.

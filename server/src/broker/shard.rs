@@ -106,6 +106,44 @@ impl ShardState {
         }
     }
 
+    /// Sends every non-empty `work_by_owner[shard]` to that shard in one message (a direct call
+    /// for this shard), all shards concurrently, and returns every item's result by its slot.
+    /// If a shard has stopped, each of its items gets `stopped()`.
+    pub async fn run_on_owners<W, R, F, Fut>(
+        self: &Rc<Self>,
+        work_by_owner: Vec<Vec<W>>,
+        slot_of: fn(&W) -> usize,
+        task: F,
+        stopped: fn() -> R,
+    ) -> Vec<(usize, R)>
+    where
+        W: Send + 'static,
+        R: Send + 'static,
+        F: Fn(Rc<ShardState>, Vec<W>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Vec<(usize, R)>> + 'static,
+    {
+        let deliveries: Vec<_> = work_by_owner
+            .into_iter()
+            .enumerate()
+            .filter(|(_, work)| !work.is_empty())
+            .map(|(owner, work)| {
+                let slots: Vec<usize> = work.iter().map(slot_of).collect();
+                let task = task.clone();
+                async move {
+                    match self.run_on(owner, move |state| task(state, work)).await {
+                        Ok(results) => results,
+                        Err(_) => slots.into_iter().map(|slot| (slot, stopped())).collect(),
+                    }
+                }
+            })
+            .collect();
+        strom_engine::runtime::join_all(deliveries)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Applies a control-plane change to this shard's metadata cache; on a gap (updates from two
     /// publishers crossed) it reloads the whole cache from the registry instead.
     pub fn apply_metadata(&self, update: &MetadataUpdate) {

@@ -17,7 +17,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use strom_engine::log::WaitOffset;
-use strom_engine::runtime::{join_all, ShardId};
 
 use super::error_codes::{append_error_code, code, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
@@ -79,42 +78,6 @@ async fn append_on_owner(
         results.push((item.slot, queued));
     }
     results
-}
-
-/// Sends each owner shard its partitions in one message (a direct call for this shard), runs the
-/// owners concurrently, and returns every partition's result by slot.
-async fn append_on_owners(
-    shard: &Rc<ShardState>,
-    work_by_owner: Vec<Vec<AppendWork>>,
-    acks: AckLevel,
-) -> Vec<(usize, Queued)> {
-    let deliveries: Vec<_> = work_by_owner
-        .into_iter()
-        .enumerate()
-        .filter(|(_, work)| !work.is_empty())
-        .map(|(owner, work): (ShardId, Vec<AppendWork>)| {
-            let slots: Vec<usize> = work.iter().map(|item| item.slot).collect();
-            let shard = shard.clone();
-            async move {
-                match shard
-                    .run_on(owner, move |state| append_on_owner(state, work, acks))
-                    .await
-                {
-                    Ok(results) => results,
-                    Err(_) => slots
-                        .into_iter()
-                        .map(|slot| {
-                            (
-                                slot,
-                                Queued::Failed(code(ResponseError::NotLeaderOrFollower)),
-                            )
-                        })
-                        .collect(),
-                }
-            }
-        })
-        .collect();
-    join_all(deliveries).await.into_iter().flatten().collect()
 }
 
 pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFuture {
@@ -182,7 +145,16 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
         results.push((topic.name, partitions));
     }
     if !slots.is_empty() {
-        for (slot, queued) in append_on_owners(&ctx.shard, work_by_owner, acks).await {
+        let queued_by_slot = ctx
+            .shard
+            .run_on_owners(
+                work_by_owner,
+                |item| item.slot,
+                move |state, work| append_on_owner(state, work, acks),
+                || Queued::Failed(code(ResponseError::NotLeaderOrFollower)),
+            )
+            .await;
+        for (slot, queued) in queued_by_slot {
             let (topic_position, partition_position) = slots[slot];
             let (topic, partitions) = &mut results[topic_position];
             let result = &mut partitions[partition_position];

@@ -141,41 +141,6 @@ async fn read_on_owner(
     work.iter().map(|item| item.slot).zip(results).collect()
 }
 
-/// Sends each owner its partitions in one message (a direct call for this shard), the owners
-/// concurrently; returns the reads by slot.
-async fn read_on_owners(
-    shard: &Rc<ShardState>,
-    work_by_owner: &[Vec<ReadWork>],
-    subscribe: bool,
-) -> Vec<(usize, PartitionRead)> {
-    let deliveries: Vec<_> = work_by_owner
-        .iter()
-        .enumerate()
-        .filter(|(_, work)| !work.is_empty())
-        .map(|(owner, work)| {
-            let work = work.clone();
-            let slots: Vec<usize> = work.iter().map(|item| item.slot).collect();
-            let shard = shard.clone();
-            async move {
-                match shard
-                    .run_on(owner, move |state| read_on_owner(state, work, subscribe))
-                    .await
-                {
-                    Ok(reads) => reads,
-                    Err(_) => slots
-                        .into_iter()
-                        .map(|slot| {
-                            let error = code(ResponseError::NotLeaderOrFollower);
-                            (slot, PartitionRead::error(error))
-                        })
-                        .collect(),
-                }
-            }
-        })
-        .collect();
-    join_all(deliveries).await.into_iter().flatten().collect()
-}
-
 /// Waits until any of `receivers` reports a change (the high watermark moved) or they all
 /// closed.
 async fn any_change(receivers: &mut [watch::Receiver<i64>]) {
@@ -349,7 +314,17 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
     let mut first_round = true;
     loop {
         let mut reads: Vec<Option<PartitionRead>> = (0..partition_count).map(|_| None).collect();
-        for (slot, mut read) in read_on_owners(&ctx.shard, &work_by_owner, first_round).await {
+        let subscribe = first_round;
+        let reads_by_slot = ctx
+            .shard
+            .run_on_owners(
+                work_by_owner.clone(),
+                |item| item.slot,
+                move |state, work| read_on_owner(state, work, subscribe),
+                || PartitionRead::error(code(ResponseError::NotLeaderOrFollower)),
+            )
+            .await;
+        for (slot, mut read) in reads_by_slot {
             high_watermark_changes.extend(read.high_watermark_changes.take());
             reads[slot] = Some(read);
         }
