@@ -15,16 +15,15 @@ use std::net::TcpStream;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::kafka_wire::Connection;
+use bytes::Bytes;
+use common::kafka_wire::{request_frame, Connection};
 use common::{unique_topic, Broker, BrokerOpts};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use strom_engine::batch::build::build_batch;
@@ -68,19 +67,8 @@ impl Pipeline {
     ) {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("pipelined-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("encode header");
-        request.encode(&mut body, version).expect("encode request");
         self.bytes
-            .extend_from_slice(&(body.len() as i32).to_be_bytes());
-        self.bytes.extend_from_slice(&body);
+            .extend_from_slice(&request_frame(api, version, correlation_id, request));
         self.kinds.push((correlation_id, kind));
     }
 

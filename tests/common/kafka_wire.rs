@@ -12,6 +12,28 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use super::Broker;
 
+/// One request as it goes on the wire: size prefix, header (the version the api wants), body.
+pub fn request_frame<Req: Encodable + HeaderVersion>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("strom-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, Req::header_version(version))
+        .expect("encode header");
+    request.encode(&mut body, version).expect("encode request");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
 pub struct Connection {
     stream: TcpStream,
     next_correlation_id: i32,
@@ -37,18 +59,7 @@ impl Connection {
     {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("produce-errors-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("encode header");
-        request.encode(&mut body, version).expect("encode request");
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
+        let frame = request_frame(api, version, correlation_id, request);
         self.stream.write_all(&frame).expect("send request");
 
         let mut size = [0u8; 4];
