@@ -232,6 +232,16 @@ impl IndexSnapshot {
     /// Writes both index files whole, named with `name_suffix` appended (e.g. `.cleaned` for
     /// compaction's temp files), and syncs them.
     pub async fn write_as(self, dir: &Path, name_suffix: &str) -> Result<()> {
+        self.write_files(dir, name_suffix, true).await
+    }
+
+    /// Writes both index files whole without syncing them: for a close under a log dir, whose
+    /// one `syncfs` before its clean-shutdown marker makes them durable (see `log_dir`).
+    pub async fn write_unsynced(self, dir: &Path) -> Result<()> {
+        self.write_files(dir, "", false).await
+    }
+
+    async fn write_files(self, dir: &Path, name_suffix: &str, sync: bool) -> Result<()> {
         for (suffix, bytes) in [
             (INDEX_SUFFIX, self.offset_index),
             (TIME_INDEX_SUFFIX, self.time_index),
@@ -249,9 +259,11 @@ impl IndexSnapshot {
             file.write_all_vectored_at(vec![bytes::Bytes::from(bytes)], 0)
                 .await
                 .context(|| format!("write index {}", path.display()))?;
-            file.sync_data()
-                .await
-                .context(|| format!("sync index {}", path.display()))?;
+            if sync {
+                file.sync_data()
+                    .await
+                    .context(|| format!("sync index {}", path.display()))?;
+            }
         }
         Ok(())
     }
