@@ -11,7 +11,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
-use strom_engine::log::{LogConfig, PartitionLog, WaitOffset};
+use strom_engine::log::{LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
 
@@ -75,7 +75,9 @@ pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 impl Partition {
-    /// Opens the partition's log (recovering it if needed) and rebuilds producer state.
+    /// Opens a partition after the broker started (a new topic or partition): its log belongs
+    /// to the broker's log dir, whose clean-shutdown marker says nothing about it, so it is
+    /// recovered from its own checkpoints if it has data.
     pub async fn open(
         dir: PathBuf,
         topic: Rc<str>,
@@ -83,7 +85,24 @@ impl Partition {
         topic_id: uuid::Uuid,
         config: LogConfig,
     ) -> Result<Rc<Self>, strom_engine::Error> {
-        let (log, report) = PartitionLog::open(&dir, config).await?;
+        let scope = ShutdownScope::LogDir {
+            dir_was_clean: false,
+        };
+        Self::open_in(dir, topic, index, topic_id, config, scope).await
+    }
+
+    /// Opens the partition's log (recovering it if needed) and rebuilds producer state. At
+    /// start, `scope` is the log dir's (`LogDir::scope`), which tells whether the last shutdown
+    /// was clean.
+    pub async fn open_in(
+        dir: PathBuf,
+        topic: Rc<str>,
+        index: i32,
+        topic_id: uuid::Uuid,
+        config: LogConfig,
+        scope: ShutdownScope,
+    ) -> Result<Rc<Self>, strom_engine::Error> {
+        let (log, report) = PartitionLog::open_in(&dir, config, scope).await?;
         if report.bytes_truncated > 0 || report.indexes_rebuilt > 0 {
             tracing::warn!(%topic, index, ?report, "partition recovered");
         }
@@ -195,6 +214,8 @@ impl Partition {
     }
 
     /// Closes the log cleanly and snapshots producer state so the next start skips the scan.
+    /// The snapshot is not synced here: the log dir's close syncs the file system once before
+    /// it marks the shutdown clean, and a snapshot that does not parse is ignored on open.
     pub async fn close(&self) -> Result<(), strom_engine::Error> {
         self.log.close().await?;
         let snapshot = ProducerSnapshot {
