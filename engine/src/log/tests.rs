@@ -1582,3 +1582,60 @@ fn the_log_start_survives_a_clean_close_under_a_log_dir() {
         assert_eq!(log.log_end_offset(), 40);
     });
 }
+
+#[test]
+fn an_index_that_shrank_is_rewritten_whole_by_a_close_under_a_log_dir() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    };
+    let open = |log_dir: &LogDir| {
+        let dir = log_dir.root().join("p0");
+        let scope = log_dir.scope();
+        let config = config.clone();
+        async move {
+            PartitionLog::open_in(&dir, config, scope)
+                .await
+                .expect("open")
+        }
+    };
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, _) = open(&log_dir).await;
+        for _ in 0..60 {
+            append_written(&log, batch(1, 100, 0)).await;
+        }
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+    });
+    let expected = run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, report) = open(&log_dir).await;
+        assert!(report.clean_shutdown);
+        assert_eq!(log.truncate_to(20).await.expect("truncate"), 20);
+        let expected = read_all(&log).await;
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+        expected
+    });
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, report) = open(&log_dir).await;
+        assert!(report.clean_shutdown);
+        assert_eq!(
+            report.indexes_rebuilt, 0,
+            "the shorter index was trusted: {report:?}"
+        );
+        assert_eq!(read_all(&log).await, expected);
+        for offset in 0..log.log_end_offset() {
+            let range = log
+                .read(offset, 1, i64::MAX)
+                .await
+                .expect("read")
+                .expect("data");
+            assert_eq!(range.first_offset, offset, "one record per batch");
+        }
+    });
+}

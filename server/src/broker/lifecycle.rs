@@ -197,6 +197,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
 
     let init_context = context.clone();
     let init_log_dir = log_dir_state.clone();
+    let opening = std::time::Instant::now();
     let shards = ShardSet::start(&shard_config, move |id, router| {
         let context = init_context.clone();
         let log_dir = init_log_dir.clone();
@@ -236,7 +237,8 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         shutdown(shards, &log_dir_state);
         return Err(BrokerError::Config(error));
     }
-    tracing::info!(%address, shards = shard_count, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
+    let open_ms = opening.elapsed().as_millis();
+    tracing::info!(%address, shards = shard_count, open_ms, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
@@ -248,6 +250,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
 /// closes the log dir: one file-system sync and one clean-shutdown marker, written only if
 /// every shard closed all its partitions.
 fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>) {
+    let started = std::time::Instant::now();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut asked = 0;
     for shard in 0..shards.shard_count() {
@@ -278,7 +281,14 @@ fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>) {
         log_dir.mark_unclean();
     }
     shards.stop();
-    match log_dir.close() {
+    let closed_ms = started.elapsed().as_millis();
+    let marked = log_dir.close();
+    tracing::info!(
+        closed_ms,
+        synced_ms = started.elapsed().as_millis() - closed_ms,
+        "partitions closed, log dir synced"
+    );
+    match marked {
         Ok(LogDirClose::MarkedClean) => tracing::info!("stopped cleanly"),
         Ok(LogDirClose::LeftUnclean) => {
             tracing::warn!("stopped; some partitions did not close cleanly and will be recovered")
