@@ -36,6 +36,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use strom_engine::log::LogDir;
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 use strom_server::broker::context::{load_or_create_cluster_id, BrokerContext};
 use strom_server::broker::producer_ids::ProducerIdAllocator;
@@ -168,9 +169,12 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         pin_threads: false,
         ..ShardSetConfig::default()
     };
+    let log_dir_state = Arc::new(LogDir::open(log_dir).map_err(|e| e.to_string())?);
+    let init_log_dir = log_dir_state.clone();
     let shards = ShardSet::start(&shard_config, move |id, router| {
         let context = context.clone();
-        async move { ShardState::start(id, router, context).await }
+        let log_dir = init_log_dir.clone();
+        async move { ShardState::start(id, router, context, log_dir).await }
     })
     .map_err(|e| format!("start the shard: {e}"))?;
 
@@ -181,7 +185,7 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         .router()
         .try_post_to(0, move |state: Rc<ShardState>| async move {
             let outcome = workload(&state, &workload_args, frames).await;
-            state.shutdown().await;
+            state.shutdown(log_dir_state).await;
             let _ = done_tx.send(outcome);
         })
         .map_err(|e| e.to_string())?;

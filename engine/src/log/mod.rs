@@ -15,6 +15,7 @@ mod append;
 mod checkpoint;
 mod compaction;
 mod config;
+mod log_dir;
 mod offset_index;
 mod open;
 mod read;
@@ -31,6 +32,7 @@ pub use compaction::{CompactionOutcome, OFFSET_MAP_BYTES_MAX};
 pub use config::{
     CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS, DEFAULT_MAX_MESSAGE_BYTES,
 };
+pub use log_dir::{LogDir, LogDirClose, ShutdownScope};
 pub use open::OpenReport;
 pub use read::{FileRange, TimestampLookup};
 pub use recovery::{recover_segment, RecoveryReport};
@@ -107,6 +109,8 @@ pub struct PartitionLog {
     high_watermark_follows_log_end: Cell<bool>,
     writer_wakeup: Notify,
     syncer_wakeup: Notify,
+    /// Who records this log's clean shutdown (the log itself, or the log dir above it).
+    shutdown_scope: ShutdownScope,
     /// Background tasks still running (writer, syncer); close waits for them.
     tasks_running: Cell<u32>,
     tasks_done: Notify,

@@ -1,5 +1,7 @@
 //! Opening a partition log: load segments, recover what may be torn, start background tasks.
-//! Closing it cleanly: drain, sync, persist indexes and write the clean-shutdown marker.
+//! Closing it cleanly: drain, persist indexes and, for a log on its own
+//! ([`ShutdownScope::OwnMarker`]), sync and write its checkpoints and clean-shutdown marker; a
+//! log under a [`LogDir`](super::LogDir) leaves syncing and the marker to the log dir.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -9,6 +11,7 @@ use std::rc::Rc;
 use tokio::sync::{watch, Notify};
 
 use super::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE};
+use super::log_dir::ShutdownScope;
 use super::offset_index::OffsetIndex;
 use super::recovery::recover_segment;
 use super::scan::scan_batches;
@@ -99,10 +102,24 @@ async fn load_segment(dir: &Path, base_offset: i64, config: &LogConfig) -> Resul
 }
 
 impl PartitionLog {
+    /// Opens (or creates) a log on its own in `dir`, which keeps its own clean-shutdown marker
+    /// ([`ShutdownScope::OwnMarker`]). See [`PartitionLog::open_in`].
+    pub async fn open(dir: &Path, config: LogConfig) -> Result<(Rc<Self>, OpenReport)> {
+        Self::open_in(dir, config, ShutdownScope::OwnMarker).await
+    }
+
     /// Opens (or creates) the log in `dir`. After an unclean shutdown every segment from the
     /// one holding the recovery point on is scanned and cut at the first torn or corrupt batch;
     /// segments after a cut are deleted, since they follow a hole.
-    pub async fn open(dir: &Path, config: LogConfig) -> Result<(Rc<Self>, OpenReport)> {
+    ///
+    /// The shutdown was clean if the log's own marker is in `dir` (always honoured, also under
+    /// a log dir: an earlier version wrote one per partition) or `scope` says the log dir was
+    /// closed clean.
+    pub async fn open_in(
+        dir: &Path,
+        config: LogConfig,
+        scope: ShutdownScope,
+    ) -> Result<(Rc<Self>, OpenReport)> {
         config.validate().map_err(|detail| Error::Corrupt {
             what: "log config",
             detail,
@@ -110,7 +127,12 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).context(|| format!("create log dir {}", dir.display()))?;
         let mut report = OpenReport::default();
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        report.clean_shutdown = marker.exists();
+        let own_marker = marker.exists();
+        report.clean_shutdown = own_marker
+            || scope
+                == ShutdownScope::LogDir {
+                    dir_was_clean: true,
+                };
         let recovery_point = if report.clean_shutdown {
             i64::MAX
         } else {
@@ -171,8 +193,8 @@ impl PartitionLog {
         report.segments = segments.len();
 
         // The marker only describes the shutdown just recovered from: remove it (durably)
-        // before anything new is appended.
-        if report.clean_shutdown {
+        // before anything new is appended. (A log dir's marker was removed by `LogDir::open`.)
+        if own_marker {
             std::fs::remove_file(&marker).context(|| format!("remove {}", marker.display()))?;
             checkpoint::sync_dir(dir)?;
         }
@@ -210,6 +232,7 @@ impl PartitionLog {
             high_watermark_follows_log_end: Cell::new(false),
             writer_wakeup: Notify::new(),
             syncer_wakeup: Notify::new(),
+            shutdown_scope: scope,
             tasks_running: Cell::new(0),
             tasks_done: Notify::new(),
         });
@@ -237,8 +260,12 @@ impl PartitionLog {
         self.tasks_done.notify_one();
     }
 
-    /// Stops accepting appends, waits for queued writes, syncs everything, persists indexes and
-    /// checkpoints, and writes the clean-shutdown marker. Safe to call once; later calls no-op.
+    /// Stops accepting appends and waits for queued writes. On its own
+    /// ([`ShutdownScope::OwnMarker`]) it then syncs everything, persists indexes and checkpoints,
+    /// and writes the clean-shutdown marker. Under a log dir it only writes the dirty index
+    /// files, unsynced: no fsync, no checkpoint, no marker per log, since `LogDir::close` syncs
+    /// the file system once and writes one marker for all of them. Safe to call once; later
+    /// calls no-op.
     pub async fn close(&self) -> Result<()> {
         {
             let mut state = self.state.borrow_mut();
@@ -254,6 +281,9 @@ impl PartitionLog {
         }
         if self.progress.borrow().failed {
             return Err(Error::Closed);
+        }
+        if let ShutdownScope::LogDir { .. } = self.shutdown_scope {
+            return self.persist_all_indexes_with(false).await;
         }
         let files: Vec<SharedFile> = self
             .state
@@ -275,8 +305,13 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Writes every segment's dirty index files (after sealing the active one's time index).
+    /// Writes and syncs every segment's dirty index files (after sealing the active one's time
+    /// index).
     pub(super) async fn persist_all_indexes(&self) -> Result<()> {
+        self.persist_all_indexes_with(true).await
+    }
+
+    async fn persist_all_indexes_with(&self, sync: bool) -> Result<()> {
         let snapshots: Vec<_> = {
             let mut state = self.state.borrow_mut();
             state
@@ -291,7 +326,11 @@ impl PartitionLog {
                 .collect()
         };
         for snapshot in snapshots {
-            snapshot.write(&self.dir).await?;
+            if sync {
+                snapshot.write(&self.dir).await?;
+            } else {
+                snapshot.write_unsynced(&self.dir).await?;
+            }
         }
         Ok(())
     }

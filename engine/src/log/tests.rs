@@ -1384,3 +1384,258 @@ fn reads_and_truncation_cross_a_gap_wider_than_a_segment_can_span() {
         log.close().await.expect("close");
     });
 }
+
+// ---- One clean-shutdown marker per log dir -------------------------------------------------
+
+/// Opens `count` partition logs `p0..` under `root` with the log dir's scope.
+async fn open_partitions_in(log_dir: &LogDir, count: usize) -> Vec<(Rc<PartitionLog>, OpenReport)> {
+    let mut logs = Vec::new();
+    for index in 0..count {
+        let dir = log_dir.root().join(format!("p{index}"));
+        logs.push(
+            PartitionLog::open_in(&dir, small_segments(), log_dir.scope())
+                .await
+                .expect("open"),
+        );
+    }
+    logs
+}
+
+#[test]
+fn a_log_dir_marker_skips_recovery_for_every_partition_and_is_removed_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let expected = run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(!log_dir.was_clean());
+        let mut expected = Vec::new();
+        for (log, report) in open_partitions_in(&log_dir, 3).await {
+            assert!(!report.clean_shutdown);
+            for index in 0..30 {
+                append_written(&log, batch(2, 60, i64::from(index))).await;
+            }
+            expected.push(read_all(&log).await);
+            log.close().await.expect("close");
+        }
+        assert_eq!(
+            log_dir.close().expect("close log dir"),
+            LogDirClose::MarkedClean
+        );
+        expected
+    });
+    assert!(root.path().join(".clean-shutdown").exists());
+    for index in 0..3 {
+        let dir = root.path().join(format!("p{index}"));
+        assert!(
+            !dir.join(".clean-shutdown").exists(),
+            "no marker per partition under a log dir"
+        );
+    }
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(log_dir.was_clean());
+        assert!(
+            !root.path().join(".clean-shutdown").exists(),
+            "the marker is removed before any partition opens"
+        );
+        for ((log, report), expected) in open_partitions_in(&log_dir, 3).await.iter().zip(&expected)
+        {
+            assert!(report.clean_shutdown);
+            assert_eq!(report.segments_recovered, 0, "{report:?}");
+            assert_eq!(report.indexes_rebuilt, 0, "{report:?}");
+            assert_eq!(&read_all(log).await, expected);
+        }
+        // Dropped without closing the logs or the log dir: a crash.
+    });
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(
+            !log_dir.was_clean(),
+            "a crash after a clean start is unclean"
+        );
+        for ((log, report), expected) in open_partitions_in(&log_dir, 3).await.iter().zip(&expected)
+        {
+            assert!(!report.clean_shutdown);
+            assert!(report.segments_recovered > 0, "{report:?}");
+            assert_eq!(&read_all(log).await, expected);
+        }
+    });
+}
+
+#[test]
+fn a_partition_that_failed_to_close_keeps_the_log_dir_unmarked() {
+    let root = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let logs = open_partitions_in(&log_dir, 2).await;
+        for (log, _) in &logs {
+            append_written(log, batch(1, 100, 0)).await;
+        }
+        logs[0].0.close().await.expect("close");
+        // The second partition's close failed: the broker reports it to the log dir.
+        log_dir.mark_unclean();
+        assert_eq!(
+            log_dir.close().expect("close log dir"),
+            LogDirClose::LeftUnclean
+        );
+    });
+    assert!(!root.path().join(".clean-shutdown").exists());
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(!log_dir.was_clean());
+        for (log, report) in open_partitions_in(&log_dir, 2).await {
+            assert!(!report.clean_shutdown);
+            assert!(report.segments_recovered > 0, "{report:?}");
+            assert_eq!(log.log_end_offset(), 1);
+        }
+    });
+}
+
+#[test]
+fn a_torn_tail_after_a_clean_start_and_a_crash_is_cut() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("p0");
+    let kept = run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, _) = open_partitions_in(&log_dir, 1).await.remove(0);
+        for _ in 0..5 {
+            append_written(&log, batch(1, 100, 0)).await;
+        }
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+        let log_dir = LogDir::open(root.path()).expect("reopen log dir");
+        assert!(log_dir.was_clean());
+        let (log, report) = open_partitions_in(&log_dir, 1).await.remove(0);
+        assert!(report.clean_shutdown);
+        for _ in 0..5 {
+            append_written(&log, batch(1, 100, 0)).await;
+        }
+        read_all(&log).await
+        // Crash: neither the log nor the log dir is closed.
+    });
+    // A torn write at the end of the active segment.
+    let active = *super::segment::parse_log_file_name_list(&dir)
+        .last()
+        .expect("a segment");
+    let path = segment_path(&dir, active, LOG_SUFFIX);
+    let mut bytes = std::fs::read(&path).expect("read segment");
+    bytes.extend_from_slice(&batch(1, 100, 0)[..40]);
+    std::fs::write(&path, bytes).expect("tear");
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(!log_dir.was_clean());
+        let (log, report) = open_partitions_in(&log_dir, 1).await.remove(0);
+        assert!(!report.clean_shutdown);
+        assert_eq!(report.bytes_truncated, 40, "{report:?}");
+        assert_eq!(read_all(&log).await, kept);
+        assert_eq!(log.log_end_offset(), 10);
+    });
+}
+
+#[test]
+fn a_marker_of_an_earlier_version_in_a_partition_dir_is_honoured_and_removed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("p0");
+    run(async {
+        // An earlier version closed each log with its own marker.
+        let (log, _) = PartitionLog::open(&dir, small_segments())
+            .await
+            .expect("open");
+        for _ in 0..20 {
+            append_written(&log, batch(1, 100, 0)).await;
+        }
+        log.close().await.expect("close");
+    });
+    assert!(dir.join(".clean-shutdown").exists());
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(!log_dir.was_clean(), "no log dir marker yet");
+        let (log, report) = open_partitions_in(&log_dir, 1).await.remove(0);
+        assert!(report.clean_shutdown, "the partition's own marker counts");
+        assert_eq!(report.segments_recovered, 0);
+        assert!(
+            !dir.join(".clean-shutdown").exists(),
+            "removed before anything is appended"
+        );
+        assert_eq!(log.log_end_offset(), 20);
+    });
+}
+
+#[test]
+fn the_log_start_survives_a_clean_close_under_a_log_dir() {
+    let root = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, _) = open_partitions_in(&log_dir, 1).await.remove(0);
+        for _ in 0..40 {
+            append_written(&log, batch(1, 200, 0)).await;
+        }
+        log.set_high_watermark(log.log_end_offset());
+        assert_eq!(log.delete_records_before(25).expect("delete records"), 25);
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+    });
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        assert!(log_dir.was_clean());
+        let (log, _) = open_partitions_in(&log_dir, 1).await.remove(0);
+        assert_eq!(log.log_start_offset(), 25);
+        assert_eq!(log.log_end_offset(), 40);
+    });
+}
+
+#[test]
+fn an_index_that_shrank_is_rewritten_whole_by_a_close_under_a_log_dir() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    };
+    let open = |log_dir: &LogDir| {
+        let dir = log_dir.root().join("p0");
+        let scope = log_dir.scope();
+        let config = config.clone();
+        async move {
+            PartitionLog::open_in(&dir, config, scope)
+                .await
+                .expect("open")
+        }
+    };
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, _) = open(&log_dir).await;
+        for _ in 0..60 {
+            append_written(&log, batch(1, 100, 0)).await;
+        }
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+    });
+    let expected = run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, report) = open(&log_dir).await;
+        assert!(report.clean_shutdown);
+        assert_eq!(log.truncate_to(20).await.expect("truncate"), 20);
+        let expected = read_all(&log).await;
+        log.close().await.expect("close");
+        log_dir.close().expect("close log dir");
+        expected
+    });
+    run(async {
+        let log_dir = LogDir::open(root.path()).expect("open log dir");
+        let (log, report) = open(&log_dir).await;
+        assert!(report.clean_shutdown);
+        assert_eq!(
+            report.indexes_rebuilt, 0,
+            "the shorter index was trusted: {report:?}"
+        );
+        assert_eq!(read_all(&log).await, expected);
+        for offset in 0..log.log_end_offset() {
+            let range = log
+                .read(offset, 1, i64::MAX)
+                .await
+                .expect("read")
+                .expect("data");
+            assert_eq!(range.first_offset, offset, "one record per batch");
+        }
+    });
+}

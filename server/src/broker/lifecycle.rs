@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strom_engine::log::{LogDir, LogDirClose};
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 
 use super::context::{load_or_create_cluster_id, BrokerContext};
@@ -39,6 +40,8 @@ pub enum BrokerError {
     Config(String),
     #[error("coordination store: {0}")]
     Coordination(String),
+    #[error("log dir: {0}")]
+    LogDir(strom_engine::Error),
     #[error("no broker is running with log dir {0} (no {PID_FILE})")]
     NotRunning(PathBuf),
     #[error("broker (pid {0}) did not stop within {1:?}")]
@@ -154,6 +157,10 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     // client can connect.
     let _pid_file = PidFile::write(&log_dir)?;
     let signals = block_shutdown_signals();
+    // Before any partition opens: notes whether the last stop was clean and removes the marker
+    // durably, so nothing appended in this run can be covered by it.
+    let log_dir_state = Arc::new(LogDir::open(&log_dir).map_err(BrokerError::LogDir)?);
+    tracing::info!(clean = log_dir_state.was_clean(), "previous shutdown");
 
     let store = Arc::new(
         CoordinationStore::open(log_dir.join(COORDINATION_DIR))
@@ -189,9 +196,12 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     });
 
     let init_context = context.clone();
+    let init_log_dir = log_dir_state.clone();
+    let opening = std::time::Instant::now();
     let shards = ShardSet::start(&shard_config, move |id, router| {
         let context = init_context.clone();
-        async move { ShardState::start(id, router, context).await }
+        let log_dir = init_log_dir.clone();
+        async move { ShardState::start(id, router, context, log_dir).await }
     })
     .map_err(io_error("start shards"))?;
 
@@ -224,39 +234,69 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         }
     }
     if let Some(error) = failure {
-        shutdown(shards);
+        shutdown(shards, &log_dir_state);
         return Err(BrokerError::Config(error));
     }
-    tracing::info!(%address, shards = shard_count, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
+    let open_ms = opening.elapsed().as_millis();
+    tracing::info!(%address, shards = shard_count, open_ms, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
-    shutdown(shards);
-    tracing::info!("stopped cleanly");
+    shutdown(shards, &log_dir_state);
     Ok(())
 }
 
-/// Closes every partition cleanly on its shard, then stops the shards.
-fn shutdown(shards: ShardSet<ShardState>) {
+/// Closes every partition cleanly on its shard (all shards at once), stops the shards, then
+/// closes the log dir: one file-system sync and one clean-shutdown marker, written only if
+/// every shard closed all its partitions.
+fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>) {
+    let started = std::time::Instant::now();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut asked = 0;
     for shard in 0..shards.shard_count() {
         let done_tx = done_tx.clone();
+        let shard_log_dir = log_dir.clone();
         let posted = shards
             .router()
             .try_post_to(shard, move |state: Rc<ShardState>| async move {
-                state.shutdown().await;
+                state.shutdown(shard_log_dir).await;
                 let _ = done_tx.send(());
             });
         asked += usize::from(posted.is_ok());
     }
     drop(done_tx);
+    let mut done = 0;
     for _ in 0..asked {
         if done_rx.recv().is_err() {
             break;
         }
+        done += 1;
+    }
+    if done < shards.shard_count() {
+        tracing::error!(
+            done,
+            shards = shards.shard_count(),
+            "not every shard closed its partitions"
+        );
+        log_dir.mark_unclean();
     }
     shards.stop();
+    let closed_ms = started.elapsed().as_millis();
+    let marked = log_dir.close();
+    tracing::info!(
+        closed_ms,
+        synced_ms = started.elapsed().as_millis() - closed_ms,
+        "partitions closed, log dir synced"
+    );
+    match marked {
+        Ok(LogDirClose::MarkedClean) => tracing::info!("stopped cleanly"),
+        Ok(LogDirClose::LeftUnclean) => {
+            tracing::warn!("stopped; some partitions did not close cleanly and will be recovered")
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not sync the log dir; the next start recovers it")
+        }
+    }
 }
 
 /// How often group deadlines (session and rebalance timeouts) are checked.

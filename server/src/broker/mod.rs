@@ -5,6 +5,7 @@ pub mod context;
 pub mod group_placement;
 pub mod group_runtime;
 mod lifecycle;
+mod log_dir;
 pub mod metadata_cache;
 pub mod partition;
 pub mod placement;

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
-use strom_engine::log::{LogConfig, PartitionLog, WaitOffset};
+use strom_engine::log::{LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
 
@@ -67,6 +67,10 @@ pub struct Partition {
     pub log: Rc<PartitionLog>,
     pub leader_epoch: Cell<i32>,
     producers: RefCell<ProducerStateTable>,
+    /// The producer snapshot file's bytes as this process last read or wrote them: a close
+    /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
+    /// partitions, the create and rename of every snapshot was most of a clean stop.)
+    snapshot_on_disk: RefCell<Option<Vec<u8>>>,
 }
 
 /// `<log dir>/<topic>-<partition>`, Kafka's layout.
@@ -75,7 +79,9 @@ pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
 }
 
 impl Partition {
-    /// Opens the partition's log (recovering it if needed) and rebuilds producer state.
+    /// Opens a partition after the broker started (a new topic or partition): its log belongs
+    /// to the broker's log dir, whose clean-shutdown marker says nothing about it, so it is
+    /// recovered from its own checkpoints if it has data.
     pub async fn open(
         dir: PathBuf,
         topic: Rc<str>,
@@ -83,11 +89,28 @@ impl Partition {
         topic_id: uuid::Uuid,
         config: LogConfig,
     ) -> Result<Rc<Self>, strom_engine::Error> {
-        let (log, report) = PartitionLog::open(&dir, config).await?;
+        let scope = ShutdownScope::LogDir {
+            dir_was_clean: false,
+        };
+        Self::open_in(dir, topic, index, topic_id, config, scope).await
+    }
+
+    /// Opens the partition's log (recovering it if needed) and rebuilds producer state. At
+    /// start, `scope` is the log dir's (`LogDir::scope`), which tells whether the last shutdown
+    /// was clean.
+    pub async fn open_in(
+        dir: PathBuf,
+        topic: Rc<str>,
+        index: i32,
+        topic_id: uuid::Uuid,
+        config: LogConfig,
+        scope: ShutdownScope,
+    ) -> Result<Rc<Self>, strom_engine::Error> {
+        let (log, report) = PartitionLog::open_in(&dir, config, scope).await?;
         if report.bytes_truncated > 0 || report.indexes_rebuilt > 0 {
             tracing::warn!(%topic, index, ?report, "partition recovered");
         }
-        let producers = Self::rebuild_producer_state(&dir, &log).await?;
+        let (producers, snapshot_on_disk) = Self::rebuild_producer_state(&dir, &log).await?;
         // No followers: everything written is committed.
         log.set_high_watermark_follows_log_end(true);
         Ok(Rc::new(Partition {
@@ -98,16 +121,21 @@ impl Partition {
             log,
             leader_epoch: Cell::new(0),
             producers: RefCell::new(producers),
+            snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
     }
 
+    /// Rebuilds the table from the snapshot and the batches after it; also returns the snapshot
+    /// file's bytes when they parsed.
     async fn rebuild_producer_state(
         dir: &Path,
         log: &PartitionLog,
-    ) -> Result<ProducerStateTable, strom_engine::Error> {
-        let snapshot: Option<ProducerSnapshot> = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    ) -> Result<(ProducerStateTable, Option<Vec<u8>>), strom_engine::Error> {
+        let snapshot_bytes = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE)).ok();
+        let snapshot: Option<ProducerSnapshot> = snapshot_bytes
+            .as_deref()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        let snapshot_bytes = snapshot_bytes.filter(|_| snapshot.is_some());
         let (mut table, from_offset) = match snapshot {
             Some(snapshot) if snapshot.next_offset <= log.log_end_offset() => {
                 (snapshot.table, snapshot.next_offset)
@@ -120,7 +148,7 @@ impl Partition {
             }
         })
         .await?;
-        Ok(table)
+        Ok((table, snapshot_bytes))
     }
 
     /// Checks the leader epoch a client believes current (-1: no check). Returns the partition's
@@ -197,6 +225,8 @@ impl Partition {
     }
 
     /// Closes the log cleanly and snapshots producer state so the next start skips the scan.
+    /// The snapshot is not synced here: the log dir's close syncs the file system once before
+    /// it marks the shutdown clean, and a snapshot that does not parse is ignored on open.
     pub async fn close(&self) -> Result<(), strom_engine::Error> {
         self.log.close().await?;
         let snapshot = ProducerSnapshot {
@@ -204,12 +234,16 @@ impl Partition {
             table: self.producers.borrow().clone(),
         };
         match serde_json::to_vec(&snapshot) {
+            Ok(bytes) if self.snapshot_on_disk.borrow().as_ref() == Some(&bytes) => {}
             Ok(bytes) => {
                 let temp = self.dir.join(format!("{PRODUCER_SNAPSHOT_FILE}.tmp"));
-                if let Err(error) = std::fs::write(&temp, bytes)
+                match std::fs::write(&temp, &bytes)
                     .and_then(|()| std::fs::rename(&temp, self.dir.join(PRODUCER_SNAPSHOT_FILE)))
                 {
-                    tracing::warn!(dir = %self.dir.display(), %error, "could not write producer snapshot; the next start scans the log");
+                    Ok(()) => *self.snapshot_on_disk.borrow_mut() = Some(bytes),
+                    Err(error) => {
+                        tracing::warn!(dir = %self.dir.display(), %error, "could not write producer snapshot; the next start scans the log")
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "could not encode producer snapshot"),
@@ -222,5 +256,52 @@ impl Partition {
         let end = self.log.truncate_to(offset).await?;
         self.producers.borrow_mut().truncate_to(end);
         Ok(end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn snapshot_inode(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(PRODUCER_SNAPSHOT_FILE))
+            .expect("snapshot written")
+            .ino()
+    }
+
+    #[test]
+    fn an_unchanged_producer_snapshot_is_not_rewritten() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        let open_and_close = || {
+            let dir = dir.clone();
+            strom_engine::io::start_runtime(64, async move {
+                let partition = Partition::open(
+                    dir,
+                    Rc::from("t"),
+                    0,
+                    uuid::Uuid::nil(),
+                    LogConfig::default(),
+                )
+                .await
+                .expect("open");
+                partition.close().await.expect("close");
+            });
+        };
+        open_and_close();
+        let first = snapshot_inode(&dir);
+        open_and_close();
+        assert_eq!(
+            snapshot_inode(&dir),
+            first,
+            "the same snapshot is not written again (a rewrite renames a new file over it)"
+        );
+        // A snapshot that does not parse is replaced.
+        std::fs::write(dir.join(PRODUCER_SNAPSHOT_FILE), b"{").expect("damage");
+        open_and_close();
+        let bytes = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE)).expect("read");
+        assert!(serde_json::from_slice::<ProducerSnapshot>(&bytes).is_ok());
     }
 }

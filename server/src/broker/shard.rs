@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use strom_engine::log::CleanupPolicy;
+use strom_engine::log::{CleanupPolicy, LogDir};
 use strom_engine::runtime::{ShardId, ShardRouter};
 
 use super::context::BrokerContext;
 use super::group_placement::OFFSETS_TOPIC;
 use super::group_runtime::{group_config, GroupRuntime};
+use super::log_dir::{close_partitions, open_owned_partitions};
 use super::metadata_cache::{Applied, MetadataCache, MetadataUpdate};
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
@@ -38,8 +39,14 @@ pub struct ShardState {
 }
 
 impl ShardState {
-    /// Builds the shard's state and opens (recovering if needed) every partition it owns.
-    pub async fn start(id: ShardId, router: Router, broker: Arc<BrokerContext>) -> Self {
+    /// Builds the shard's state and opens (recovering if needed, several at a time) every
+    /// partition it owns, under the broker's log dir (see `log_dir`).
+    pub async fn start(
+        id: ShardId,
+        router: Router,
+        broker: Arc<BrokerContext>,
+        log_dir: Arc<LogDir>,
+    ) -> Self {
         let state = ShardState {
             id,
             router,
@@ -49,14 +56,13 @@ impl ShardState {
             groups: Rc::new(GroupRuntime::default()),
             stopping: std::cell::Cell::new(false),
         };
-        for topic in broker.topics.list() {
-            for index in 0..topic.partitions {
-                if owner_shard(&topic.name, index, broker.shard_count) == id {
-                    if let Err(error) = state.open_partition(&topic, index).await {
-                        tracing::error!(topic = %topic.name, index, %error, "could not open partition; it stays offline");
-                    }
-                }
-            }
+        for partition in open_owned_partitions(id, broker, log_dir).await {
+            state
+                .partitions
+                .borrow_mut()
+                .entry(partition.topic.clone())
+                .or_default()
+                .insert(partition.index, partition);
         }
         state.start_group_coordinators();
         state
@@ -254,13 +260,10 @@ impl ShardState {
         }
     }
 
-    /// Closes every partition cleanly (clean-shutdown markers, producer snapshots).
-    pub async fn shutdown(&self) {
+    /// Closes every partition cleanly (producer snapshots; the clean-shutdown marker is the log
+    /// dir's, written once all shards are done). A failure marks `log_dir` unclean.
+    pub async fn shutdown(&self, log_dir: Arc<LogDir>) {
         self.stopping.set(true);
-        for partition in self.partitions() {
-            if let Err(error) = partition.close().await {
-                tracing::error!(topic = %partition.topic, index = partition.index, %error, "clean close failed");
-            }
-        }
+        close_partitions(self.partitions(), log_dir).await;
     }
 }
