@@ -105,26 +105,28 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
         let known = ctx.shard.metadata.topic(topic.name.as_str());
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
-            let refused = match (&refuse_all, &known, &partition.records) {
-                (Some(error), _, _) => Some(*error),
-                (None, None, _) => Some(code(ResponseError::UnknownTopicOrPartition)),
+            // Where the records go (owner shard), or the error that answers the partition.
+            let route = match (refuse_all, &known, partition.records) {
+                (Some(error), _, _) => Err(error),
+                (None, None, _) => Err(code(ResponseError::UnknownTopicOrPartition)),
                 // Only the group coordinator writes the internal topic, as in Kafka.
                 (None, Some(cached), _) if cached.is_internal => {
-                    Some(code(ResponseError::InvalidTopicException))
+                    Err(code(ResponseError::InvalidTopicException))
                 }
                 (None, Some(cached), _) if !cached.has_partition(partition.index) => {
-                    Some(code(ResponseError::UnknownTopicOrPartition))
+                    Err(code(ResponseError::UnknownTopicOrPartition))
                 }
-                (None, Some(_), None) => Some(code(ResponseError::CorruptMessage)),
-                (None, Some(_), Some(_)) => None,
+                (None, Some(_), None) => Err(code(ResponseError::CorruptMessage)),
+                (None, Some(cached), Some(records)) => {
+                    Ok((cached.owner_of(partition.index, shard_count), records))
+                }
             };
-            let queued = match (refused, &known, partition.records) {
-                (Some(error_code), _, _) => {
+            let queued = match route {
+                Err(error_code) => {
                     tracing::warn!(peer = %ctx.peer, topic = %topic.name.as_str(), partition = partition.index, error_code, "produce refused");
                     Queued::Failed(error_code)
                 }
-                (None, Some(cached), Some(records)) => {
-                    let owner = cached.owner_of(partition.index, shard_count);
+                Ok((owner, records)) => {
                     work_by_owner[owner].push(AppendWork {
                         slot: slots.len(),
                         topic: topic.name.clone(),
@@ -135,7 +137,6 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
                     // Replaced by the owner's answer below.
                     Queued::Failed(code(ResponseError::UnknownServerError))
                 }
-                (None, _, _) => unreachable!("a partition is either refused or routed"),
             };
             partitions.push(PartitionResult {
                 index: partition.index,
