@@ -226,4 +226,52 @@ mod tests {
         assert!(matches!(entries.next(), Some(Err(_))));
         assert!(entries.next().is_none());
     }
+
+    #[test]
+    fn varlongs_of_every_length_round_trip_and_bad_ones_are_errors() {
+        let values = [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            8191,
+            -8192,
+            8192,
+            -8193,
+            1 << 20,
+            -(1 << 27),
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for value in values {
+            let mut bytes = Vec::new();
+            crate::batch::build::put_varlong(&mut bytes, value);
+            bytes.push(0xAA); // a following byte must not be consumed
+            let mut at = 0;
+            assert_eq!(read_varlong(&bytes, &mut at), Ok(value), "{value}");
+            assert_eq!(at, bytes.len() - 1, "{value}: consumed {at} bytes");
+            // Cut short anywhere, it is an error, never a wrong value.
+            for cut in 0..bytes.len() - 1 {
+                let mut at = 0;
+                assert!(
+                    read_varlong(&bytes[..cut], &mut at).is_err(),
+                    "{value} cut at {cut}"
+                );
+            }
+        }
+        let mut at = 0;
+        assert!(
+            read_varlong(&[0x80; 11], &mut at).is_err(),
+            "longer than 10 bytes"
+        );
+        // Decoding from an offset inside a buffer.
+        let mut at = 2;
+        assert_eq!(read_varlong(&[0xff, 0xff, 0x02], &mut at), Ok(1));
+        assert_eq!(at, 3);
+    }
 }
