@@ -166,7 +166,7 @@ fn engine_sync(
             tasks.push(spawn_local(async move {
                 for _ in 0..appends {
                     let receipt = log.append(batch.clone(), 0).await.expect("append");
-                    receipt.durable.wait().await.expect("durable");
+                    receipt.durable().wait().await.expect("durable");
                 }
             }));
         }
@@ -235,11 +235,11 @@ fn engine_burst(base: &Path, batch: &Bytes, durability: Durability, writers: u64
                     if durability == Durability::None {
                         last = Some(receipt);
                     } else {
-                        receipt.durable.wait().await.expect("durable");
+                        receipt.durable().wait().await.expect("durable");
                     }
                 }
                 if let Some(receipt) = last {
-                    receipt.written.wait().await.expect("written");
+                    receipt.written().wait().await.expect("written");
                 }
             }));
         }

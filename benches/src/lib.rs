@@ -114,7 +114,7 @@ pub async fn fill_log(log: &PartitionLog, batch: &Bytes, count: u64) {
         last = Some(log.append(batch.clone(), 0).await.expect("append"));
     }
     if let Some(receipt) = last {
-        receipt.written.wait().await.expect("written");
+        receipt.written().wait().await.expect("written");
     }
 }
 

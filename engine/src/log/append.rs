@@ -45,19 +45,6 @@ pub struct WaitOffset {
 }
 
 impl WaitOffset {
-    #[cfg(test)]
-    pub(super) fn for_test(
-        progress: tokio::sync::watch::Receiver<super::Progress>,
-        target_offset: i64,
-        durable: bool,
-    ) -> Self {
-        WaitOffset {
-            progress,
-            target_offset,
-            durable,
-        }
-    }
-
     /// Waits until the offset is reached; fails if the log failed or was dropped first.
     pub async fn wait(mut self) -> Result<()> {
         let target = self.target_offset;
@@ -86,10 +73,38 @@ impl WaitOffset {
 pub struct AppendReceipt {
     pub base_offset: i64,
     pub last_offset: i64,
+    /// One subscription to the log's progress, shared by whichever wait the caller picks: an
+    /// append is on the produce path, and a caller needs only one of the two.
+    progress: tokio::sync::watch::Receiver<super::Progress>,
+}
+
+impl AppendReceipt {
+    fn wait(
+        progress: tokio::sync::watch::Receiver<super::Progress>,
+        next_offset: i64,
+        durable: bool,
+    ) -> WaitOffset {
+        WaitOffset {
+            progress,
+            target_offset: next_offset,
+            durable,
+        }
+    }
+
     /// Resolves when the batches are written (visible to readers).
-    pub written: WaitOffset,
+    pub fn written(&self) -> WaitOffset {
+        Self::wait(self.progress.clone(), self.last_offset + 1, false)
+    }
+
     /// Resolves when the batches are durable per the log's durability policy.
-    pub durable: WaitOffset,
+    pub fn durable(&self) -> WaitOffset {
+        Self::wait(self.progress.clone(), self.last_offset + 1, true)
+    }
+
+    /// The one wait a caller needs (durable or written), without another subscription.
+    pub fn into_wait(self, durable: bool) -> WaitOffset {
+        Self::wait(self.progress, self.last_offset + 1, durable)
+    }
 }
 
 impl PartitionLog {
@@ -200,20 +215,10 @@ impl PartitionLog {
         let last_offset = state.next_offset - 1;
         drop(state);
         self.writer_wakeup.notify_one();
-        let next_offset = last_offset + 1;
         Ok(AppendReceipt {
             base_offset,
             last_offset,
-            written: WaitOffset {
-                progress: self.progress.subscribe(),
-                target_offset: next_offset,
-                durable: false,
-            },
-            durable: WaitOffset {
-                progress: self.progress.subscribe(),
-                target_offset: next_offset,
-                durable: true,
-            },
+            progress: self.progress.subscribe(),
         })
     }
 

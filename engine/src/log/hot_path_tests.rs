@@ -34,7 +34,7 @@ fn a_following_high_watermark_moves_with_writes_and_not_with_syncs() {
         log.set_high_watermark_follows_log_end(true);
         let mut changes = log.subscribe_high_watermark();
         let receipt = log.append(batch(3), 0).await.expect("append");
-        receipt.durable.wait().await.expect("durable");
+        receipt.durable().wait().await.expect("durable");
         // The write moved the watermark: exactly one change, to the log end.
         assert!(changes.has_changed().expect("open"));
         assert_eq!(*changes.borrow_and_update(), 3);
@@ -58,7 +58,7 @@ fn a_high_watermark_set_by_its_owner_stays_within_the_log() {
             .expect("open");
         let mut changes = log.subscribe_high_watermark();
         let receipt = log.append(batch(5), 0).await.expect("append");
-        receipt.written.wait().await.expect("written");
+        receipt.written().wait().await.expect("written");
         // Not following: the writer leaves it alone.
         assert_eq!(log.high_watermark(), 0);
         assert!(!changes.has_changed().expect("open"));
@@ -72,7 +72,7 @@ fn a_high_watermark_set_by_its_owner_stays_within_the_log() {
         log.set_high_watermark(5);
         changes.borrow_and_update();
         let second = log.append(batch(1), 0).await.expect("append");
-        second.written.wait().await.expect("written");
+        second.written().wait().await.expect("written");
         log.truncate_to(5).await.expect("truncate");
         assert!(!changes.has_changed().expect("open"), "the cut is above it");
         log.truncate_to(0).await.expect("truncate");
@@ -98,7 +98,7 @@ fn an_append_that_does_not_wait_is_queued_before_it_returns() {
         // Offsets are assigned at once, before the writer has run.
         assert_eq!((receipt.base_offset, receipt.last_offset), (0, 1));
         assert_eq!(log.next_offset(), 2);
-        receipt.written.wait().await.expect("written");
+        receipt.written().wait().await.expect("written");
         log.close().await.expect("close");
         // A closed log refuses without suspending.
         assert!(log.wait_for_queue_room().await.is_err());
@@ -123,7 +123,7 @@ fn inline_and_io_uring_writes_store_the_same_log() {
                 last = Some(log.append(batch(1 + index % 7), 3).await.expect("append"));
             }
             last.expect("appended")
-                .written
+                .written()
                 .wait()
                 .await
                 .expect("written");

@@ -57,21 +57,8 @@ async fn read_all(log: &PartitionLog) -> Vec<Vec<u8>> {
 
 async fn append_written(log: &PartitionLog, bytes: Bytes) -> AppendReceipt {
     let receipt = log.append(bytes, 0).await.expect("append");
-    AppendReceipt {
-        base_offset: receipt.base_offset,
-        last_offset: receipt.last_offset,
-        written: {
-            receipt.written.wait().await.expect("written");
-            log.progress_waiter(receipt.last_offset + 1, false)
-        },
-        durable: receipt.durable,
-    }
-}
-
-impl PartitionLog {
-    fn progress_waiter(&self, target_offset: i64, durable: bool) -> WaitOffset {
-        WaitOffset::for_test(self.progress.subscribe(), target_offset, durable)
-    }
+    receipt.written().wait().await.expect("written");
+    receipt
 }
 
 #[test]
@@ -274,12 +261,16 @@ fn interval_durability_acknowledges_at_the_next_flush() {
         };
         let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
         let receipt = log.append(batch(3, 100, 0), 0).await.expect("append");
-        receipt.written.wait().await.expect("written");
-        receipt.durable.wait().await.expect("durable after a flush");
+        receipt.written().wait().await.expect("written");
+        receipt
+            .durable()
+            .wait()
+            .await
+            .expect("durable after a flush");
         assert_eq!(log.durable_offset(), 3);
         // A later append is durable only once the next interval's flush ran.
         let receipt = log.append(batch(2, 100, 0), 0).await.expect("append");
-        receipt.durable.wait().await.expect("durable");
+        receipt.durable().wait().await.expect("durable");
         assert_eq!(log.durable_offset(), 5);
         log.close().await.expect("close");
     });
@@ -295,7 +286,7 @@ fn interval_durability_does_not_claim_durability_before_a_flush() {
         };
         let (log, _) = PartitionLog::open(dir.path(), config).await.expect("open");
         let receipt = log.append(batch(3, 100, 0), 0).await.expect("append");
-        receipt.written.wait().await.expect("written");
+        receipt.written().wait().await.expect("written");
         assert_eq!(log.log_end_offset(), 3);
         assert_eq!(
             log.durable_offset(),
@@ -318,7 +309,7 @@ fn sync_durability_groups_concurrent_appends() {
         let mut waiters = Vec::new();
         for _ in 0..64 {
             let receipt = log.append(batch(1, 100, 0), 0).await.expect("append");
-            waiters.push(crate::io::spawn_local(receipt.durable.wait()));
+            waiters.push(crate::io::spawn_local(receipt.durable().wait()));
         }
         for waiter in waiters {
             waiter.await.expect("task").expect("durable");
@@ -539,7 +530,7 @@ fn crash_and_damage(
         }
         for (receipt, original) in receipts.into_iter().zip(&originals) {
             let base = receipt.base_offset;
-            receipt.written.wait().await.expect("written");
+            receipt.written().wait().await.expect("written");
             out.push((base, stored(original, base)));
         }
         out
@@ -609,7 +600,7 @@ fn crash_and_damage(
             .await
             .expect("append after recovery");
         prop_assert_eq!(receipt.base_offset, end);
-        receipt.written.wait().await.expect("written");
+        receipt.written().wait().await.expect("written");
         let tail = log
             .read(end, 1000, i64::MAX)
             .await

@@ -213,12 +213,10 @@ impl Partition {
                 .borrow_mut()
                 .record(&header, receipt.base_offset);
         }
-        let wait = match acks {
-            AckLevel::None | AckLevel::Leader => receipt.written,
-            AckLevel::All => receipt.durable,
-        };
+        let base_offset = receipt.base_offset;
+        let wait = receipt.into_wait(acks == AckLevel::All);
         Ok(AppendOutcome {
-            base_offset: receipt.base_offset,
+            base_offset,
             log_start_offset: self.log.log_start_offset(),
             wait: Some(wait),
         })
