@@ -178,6 +178,16 @@ fn decode<Resp: Decodable + HeaderVersion>(mut frame: Bytes, version: i16) -> (i
     (header.correlation_id, body)
 }
 
+/// Sends the whole pipeline on a new connection (from a thread, so writing never waits for our
+/// reads) and reads every response in order; returns the produces' base offsets.
+fn send_and_read_in_order(broker: &Broker, mut pipeline: Pipeline, topic: &str) -> Vec<i64> {
+    let mut stream = connect(broker);
+    let writer = write_in_background(&stream, std::mem::take(&mut pipeline.bytes));
+    let offsets = read_in_order(&mut stream, &pipeline.kinds, topic);
+    writer.join().expect("writer thread");
+    offsets
+}
+
 /// Reads one response per request of `kinds`, in order: correlation ids must come back in
 /// request order, and every produce must succeed at a base offset after the previous one's.
 /// Returns the produce base offsets in request order.
@@ -277,10 +287,7 @@ fn pipelined_requests_are_answered_in_request_order_with_appends_in_that_order()
             pipeline.api_versions();
         }
     }
-    let mut stream = connect(&broker);
-    let writer = write_in_background(&stream, std::mem::take(&mut pipeline.bytes));
-    let offsets = read_in_order(&mut stream, &pipeline.kinds, &topic);
-    writer.join().expect("writer thread");
+    let offsets = send_and_read_in_order(&broker, pipeline, &topic);
     // Only this connection wrote: the batches sit back to back, in request order.
     assert_eq!(offsets, consecutive_from(0, PRODUCES));
 }
@@ -302,10 +309,7 @@ fn requests_larger_than_the_queue_budget_flow_one_by_one_in_order() {
             pipeline.api_versions();
         }
     }
-    let mut stream = connect(&broker);
-    let writer = write_in_background(&stream, std::mem::take(&mut pipeline.bytes));
-    let offsets = read_in_order(&mut stream, &pipeline.kinds, &topic);
-    writer.join().expect("writer thread");
+    let offsets = send_and_read_in_order(&broker, pipeline, &topic);
     assert_eq!(offsets, consecutive_from(0, PRODUCES));
 }
 
@@ -325,10 +329,7 @@ fn unanswered_acks_0_produces_free_their_place_in_flight() {
     }
     pipeline.api_versions();
     pipeline.produce(&topic, 50);
-    let mut stream = connect(&broker);
-    let writer = write_in_background(&stream, std::mem::take(&mut pipeline.bytes));
-    let offsets = read_in_order(&mut stream, &pipeline.kinds, &topic);
-    writer.join().expect("writer thread");
+    let offsets = send_and_read_in_order(&broker, pipeline, &topic);
     assert_eq!(
         offsets,
         consecutive_from(i64::from(RECORDS_PER_BATCH) * SILENT as i64, 1)
