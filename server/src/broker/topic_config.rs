@@ -128,7 +128,7 @@ pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
         "retention.ms" => config.log_retention_ms.map_or(-1, |v| v as i64).to_string(),
         "segment.bytes" => config.log_segment_bytes.to_string(),
         "segment.ms" => config.log_roll_ms.to_string(),
-        "unclean.leader.election.enable" => "false".to_string(),
+        "unclean.leader.election.enable" => config.unclean_leader_election_enable.to_string(),
         _ => return None,
     };
     Some(text)
@@ -193,6 +193,28 @@ mod tests {
             assert!(validate_topic_config(key, "garbage!").is_err(), "{key}");
         }
         assert!(validate_topic_config("no.such.config", "1").is_err());
+    }
+
+    #[test]
+    fn unclean_leader_election_is_a_topic_config_defaulting_to_the_broker_key() {
+        validate_topic_config("unclean.leader.election.enable", "true").expect("valid");
+        validate_topic_config("unclean.leader.election.enable", "false").expect("valid");
+        assert!(validate_topic_config("unclean.leader.election.enable", "1").is_err());
+        let off = BrokerConfig::from_properties_text("", "test", &[] as &[&str]).expect("config");
+        assert_eq!(
+            broker_default(&off, "unclean.leader.election.enable").as_deref(),
+            Some("false")
+        );
+        let on = BrokerConfig::from_properties_text(
+            "unclean.leader.election.enable=true",
+            "test",
+            &[] as &[&str],
+        )
+        .expect("config");
+        assert_eq!(
+            broker_default(&on, "unclean.leader.election.enable").as_deref(),
+            Some("true")
+        );
     }
 
     #[test]

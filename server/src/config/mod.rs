@@ -10,17 +10,24 @@
 //! Where Kafka has several keys for one setting, its precedence applies:
 //! `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`,
 //! `log.roll.ms` > `log.roll.hours`, `log.dirs` > `log.dir`.
+//!
+//! Cluster mode: without `zookeeper.connect` the broker is a single broker on
+//! the embedded coordination store; with it, the broker joins a cluster, and
+//! `broker.id` must then be set explicitly (two brokers defaulting to id 0
+//! would clash).
 
 mod error;
 mod listener;
 mod properties;
 mod settings;
+mod zookeeper_connect;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Origin};
 pub use listener::Listener;
 pub use properties::{parse_properties, Property};
+pub use zookeeper_connect::ZooKeeperConnect;
 
 use crate::protocol::frame::REQUEST_HEADER_MIN_BYTES;
 use settings::Settings;
@@ -57,6 +64,15 @@ const KNOWN_KEYS: &[&str] = &[
     "log.durability",
     "log.flush.interval.ms",
     "log.write.inline",
+    "zookeeper.connect",
+    "zookeeper.session.timeout.ms",
+    "zookeeper.connection.timeout.ms",
+    "unclean.leader.election.enable",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
+    "controlled.shutdown.enable",
+    "controlled.shutdown.timeout.ms",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
@@ -75,6 +91,15 @@ const LOG_SEGMENT_BYTES_MIN: i32 = 1024;
 const QUEUED_MAX_REQUEST_BYTES_DEFAULT: i64 = 16 << 20;
 /// Upper bound on shards: one per core, and no machine Strom targets has more.
 const NUM_SHARDS_MAX: usize = 1024;
+/// Kafka's default `zookeeper.session.timeout.ms`.
+const ZOOKEEPER_SESSION_TIMEOUT_MS_DEFAULT: i32 = 18_000;
+/// Kafka's default `leader.imbalance.check.interval.seconds`.
+const LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT: i64 = 300;
+/// Kafka's default `leader.imbalance.per.broker.percentage`.
+const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT: u32 = 10;
+/// Default `controlled.shutdown.timeout.ms` (Strom's key): how long a stopping
+/// broker waits for the controller to move its leaderships before it exits anyway.
+const CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT: i64 = 30_000;
 
 /// When appended data is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +173,31 @@ pub struct BrokerConfig {
     /// (`pwritev`) instead of through io_uring, whose worker threads take every buffered ext4
     /// write; see `LogConfig::write_inline`.
     pub log_write_inline: bool,
+    /// `zookeeper.connect`: `host:port[,host:port…][/chroot]`, validated by
+    /// [`ZooKeeperConnect::parse`]. `None`: a single broker on the embedded store.
+    pub zookeeper_connect: Option<String>,
+    /// `zookeeper.session.timeout.ms`: a broker whose session is silent this long is
+    /// declared dead (its ephemeral znodes go).
+    pub zookeeper_session_timeout_ms: u64,
+    /// `zookeeper.connection.timeout.ms`: how long to wait for a connection to ZooKeeper;
+    /// defaults to the session timeout, as in Kafka.
+    pub zookeeper_connection_timeout_ms: u64,
+    /// `unclean.leader.election.enable`: the broker default for electing a replica that
+    /// is not in the ISR when no ISR member is alive (topic config overrides it).
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the controller periodically moves leadership
+    /// back to each partition's preferred (first assigned) replica.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: period of that check.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`: share (0..=100) of a broker's preferred
+    /// partitions led elsewhere above which the controller rebalances.
+    pub leader_imbalance_per_broker_percentage: u32,
+    /// `controlled.shutdown.enable`: on SIGTERM, ask the controller to move this
+    /// broker's leaderships away before exiting.
+    pub controlled_shutdown_enable: bool,
+    /// `controlled.shutdown.timeout.ms` (Strom): the bound on that wait.
+    pub controlled_shutdown_timeout_ms: u64,
 }
 
 impl BrokerConfig {
@@ -174,6 +224,11 @@ impl BrokerConfig {
     ) -> Result<Self, ConfigError> {
         let properties = parse_properties(text, source)?;
         Self::from_settings(&Settings::new(properties, overrides, KNOWN_KEYS)?)
+    }
+
+    /// Whether this broker joins a cluster through ZooKeeper (`zookeeper.connect` set).
+    pub fn is_cluster_mode(&self) -> bool {
+        self.zookeeper_connect.is_some()
     }
 
     /// `offsets.retention.minutes` in milliseconds.
@@ -218,6 +273,23 @@ impl BrokerConfig {
                 ),
             });
         }
+
+        let zookeeper_connect = settings.parse_with("zookeeper.connect", |text| {
+            ZooKeeperConnect::parse(text).map(|_| text.trim().to_owned())
+        })?;
+        if zookeeper_connect.is_some() && !settings.is_set("broker.id") {
+            return Err(ConfigError::Inconsistent {
+                reason: "broker.id must be set when zookeeper.connect is set: every broker \
+                         of a cluster needs its own id"
+                    .to_owned(),
+            });
+        }
+        let zookeeper_session_timeout_ms = settings.integer(
+            "zookeeper.session.timeout.ms",
+            ZOOKEEPER_SESSION_TIMEOUT_MS_DEFAULT,
+            1,
+            i32::MAX,
+        )?;
 
         Ok(Self {
             broker_id: settings.integer("broker.id", 0, 0, i32::MAX)?,
@@ -310,6 +382,36 @@ impl BrokerConfig {
                 i64::MAX,
             )?),
             log_write_inline: settings.boolean("log.write.inline", true)?,
+            zookeeper_connect,
+            zookeeper_session_timeout_ms: to_u64(i64::from(zookeeper_session_timeout_ms)),
+            zookeeper_connection_timeout_ms: to_u64(i64::from(settings.integer(
+                "zookeeper.connection.timeout.ms",
+                zookeeper_session_timeout_ms,
+                1,
+                i32::MAX,
+            )?)),
+            unclean_leader_election_enable: settings
+                .boolean("unclean.leader.election.enable", false)?,
+            auto_leader_rebalance_enable: settings.boolean("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_seconds: to_u64(settings.integer(
+                "leader.imbalance.check.interval.seconds",
+                LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS_DEFAULT,
+                1,
+                i64::MAX,
+            )?),
+            leader_imbalance_per_broker_percentage: settings.integer(
+                "leader.imbalance.per.broker.percentage",
+                LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
+                0,
+                100,
+            )?,
+            controlled_shutdown_enable: settings.boolean("controlled.shutdown.enable", true)?,
+            controlled_shutdown_timeout_ms: to_u64(settings.integer(
+                "controlled.shutdown.timeout.ms",
+                CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT,
+                1,
+                i64::MAX,
+            )?),
         })
     }
 }
@@ -470,6 +572,77 @@ mod tests {
         assert!(config.num_shards >= 1);
         assert_eq!(config.log_durability, LogDurability::None);
         assert_eq!(config.log_flush_interval_ms, 1_000);
+        assert_eq!(config.zookeeper_connect, None);
+        assert!(!config.is_cluster_mode());
+        assert_eq!(config.zookeeper_session_timeout_ms, 18_000);
+        assert_eq!(config.zookeeper_connection_timeout_ms, 18_000);
+        assert!(!config.unclean_leader_election_enable);
+        assert!(config.auto_leader_rebalance_enable);
+        assert_eq!(config.leader_imbalance_check_interval_seconds, 300);
+        assert_eq!(config.leader_imbalance_per_broker_percentage, 10);
+        assert!(config.controlled_shutdown_enable);
+        assert_eq!(config.controlled_shutdown_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn cluster_mode_keys_parse() {
+        let config = parse(
+            "broker.id=2\n\
+             zookeeper.connect=zk1:2181,zk2:2181/strom\n\
+             zookeeper.session.timeout.ms=6000\n\
+             zookeeper.connection.timeout.ms=2000\n\
+             unclean.leader.election.enable=true\n\
+             auto.leader.rebalance.enable=false\n\
+             leader.imbalance.check.interval.seconds=5\n\
+             leader.imbalance.per.broker.percentage=0\n\
+             controlled.shutdown.enable=false\n\
+             controlled.shutdown.timeout.ms=1500\n",
+        )
+        .expect("valid");
+        assert!(config.is_cluster_mode());
+        assert_eq!(
+            config.zookeeper_connect.as_deref(),
+            Some("zk1:2181,zk2:2181/strom")
+        );
+        assert_eq!(config.broker_id, 2);
+        assert_eq!(config.zookeeper_session_timeout_ms, 6_000);
+        assert_eq!(config.zookeeper_connection_timeout_ms, 2_000);
+        assert!(config.unclean_leader_election_enable);
+        assert!(!config.auto_leader_rebalance_enable);
+        assert_eq!(config.leader_imbalance_check_interval_seconds, 5);
+        assert_eq!(config.leader_imbalance_per_broker_percentage, 0);
+        assert!(!config.controlled_shutdown_enable);
+        assert_eq!(config.controlled_shutdown_timeout_ms, 1_500);
+    }
+
+    #[test]
+    fn connection_timeout_defaults_to_the_session_timeout() {
+        let config = parse("zookeeper.session.timeout.ms=6000").expect("valid");
+        assert_eq!(config.zookeeper_connection_timeout_ms, 6_000);
+    }
+
+    #[test]
+    fn cluster_mode_requires_an_explicit_broker_id() {
+        let error = parse("zookeeper.connect=127.0.0.1:2181").expect_err("no broker.id");
+        assert!(matches!(error, ConfigError::Inconsistent { .. }), "{error}");
+        assert!(error.to_string().contains("broker.id"), "{error}");
+        // broker.id=0 set explicitly is a valid id in a cluster.
+        let config = parse("zookeeper.connect=127.0.0.1:2181\nbroker.id=0").expect("valid");
+        assert_eq!(config.broker_id, 0);
+    }
+
+    #[test]
+    fn malformed_zookeeper_connect_names_the_key_and_line() {
+        let error = parse("broker.id=1\nzookeeper.connect=zk1:2181,zk2/strom").expect_err("bad");
+        assert!(
+            matches!(error, ConfigError::InvalidValue { ref key, .. } if key == "zookeeper.connect"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().starts_with("server.properties:2:"),
+            "{error}"
+        );
+        assert!(parse("broker.id=1\nzookeeper.connect=").is_err());
     }
 
     #[test]
@@ -575,6 +748,14 @@ mod tests {
             "num.shards=0",
             "log.flush.interval.ms=0",
             "message.max.bytes=3000000000",
+            "zookeeper.session.timeout.ms=0",
+            "zookeeper.connection.timeout.ms=0",
+            "leader.imbalance.check.interval.seconds=0",
+            "leader.imbalance.per.broker.percentage=101",
+            "controlled.shutdown.timeout.ms=0",
+            "unclean.leader.election.enable=maybe",
+            "auto.leader.rebalance.enable=1",
+            "controlled.shutdown.enable=yes",
         ] {
             assert!(
                 matches!(parse(text), Err(ConfigError::InvalidValue { .. })),
