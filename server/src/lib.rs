@@ -5,6 +5,7 @@
 //! observe on the wire and the control-plane state behind it.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod coordination;
 pub mod group;
