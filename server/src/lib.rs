@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod control_plane;
 pub mod coordination;
 pub mod group;
 pub mod handlers;
