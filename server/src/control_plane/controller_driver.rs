@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::runtime::{now_ms, ControlLoop};
@@ -434,13 +435,14 @@ async fn write_states(
     controller_epoch_zk_version: i32,
     writes: Vec<StateWrite>,
 ) -> Vec<Event> {
-    // A state znode's parents must exist before a transaction can create it.
-    for write in writes.iter().filter(|write| write.expected_zk_version < 0) {
-        let parent = znodes::partition_path(&write.topic, write.partition);
-        if let Err(error) = control.coordination.ensure_path(&parent).await {
-            tracing::warn!(%error, path = parent, "could not create a partition znode");
-        }
-    }
+    let mut ops = vec![MultiOp::Check {
+        path: znodes::CONTROLLER_EPOCH_PATH.to_string(),
+        version: controller_epoch_zk_version,
+    }];
+    // A state znode's parents must exist before it can be created: create the missing ones in
+    // the same transaction (one listing per topic), not one write each, so a topic with
+    // thousands of partitions costs one transaction per batch.
+    ops.extend(missing_parents(control, &writes).await);
     let mut ops = vec![MultiOp::Check {
         path: znodes::CONTROLLER_EPOCH_PATH.to_string(),
         version: controller_epoch_zk_version,
@@ -492,6 +494,46 @@ async fn write_states(
             events
         }
     }
+}
+
+/// Creates for the `/brokers/topics/<t>/partitions[/<p>]` nodes that the state creates in
+/// `writes` need and that do not exist yet.
+async fn missing_parents(control: &ControlLoop, writes: &[StateWrite]) -> Vec<MultiOp> {
+    let mut ops = Vec::new();
+    let mut listed: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
+    for write in writes.iter().filter(|write| write.expected_zk_version < 0) {
+        let children = match listed.get(write.topic.as_str()) {
+            Some(children) => children.clone(),
+            None => {
+                let children = match control
+                    .coordination
+                    .children(&znodes::partitions_path(&write.topic))
+                    .await
+                {
+                    Ok(children) => Some(children.into_iter().collect::<BTreeSet<_>>()),
+                    Err(_) => None,
+                };
+                if children.is_none() {
+                    ops.push(MultiOp::Create {
+                        path: znodes::partitions_path(&write.topic),
+                        data: Bytes::new(),
+                        kind: NodeKind::Persistent,
+                    });
+                }
+                listed.insert(write.topic.as_str(), Some(children.clone().unwrap_or_default()));
+                children
+            }
+        };
+        let partition = write.partition.to_string();
+        if !children.is_some_and(|children| children.contains(&partition)) {
+            ops.push(MultiOp::Create {
+                path: znodes::partition_path(&write.topic, write.partition),
+                data: Bytes::new(),
+                kind: NodeKind::Persistent,
+            });
+        }
+    }
+    ops
 }
 
 /// The path a failed operation names.
