@@ -443,10 +443,6 @@ async fn write_states(
     // the same transaction (one listing per topic), not one write each, so a topic with
     // thousands of partitions costs one transaction per batch.
     ops.extend(missing_parents(control, &writes).await);
-    let mut ops = vec![MultiOp::Check {
-        path: znodes::CONTROLLER_EPOCH_PATH.to_string(),
-        version: controller_epoch_zk_version,
-    }];
     for write in &writes {
         let path = znodes::partition_state_path(&write.topic, write.partition);
         ops.push(if write.expected_zk_version < 0 {
@@ -520,7 +516,10 @@ async fn missing_parents(control: &ControlLoop, writes: &[StateWrite]) -> Vec<Mu
                         kind: NodeKind::Persistent,
                     });
                 }
-                listed.insert(write.topic.as_str(), Some(children.clone().unwrap_or_default()));
+                listed.insert(
+                    write.topic.as_str(),
+                    Some(children.clone().unwrap_or_default()),
+                );
                 children
             }
         };
