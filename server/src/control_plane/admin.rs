@@ -42,6 +42,12 @@ pub struct Waiter {
     outcome: PendingOutcome,
 }
 
+impl Waiter {
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 pub enum PendingOutcome {
     Created {
         name: String,

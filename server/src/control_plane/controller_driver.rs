@@ -242,6 +242,10 @@ impl ControllerDriver {
         }
     }
 
+    pub(super) fn next_deadline_ms(&self) -> Option<i64> {
+        self.machine.next_deadline_ms()
+    }
+
     /// ElectLeaders: only the controller runs elections (Kafka routes the request to it).
     pub(super) async fn elect_leaders(
         control: &mut ControlLoop,

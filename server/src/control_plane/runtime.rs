@@ -26,7 +26,7 @@ use crate::coordination::{
     Coordination, CoordinationError, SessionEvent, TreeEvent, TreeEventKind, TreeWatch,
 };
 
-/// How often waiting requests' deadlines and the controller's timer are checked.
+/// How often a controlled shutdown re-checks its progress while it waits.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Watch events handled in one pass before the dirty znodes are re-read.
 const EVENTS_PER_PASS_MAX: usize = 10_000;
@@ -262,9 +262,10 @@ impl ControlLoop {
 
     async fn serve(&mut self, requests: &mut mpsc::Receiver<ControlRequest>) {
         let mut session = self.coordination.session_events();
-        let mut tick = tokio::time::interval(TICK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Wake only for a deadline (a waiting request, a controlled shutdown, the
+            // controller's timer): an idle control plane costs the shards nothing.
+            let next_deadline = self.next_deadline();
             let mut dirty = Dirty::default();
             tokio::select! {
                 request = requests.recv() => match request {
@@ -283,7 +284,7 @@ impl ControlLoop {
                     }
                     Some(event) => tracing::info!(?event, "coordination session"),
                 },
-                _ = tick.tick() => {
+                () = sleep_until(next_deadline) => {
                     self.on_tick().await;
                 }
             }
@@ -457,6 +458,26 @@ impl ControlLoop {
         }
     }
 
+    /// The earliest moment something is due, if anything is.
+    fn next_deadline(&self) -> Option<Instant> {
+        let now_wall_ms = now_ms();
+        let controller = self
+            .controller
+            .as_ref()
+            .and_then(ControllerDriver::next_deadline_ms)
+            .map(|deadline_ms| {
+                let wait_ms = u64::try_from(deadline_ms.saturating_sub(now_wall_ms)).unwrap_or(0);
+                Instant::now() + Duration::from_millis(wait_ms)
+            });
+        let waiters = self.waiters.iter().map(Waiter::deadline).min();
+        // A controlled shutdown re-checks its progress on its own timer too.
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .map(|(deadline, _)| (*deadline).min(Instant::now() + TICK_INTERVAL));
+        [controller, waiters, shutdown].into_iter().flatten().min()
+    }
+
     async fn on_tick(&mut self) {
         admin::expire_waiters(self);
         if self.controller.is_some() {
@@ -601,6 +622,14 @@ impl ControlLoop {
                 let _ = reply.send(outcome);
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 
