@@ -1155,6 +1155,127 @@ mod tests {
         assert_eq!(store.exists("/later").expect("valid"), None);
     }
 
+    fn txn_create(path: &str, text: &'static str) -> TxnOp {
+        TxnOp::Create {
+            path: path.to_owned(),
+            data: data(text),
+            mode: CreateMode::Persistent,
+        }
+    }
+
+    #[test]
+    fn multi_applies_all_or_nothing_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/epoch", data("1"), CreateMode::Persistent)
+            .expect("created");
+        let before_root = store.exists("/").expect("valid");
+        let (_, mut watch) = store.watch_data("/t").expect("watch");
+        let mut tree = store.watch_tree("/").expect("tree watch");
+
+        let failing = [
+            txn_create("/t", "topic"),
+            txn_create("/t/0", "p0"),
+            TxnOp::Set {
+                path: "/epoch".into(),
+                data: data("2"),
+                version: Some(0),
+            },
+            TxnOp::Delete {
+                path: "/t/0".into(),
+                version: Some(0),
+            },
+            TxnOp::Check {
+                path: "/epoch".into(),
+                version: 0,
+            },
+        ];
+        assert!(matches!(
+            store.multi(&failing),
+            Err(CoordinationError::BadVersion { ref path, expected: 0, actual: Some(1) })
+                if path == "/epoch"
+        ));
+        assert_eq!(store.exists("/t").expect("valid"), None);
+        assert_eq!(store.get("/epoch").expect("exists").1.version, 0);
+        assert_eq!(
+            store.exists("/").expect("valid"),
+            before_root,
+            "cversion and all"
+        );
+        assert!(watch.try_recv().is_err(), "no event for an undone change");
+        assert_eq!(tree.try_next(), None);
+
+        let results = store
+            .multi(&[
+                TxnOp::Check {
+                    path: "/epoch".into(),
+                    version: 0,
+                },
+                txn_create("/t", "topic"),
+                txn_create("/t/0", "p0"),
+            ])
+            .expect("applied");
+        assert!(matches!(
+            results.as_slice(),
+            [
+                TxnResult::Checked,
+                TxnResult::Created(_),
+                TxnResult::Created(_)
+            ]
+        ));
+        assert_eq!(
+            watch.try_recv().map(|event| event.kind),
+            Ok(WatchEventKind::Created)
+        );
+        assert_eq!(
+            tree.try_next().map(|event| event.path),
+            Some("/t".to_owned())
+        );
+        drop(store);
+        let store = CoordinationStore::open(dir.path()).expect("reopened");
+        assert_eq!(store.get("/t/0").expect("survived").0, data("p0"));
+    }
+
+    #[test]
+    fn failed_snapshot_write_undoes_a_multi() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/keep", data("v0"), CreateMode::Persistent)
+            .expect("created");
+        let blocker = dir.path().join("coordination.snapshot.tmp");
+        std::fs::create_dir(&blocker).expect("mkdir");
+        assert!(matches!(
+            store.multi(&[
+                txn_create("/new", "x"),
+                TxnOp::Delete {
+                    path: "/keep".into(),
+                    version: None,
+                },
+            ]),
+            Err(CoordinationError::Io { .. })
+        ));
+        assert_eq!(store.exists("/new").expect("valid"), None);
+        assert_eq!(store.get("/keep").expect("still there").0, data("v0"));
+        assert_eq!(store.children("/").expect("root"), ["keep"]);
+    }
+
+    #[test]
+    fn tree_watch_sees_ephemeral_nodes_go_with_their_session() {
+        let store = store();
+        let session = store.open_session().expect("room");
+        store
+            .create("/e", Bytes::new(), CreateMode::Ephemeral { session })
+            .expect("created");
+        let mut tree = store.watch_tree("/e").expect("watch");
+        store.close_session(session).expect("open");
+        assert_eq!(
+            tree.try_next().map(|event| event.kind),
+            Some(TreeEventKind::Deleted)
+        );
+    }
+
     #[test]
     fn corrupt_snapshot_is_an_error_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
