@@ -825,3 +825,40 @@ fn zookeeper_process_stops_and_drop_kills() {
         "the process was killed and reaped"
     );
 }
+
+/// The broker's shape: the session lives on a control-plane thread's runtime
+/// and other threads, with runtimes of their own, use the client.
+#[test]
+fn zookeeper_client_is_usable_from_another_runtime() {
+    let fixture = Fixture::zookeeper();
+    let settings = fixture.settings(SESSION_TIMEOUT_MS);
+    let (client_sender, client_receiver) = std::sync::mpsc::channel();
+    let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+    let control_plane = std::thread::spawn(move || {
+        run(async move {
+            let client = Coordination::connect_zookeeper(&settings)
+                .await
+                .expect("connect");
+            client_sender.send(client).expect("hand over the client");
+            // Keep the session's runtime running until the test is done.
+            let _ = stop_receiver.await;
+        })
+    });
+    let client = client_receiver.recv().expect("a client");
+    run(async {
+        let mut watch = client.watch_tree("/x").await.expect("watch");
+        client
+            .create("/x", data("1"), NodeKind::Ephemeral)
+            .await
+            .expect("created");
+        assert_eq!(
+            next_event(&mut watch).await,
+            event(TreeEventKind::Created, "/x")
+        );
+        client.close().await;
+        let mut events = client.session_events();
+        assert_eq!(events.next().await, Some(SessionEvent::Closed));
+    });
+    stop_sender.send(()).expect("control plane still running");
+    control_plane.join().expect("control plane thread");
+}
