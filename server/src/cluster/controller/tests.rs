@@ -877,3 +877,78 @@ fn election_takes_over_where_the_previous_controller_left() {
     }));
     h.brokers(&[1, 2]);
 }
+
+#[test]
+fn restarted_leader_read_back_after_a_failed_write_is_not_trusted() {
+    // Found by the model: the leader shrank the ISR to itself (unseen), then
+    // restarted; the controller's election of 3 failed on the version check,
+    // and the state read back names the restarted broker as leader in its
+    // old epoch.
+    let mut h = with_topic(ControllerConfig::default(), &[1, 2, 3], vec![vec![2, 3]]);
+    let mut restarted = live(&[1, 2, 3]);
+    restarted.insert(2, 999);
+    let actions = h.handle(Event::BrokersChanged { brokers: restarted }, T0);
+    assert_eq!(write_of(&actions, "t", 0).map(|w| w.state.leader), Some(3));
+    let real = PartitionState {
+        leader: 2,
+        leader_epoch: 0,
+        isr: vec![2],
+        controller_epoch: EPOCH,
+        zk_version: 1,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            topic: "t".into(),
+            partition: 0,
+            state: Some(real),
+        },
+        T0,
+    );
+    let w = write_of(&actions, "t", 0).expect("elected again");
+    assert_eq!(w.expected_zk_version, 1);
+    assert_eq!(
+        (w.state.leader, w.state.leader_epoch),
+        (2, 1),
+        "the new incarnation, in a new epoch"
+    );
+}
+
+#[test]
+fn controlled_shutdown_whose_write_failed_is_redone_on_read_back() {
+    let mut h = with_topic(ControllerConfig::default(), &[1, 2], vec![vec![1, 2]]);
+    let epoch_1 = live(&[1])[&1];
+    let actions = h.handle(
+        Event::ControlledShutdown {
+            broker: 1,
+            broker_epoch: epoch_1,
+        },
+        T0,
+    );
+    assert_eq!(write_of(&actions, "t", 0).map(|w| w.state.leader), Some(2));
+    // The write failed: the leader had re-written the ISR (version 1).
+    let real = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2],
+        controller_epoch: EPOCH,
+        zk_version: 1,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            topic: "t".into(),
+            partition: 0,
+            state: Some(real),
+        },
+        T0,
+    );
+    let w = write_of(&actions, "t", 0).expect("moved again");
+    assert_eq!(
+        (
+            w.expected_zk_version,
+            w.state.leader,
+            w.state.isr.clone(),
+            w.state.leader_epoch
+        ),
+        (1, 2, vec![2], 1)
+    );
+}
