@@ -132,6 +132,7 @@ impl Controller {
             let mut live = Liveness {
                 brokers,
                 shutting_down,
+                restarted: Default::default(),
             };
             live.forget_stale_shutdowns();
             let active = Active {
@@ -154,6 +155,16 @@ impl Controller {
             // Not the controller: events are stale leftovers.
             return Vec::new();
         };
+        if !matches!(
+            event,
+            Event::PartitionStateRead {
+                after_failed_write: true,
+                ..
+            }
+        ) {
+            // The previous step's writes are settled (see `Liveness::restarted`).
+            active.live.restarted.clear();
+        }
         let mut step = Step::new(now_ms, active.epoch);
         let resign = match event {
             Event::Elected { .. } => unreachable!("handled above"),
@@ -178,6 +189,7 @@ impl Controller {
                 topic,
                 partition,
                 state,
+                after_failed_write: _,
             } => active.state_read(&self.config, &mut step, &topic, partition, state),
             Event::ControlledShutdown {
                 broker,

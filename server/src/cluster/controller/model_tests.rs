@@ -147,6 +147,10 @@ struct Model {
     controllers: Vec<Controller>,
     /// Topics whose next DeleteTopic is lost (a failed ZooKeeper call).
     lose_next_delete: BTreeSet<String>,
+    /// Partitions whose ISR a leader changed without the controller hearing
+    /// of it yet (its notification is late); cleared by the controller's next
+    /// write there, which saw the change (its version check passed).
+    unnotified: BTreeSet<(String, usize)>,
 }
 
 impl Model {
@@ -165,6 +169,7 @@ impl Model {
             history: BTreeMap::new(),
             controllers: Vec::new(),
             lose_next_delete: BTreeSet::new(),
+            unnotified: BTreeSet::new(),
         };
         for b in 1..=3 {
             let epoch = model.zxid();
@@ -269,6 +274,7 @@ impl Model {
                         queue.push_back((
                             index,
                             Event::PartitionStateRead {
+                                after_failed_write: true,
                                 topic: w.topic,
                                 partition: w.partition,
                                 state,
@@ -283,6 +289,8 @@ impl Model {
                         "stamped with the current epoch"
                     );
                     assert_eq!(w.state.zk_version, w.expected_zk_version + 1);
+                    self.unnotified
+                        .remove(&(w.topic.clone(), w.partition as usize));
                     self.apply(&w.topic, w.partition as usize, w.state);
                 }
             }
@@ -384,8 +392,29 @@ impl Model {
                     let epoch = self.zxid();
                     self.brokers.insert(b, epoch);
                     self.brokers_changed();
-                    // The restarted broker may lead again, but never under an
-                    // epoch its previous incarnation led in.
+                    // It does not stay in an ISR its previous incarnation was
+                    // in (where the controller knew that ISR).
+                    for (name, t) in self
+                        .topics
+                        .iter()
+                        .filter(|(name, _)| !self.deleting.contains(*name))
+                    {
+                        for (p, s) in t.states.iter().enumerate() {
+                            if self.unnotified.contains(&(name.clone(), p)) {
+                                continue;
+                            }
+                            if let Some(s) = s.as_ref().filter(|s| s.isr.contains(&b)) {
+                                assert!(
+                                    s.leader == b || s.isr == vec![b],
+                                    "{name}-{p}: restarted broker {b} kept in ISR {:?} led by {}",
+                                    s.isr,
+                                    s.leader
+                                );
+                            }
+                        }
+                    }
+                    // It may lead again, but never under an epoch its previous
+                    // incarnation led in.
                     for ((topic, p), before) in led_before {
                         if let Some(after) = self.read(&topic, p) {
                             assert!(
@@ -567,8 +596,12 @@ impl Model {
             ..state
         };
         self.apply(&name, p, new.clone());
-        if notify {
+        if !notify {
+            self.unnotified.insert((name, p));
+        } else {
+            self.unnotified.remove(&(name.clone(), p));
             let event = Event::PartitionStateRead {
+                after_failed_write: false,
                 topic: name,
                 partition: p as i32,
                 state: Some(new),

@@ -1,7 +1,7 @@
 //! The controller's view of the cluster and the one place that changes a
 //! partition's state ([`Topic::write`]) and re-checks it ([`reconcile`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -20,6 +20,12 @@ pub(crate) struct Liveness {
     /// entry matches the live epoch of that broker (a restarted broker is no
     /// longer shutting down).
     pub shutting_down: BTreeMap<i32, i64>,
+    /// Brokers the last BrokersChanged reported restarted (new epoch). Kept
+    /// only while the failures of that step's writes are fed back (cleared by
+    /// any event but a PartitionStateRead after a failed write): an ISR read
+    /// back then that lists one of them names its previous incarnation,
+    /// which the failed write had removed.
+    pub restarted: BTreeSet<i32>,
 }
 
 impl Liveness {
@@ -217,20 +223,32 @@ pub(crate) fn reconcile(
             let leader_alive = s.leader != NO_LEADER
                 && status(s.leader) != BrokerStatus::Offline
                 && s.leader_epoch > topic.dead_leader_epochs[p];
+            // Members that restarted in the broker change this read-back
+            // follows are their previous incarnations (see
+            // `Liveness::restarted`): out, unless nobody else is left.
+            let mut isr: Vec<i32> = s
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| (leader_alive && *b == s.leader) || !live.restarted.contains(b))
+                .collect();
+            if isr.is_empty() {
+                isr.clone_from(&s.isr);
+            }
             let leader_valid =
-                leader_alive && s.isr.contains(&s.leader) && assignment.contains(&s.leader);
+                leader_alive && isr.contains(&s.leader) && assignment.contains(&s.leader);
             if leader_valid && status(s.leader) == BrokerStatus::ShuttingDown {
                 // A controlled shutdown whose write failed, or that found no
                 // other ISR member then: move the leadership if possible now.
-                if let Some(e) = election::controlled_shutdown(assignment, &s.isr, status) {
+                if let Some(e) = election::controlled_shutdown(assignment, &isr, status) {
                     topic.write(step, name, p, e.leader, e.isr, true);
                     return;
                 }
             }
             if leader_valid {
-                let isr = election::shrink_isr(&s.isr, s.leader, status);
+                let leader = s.leader;
+                let isr = election::shrink_isr(&isr, leader, status);
                 if isr != s.isr {
-                    let leader = s.leader;
                     topic.write(step, name, p, leader, isr, false);
                 }
             } else {
@@ -238,7 +256,7 @@ pub(crate) fn reconcile(
                     topic.dead_leader_epochs[p] = topic.dead_leader_epochs[p].max(s.leader_epoch);
                 }
                 let unclean = topic.unclean.unwrap_or(default_unclean);
-                let e = election::offline_partition(assignment, &s.isr, s.leader, unclean, status);
+                let e = election::offline_partition(assignment, &isr, s.leader, unclean, status);
                 // Any change of leadership, even to none, is a new epoch.
                 let new_epoch = e.leader != NO_LEADER || s.leader != NO_LEADER;
                 if new_epoch || e.isr != s.isr {
