@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 
 pub use api::{Action, ControllerConfig, ElectionKind, Event, StateWrite, TopicRecord};
 
-use crate::cluster::znodes::PartitionState;
+pub use crate::cluster::znodes::PartitionState;
 use state::{Liveness, Step, Topic};
 
 /// At most this many state writes go in one ZooKeeper `multi`: a state znode
