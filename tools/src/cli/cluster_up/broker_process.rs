@@ -18,6 +18,8 @@ pub struct BrokerProcess {
     child: Child,
     /// Its exit status once reaped.
     exited: Option<ExitStatus>,
+    /// Whether its exiting on its own (not stopped by `cluster up`) was reported already.
+    pub exit_reported: bool,
 }
 
 impl BrokerProcess {
@@ -62,6 +64,7 @@ impl BrokerProcess {
             plan: plan.clone(),
             child,
             exited: None,
+            exit_reported: false,
         })
     }
 

@@ -4,6 +4,10 @@
 //! string and the brokers, and on Ctrl-C (SIGINT) or SIGTERM stops the brokers with SIGTERM
 //! (so they can hand their leaderships over while ZooKeeper is still up), then ZooKeeper.
 //!
+//! A broker that exits while the cluster starts stops everything (its last output lines are
+//! shown); one that exits later is reported and the others keep running, so `kill -9` of a
+//! broker tries out failover. When every broker has exited, `cluster up` ends.
+//!
 //! Layout of `--dir` (kept between runs, so topics survive a restart):
 //! `zookeeper/` (ZooKeeper's data), `broker-<id>/` (log dir), `broker-<id>.properties` (its
 //! config, rewritten at each start) and `broker-<id>.log` (its stdout and stderr).
@@ -270,11 +274,21 @@ impl Cluster {
         Ok(true)
     }
 
-    /// Runs until a stop signal (`None`) or until a broker exits by itself (its error).
+    /// Runs until a stop signal (`None`) or until every broker has exited (an error). A broker
+    /// that exits while others run is reported and the rest keep running: killing a broker is how
+    /// one tries out leader failover on a local cluster.
     async fn supervise(&mut self, signals: &mut StopSignals) -> Option<CliError> {
         loop {
-            if let Some(error) = self.first_exited() {
-                return Some(error);
+            while let Some(broker) = self.next_unreported_exit() {
+                eprintln!(
+                    "{}\nthe other brokers keep running",
+                    exit_report(&mut self.brokers[broker])
+                );
+            }
+            if self.brokers.iter().all(|broker| broker.exit_reported) {
+                return Some(CliError::Io(
+                    "every broker exited; stopped the cluster".to_owned(),
+                ));
             }
             tokio::select! {
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -286,30 +300,29 @@ impl Cluster {
         }
     }
 
-    /// A broker that exited on its own: prints its last output lines and returns the error.
+    /// While starting: a broker that exited means the cluster cannot come up. Prints its last
+    /// output lines and returns the error.
     fn first_exited(&mut self) -> Option<CliError> {
-        let broker = self
-            .brokers
-            .iter_mut()
-            .find_map(|broker| broker.exit_status().map(|status| (broker, status)))?;
-        let (broker, status) = broker;
-        let output = broker.plan.output_path.display().to_string();
-        let mut report = format!(
-            "broker {} exited ({}); last lines of {output}:",
-            broker.plan.id,
-            describe_exit(status)
-        );
-        for line in broker.last_output_lines(FAILURE_TAIL_LINES) {
-            report.push_str("\n  ");
-            report.push_str(&line);
-        }
+        let index = self.next_unreported_exit()?;
+        let broker = &mut self.brokers[index];
+        let report = exit_report(broker);
         self.progress.done(report);
         self.progress.finish();
+        let status = broker.exit_status().map(describe_exit).unwrap_or_default();
         Some(CliError::Io(format!(
-            "broker {} exited early ({}); stopped the cluster",
-            broker.plan.id,
-            describe_exit(status)
+            "broker {} exited early ({status}); stopped the cluster",
+            broker.plan.id
         )))
+    }
+
+    /// The index of a broker that exited and was not reported yet, marking it reported.
+    fn next_unreported_exit(&mut self) -> Option<usize> {
+        let index = self
+            .brokers
+            .iter_mut()
+            .position(|broker| !broker.exit_reported && broker.exit_status().is_some())?;
+        self.brokers[index].exit_reported = true;
+        Some(index)
     }
 
     /// Stops every broker with SIGTERM and waits for them; a second signal or the timeout
@@ -343,6 +356,8 @@ impl Cluster {
         let unclean: Vec<String> = self
             .brokers
             .iter_mut()
+            // Those that exited on their own were reported when they did.
+            .filter(|broker| !broker.exit_reported)
             .filter_map(|broker| {
                 let status = broker.exit_status()?;
                 eprintln!(
@@ -369,6 +384,21 @@ impl Cluster {
             broker.signal(libc::SIGKILL);
         }
     }
+}
+
+/// `broker N exited (how); last lines of FILE:` and those lines, indented.
+fn exit_report(broker: &mut BrokerProcess) -> String {
+    let status = broker.exit_status().map(describe_exit).unwrap_or_default();
+    let mut report = format!(
+        "broker {} exited ({status}); last lines of {}:",
+        broker.plan.id,
+        broker.plan.output_path.display()
+    );
+    for line in broker.last_output_lines(FAILURE_TAIL_LINES) {
+        report.push_str("\n  ");
+        report.push_str(&line);
+    }
+    report
 }
 
 /// Refuses ports another process listens on. Strom's shards bind with SO_REUSEPORT, so a second
