@@ -381,7 +381,7 @@ mod tests {
             ][..],
             &["group", "delete", "g"][..],
             &["cluster", "info"][..],
-            &["cluster", "info", "--brokers", "h:1"][..],
+            &["cluster", "info", "--json", "--brokers", "h:1"][..],
             &["cluster", "up"][..],
             &[
                 "cluster",
