@@ -45,6 +45,8 @@ impl BrokerProcess {
             command.arg("--override").arg(text);
         }
         command
+            // The output is a file: no terminal colour codes in it.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output)
