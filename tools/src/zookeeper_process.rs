@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,7 +69,8 @@ impl ZooKeeperProcess {
         )?;
         let log_path = data_dir.join("zookeeper.log");
         let log = fs::File::create(&log_path)?;
-        let child = Command::new("java")
+        let mut command = Command::new("java");
+        command
             .arg("-cp")
             .arg(ZOOKEEPER_JAR)
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
@@ -76,7 +78,20 @@ impl ZooKeeperProcess {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()?;
+            // Its own process group: a terminal's Ctrl-C must reach only the owner, which stops
+            // the brokers before ZooKeeper (they need it to hand their leaderships over).
+            .process_group(0);
+        // SAFETY: runs in the child between fork and exec and only calls prctl(2), which is
+        // async-signal-safe. The server dies with the thread that started it.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
         let mut server = Self {
             child: Some(child),
             port,
