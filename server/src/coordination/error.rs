@@ -44,23 +44,23 @@ pub enum CoordinationError {
     },
 
     /// The expected version did not match (ZooKeeper BADVERSION).
-    #[error("version mismatch at {path}: expected {expected}, found {actual}")]
+    #[error("version mismatch at {path}: expected {expected}, found {}", display_actual(*.actual))]
     BadVersion {
         /// The path.
         path: String,
         /// Version the caller expected.
         expected: i32,
-        /// Version the node has.
-        actual: i32,
+        /// Version the node has (`None`: ZooKeeper does not say).
+        actual: Option<i32>,
     },
 
     /// Deleting a node that still has children (ZooKeeper NOTEMPTY).
-    #[error("node {path} has {children} children")]
+    #[error("node {path} has children")]
     NotEmpty {
         /// The path.
         path: String,
-        /// How many children it has.
-        children: usize,
+        /// How many children it has (`None`: ZooKeeper does not say).
+        children: Option<usize>,
     },
 
     /// Ephemeral nodes cannot have children (ZooKeeper NOCHILDRENFOREPHEMERALS).
@@ -137,9 +137,60 @@ pub enum CoordinationError {
         reason: String,
     },
 
+    /// The ZooKeeper session expired: its ephemeral nodes are gone and this
+    /// client can do nothing more; open a new one.
+    #[error("the ZooKeeper session expired")]
+    SessionExpired,
+
+    /// The connection to ZooKeeper was lost while the operation was in
+    /// flight: it may or may not have been applied. The client reconnects by
+    /// itself while the session lives.
+    #[error("the connection to ZooKeeper was lost")]
+    ConnectionLoss,
+
+    /// An operation did not complete in time.
+    #[error("{operation} did not complete within {timeout_ms} ms")]
+    Timeout {
+        /// What was being done.
+        operation: String,
+        /// The bound that passed.
+        timeout_ms: u64,
+    },
+
+    /// The client was closed ([`super::Coordination::close`]).
+    #[error("the coordination client is closed")]
+    Closed,
+
+    /// `zookeeper.connect` is not `host:port[,host:port...][/chroot]`.
+    #[error("invalid ZooKeeper connect string {connect:?}: {reason}")]
+    InvalidConnectString {
+        /// The string as given.
+        connect: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Any other ZooKeeper failure (authorization, quota, protocol...).
+    #[error("ZooKeeper {operation} {path}: {message}")]
+    ZooKeeper {
+        /// The request.
+        operation: &'static str,
+        /// The node it was about.
+        path: String,
+        /// The client library's description.
+        message: String,
+    },
+
     /// A snapshot was renamed into place but its directory could not be
     /// synced, or a thread panicked while holding the store: what is durable
     /// is unknown, so the store refuses further changes until restarted.
     #[error("coordination store failed earlier and refuses changes until restart")]
     Failed,
+}
+
+fn display_actual(actual: Option<i32>) -> String {
+    match actual {
+        Some(version) => version.to_string(),
+        None => "another version".to_owned(),
+    }
 }

@@ -51,19 +51,28 @@ pub(crate) fn parent(path: &str) -> &str {
     }
 }
 
-/// The parent of a valid path; the root is its own parent.
-pub(crate) fn parent_or_root(path: &str) -> &str {
-    if path == ROOT {
-        ROOT
-    } else {
-        parent(path)
-    }
-}
-
 /// The last segment of a valid non-root path.
 pub(crate) fn name(path: &str) -> &str {
     debug_assert!(path != ROOT);
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Every ancestor of a valid path below the root, then the path itself:
+/// `/a/b` gives `/a`, `/a/b`. The root gives nothing.
+pub(crate) fn prefixes(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .skip(1)
+        .map(move |(index, _)| &path[..index])
+        .chain((path != ROOT).then_some(path))
+}
+
+/// The path of child `name` of `parent`.
+pub(crate) fn join(parent: &str, name: &str) -> String {
+    if parent == ROOT {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +103,17 @@ mod tests {
         assert_eq!(parent("/a/b/c"), "/a/b");
         assert_eq!(name("/a"), "a");
         assert_eq!(name("/a/b/c"), "c");
+    }
+
+    #[test]
+    fn prefixes_and_join() {
+        assert_eq!(
+            prefixes("/a/b/c").collect::<Vec<_>>(),
+            ["/a", "/a/b", "/a/b/c"]
+        );
+        assert_eq!(prefixes("/a").collect::<Vec<_>>(), ["/a"]);
+        assert_eq!(prefixes("/").count(), 0);
+        assert_eq!(join("/", "x"), "/x");
+        assert_eq!(join("/a", "x"), "/a/x");
     }
 }

@@ -22,6 +22,9 @@ use super::error::CoordinationError;
 use super::node::{accounted_bytes, CreateMode, Node, SessionId, Stat};
 use super::path::{self, ROOT};
 use super::snapshot::{self, WriteFailure};
+use super::tree_watch::{
+    self, TreeEventKind, TreeWatch, TreeWatchSender, TREE_WATCH_MAX_QUEUED_EVENTS,
+};
 use super::watch::{WatchEventKind, WatchKind, WatchReceiver, WatchRegistry};
 
 /// Bounds on what the store holds.
@@ -69,6 +72,8 @@ struct State {
     sessions: HashMap<SessionId, BTreeSet<String>>,
     last_session_id: u64,
     watches: WatchRegistry,
+    /// Persistent recursive watches (bounded by `limits.max_watches`).
+    tree_watches: Vec<TreeWatchSender>,
     /// Snapshot directory; `None` keeps everything in memory.
     dir: Option<PathBuf>,
     limits: StoreLimits,
@@ -131,59 +136,16 @@ impl CoordinationStore {
         path::validate(path)?;
         let mut state = self.lock()?;
         state.check_writable()?;
-        state.check_node_data(path, data.len())?;
-        if state.nodes.contains_key(path) {
-            return Err(CoordinationError::NodeExists {
-                path: path.to_owned(),
-            });
-        }
-        let parent_path = path::parent(path);
-        match state.nodes.get(parent_path) {
-            None => {
-                return Err(CoordinationError::NoParent {
-                    path: path.to_owned(),
-                    parent: parent_path.to_owned(),
-                })
-            }
-            Some(parent) if !parent.is_persistent() => {
-                return Err(CoordinationError::NoChildrenForEphemerals {
-                    path: path.to_owned(),
-                    parent: parent_path.to_owned(),
-                })
-            }
-            Some(_) => {}
-        }
-        let owner = match mode {
-            CreateMode::Persistent => None,
-            CreateMode::Ephemeral { session } if state.sessions.contains_key(&session) => {
-                Some(session)
-            }
-            CreateMode::Ephemeral { session } => {
-                return Err(CoordinationError::UnknownSession { session })
-            }
-        };
-        let cost = accounted_bytes(path, data.len());
-        state.check_room(state.used_bytes + cost)?;
-
-        let undo = state.undo_point(parent_path);
-        let txid = state.last_txid + 1;
-        state.insert_node(path, Node::new(data, txid, owner));
-        if owner.is_none() {
-            if let Err(error) = state.persist() {
-                state.remove_node(path);
-                state.restore(undo);
+        let mut txn = state.begin();
+        let stat = match state.txn_create(&mut txn, path, data, mode) {
+            Ok(stat) => stat,
+            Err(error) => {
+                state.rollback(txn);
                 return Err(error);
             }
-        }
-        state
-            .watches
-            .fire(WatchKind::Data, path, WatchEventKind::Created);
-        state.watches.fire(
-            WatchKind::Children,
-            parent_path,
-            WatchEventKind::ChildrenChanged,
-        );
-        Ok(state.node_mut(path).stat())
+        };
+        state.commit(txn)?;
+        Ok(stat)
     }
 
     /// Reads a node's data and metadata.
@@ -211,35 +173,16 @@ impl CoordinationStore {
         path::validate(path)?;
         let mut state = self.lock()?;
         state.check_writable()?;
-        state.check_node_data(path, data.len())?;
-        let node = state.node(path)?;
-        check_version(path, node, expected_version)?;
-        let needed_bytes = state.used_bytes - node.data.len() + data.len();
-        state.check_room(needed_bytes)?;
-
-        let undo = state.undo_point(path::parent_or_root(path));
-        let txid = state.last_txid + 1;
-        state.last_txid = txid;
-        state.used_bytes = needed_bytes;
-        let node = state.node_mut(path);
-        let old_data = std::mem::replace(&mut node.data, data);
-        let old_modified_txid = node.modified_txid;
-        node.version = node.version.wrapping_add(1);
-        node.modified_txid = txid;
-        if node.is_persistent() {
-            if let Err(error) = state.persist() {
-                let node = state.node_mut(path);
-                node.data = old_data;
-                node.version = node.version.wrapping_sub(1);
-                node.modified_txid = old_modified_txid;
-                state.restore(undo);
+        let mut txn = state.begin();
+        let stat = match state.txn_set(&mut txn, path, data, expected_version) {
+            Ok(stat) => stat,
+            Err(error) => {
+                state.rollback(txn);
                 return Err(error);
             }
-        }
-        state
-            .watches
-            .fire(WatchKind::Data, path, WatchEventKind::DataChanged);
-        Ok(state.node_mut(path).stat())
+        };
+        state.commit(txn)?;
+        Ok(stat)
     }
 
     /// Deletes a node without children. With `expected_version`, only if the
@@ -250,30 +193,89 @@ impl CoordinationStore {
         expected_version: Option<i32>,
     ) -> Result<(), CoordinationError> {
         path::validate(path)?;
-        if path == ROOT {
-            return Err(CoordinationError::RootNotDeletable);
+        let mut state = self.lock()?;
+        state.check_writable()?;
+        let mut txn = state.begin();
+        if let Err(error) = state.txn_delete(&mut txn, path, expected_version) {
+            state.rollback(txn);
+            return Err(error);
+        }
+        state.commit(txn)
+    }
+
+    /// Applies `ops` in order as one transaction: all of them or none.
+    ///
+    /// Each op sees the effects of the ones before it (a `Check` after a
+    /// `Set` of the same node expects the new version). On the first failing
+    /// op, everything is undone and its error returned (the error names the
+    /// op's path). Persistent changes are written to the snapshot once, and
+    /// watches fire only after the whole transaction is durable.
+    pub fn multi(&self, ops: &[TxnOp]) -> Result<Vec<TxnResult>, CoordinationError> {
+        for op in ops {
+            path::validate(op.path())?;
         }
         let mut state = self.lock()?;
         state.check_writable()?;
-        let node = state.node(path)?;
-        check_version(path, node, expected_version)?;
-        if !node.children.is_empty() {
-            return Err(CoordinationError::NotEmpty {
-                path: path.to_owned(),
-                children: node.children.len(),
-            });
-        }
-        let undo = state.undo_point(path::parent(path));
-        let removed = state.remove_node(path);
-        if removed.is_persistent() {
-            if let Err(error) = state.persist() {
-                state.insert_node(path, removed);
-                state.restore(undo);
-                return Err(error);
+        let mut txn = state.begin();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let result = match op {
+                TxnOp::Check { path, version } => {
+                    state.check(path, *version).map(|()| TxnResult::Checked)
+                }
+                TxnOp::Create { path, data, mode } => state
+                    .txn_create(&mut txn, path, data.clone(), *mode)
+                    .map(TxnResult::Created),
+                TxnOp::Set {
+                    path,
+                    data,
+                    version,
+                } => state
+                    .txn_set(&mut txn, path, data.clone(), *version)
+                    .map(TxnResult::Set),
+                TxnOp::Delete { path, version } => state
+                    .txn_delete(&mut txn, path, *version)
+                    .map(|()| TxnResult::Deleted),
+            };
+            match result {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    state.rollback(txn);
+                    return Err(error);
+                }
             }
         }
-        state.fire_deleted(path);
-        Ok(())
+        state.commit(txn)?;
+        Ok(results)
+    }
+
+    /// Starts a persistent recursive watch on `path` (which need not exist):
+    /// every create, data change and delete of `path` or a node below it,
+    /// until the [`TreeWatch`] is dropped. Queues at most
+    /// [`TREE_WATCH_MAX_QUEUED_EVENTS`] events, then overflows into one
+    /// `Resync`.
+    pub fn watch_tree(&self, path: &str) -> Result<TreeWatch, CoordinationError> {
+        self.watch_tree_with_capacity(path, TREE_WATCH_MAX_QUEUED_EVENTS)
+    }
+
+    /// [`Self::watch_tree`] with a given queue bound (tests of overflow).
+    pub fn watch_tree_with_capacity(
+        &self,
+        path: &str,
+        max_queued_events: usize,
+    ) -> Result<TreeWatch, CoordinationError> {
+        path::validate(path)?;
+        let mut state = self.lock()?;
+        let max_watches = state.limits.max_watches;
+        state
+            .tree_watches
+            .retain(|sender| !sender.is_receiver_gone());
+        if state.tree_watches.len() >= max_watches {
+            return Err(CoordinationError::TooManyWatches { max_watches });
+        }
+        let (sender, watch) = tree_watch::channel(path, max_queued_events.max(1));
+        state.tree_watches.push(sender);
+        Ok(watch)
     }
 
     /// Names of a node's children, sorted.
@@ -358,19 +360,112 @@ fn check_version(
         Some(expected) if expected != node.version => Err(CoordinationError::BadVersion {
             path: path.to_owned(),
             expected,
-            actual: node.version,
+            actual: Some(node.version),
         }),
         _ => Ok(()),
     }
 }
 
-/// See [`State::undo_point`].
+/// One operation of [`CoordinationStore::multi`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnOp {
+    /// The node exists with this version.
+    Check {
+        /// The node.
+        path: String,
+        /// Its expected data version.
+        version: i32,
+    },
+    /// Create a node (as [`CoordinationStore::create`]).
+    Create {
+        /// The node.
+        path: String,
+        /// Its data.
+        data: Bytes,
+        /// Persistent or owned by a session.
+        mode: CreateMode,
+    },
+    /// Replace a node's data (as [`CoordinationStore::set`]).
+    Set {
+        /// The node.
+        path: String,
+        /// The new data.
+        data: Bytes,
+        /// Expected version, if any.
+        version: Option<i32>,
+    },
+    /// Delete a childless node (as [`CoordinationStore::delete`]).
+    Delete {
+        /// The node.
+        path: String,
+        /// Expected version, if any.
+        version: Option<i32>,
+    },
+}
+
+impl TxnOp {
+    /// The node the op is about.
+    pub fn path(&self) -> &str {
+        match self {
+            TxnOp::Check { path, .. }
+            | TxnOp::Create { path, .. }
+            | TxnOp::Set { path, .. }
+            | TxnOp::Delete { path, .. } => path,
+        }
+    }
+}
+
+/// What one [`TxnOp`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnResult {
+    /// The check passed.
+    Checked,
+    /// The node was created with this stat.
+    Created(Stat),
+    /// The data was set; the node's new stat.
+    Set(Stat),
+    /// The node was deleted.
+    Deleted,
+}
+
+/// How to put back one applied change.
 #[derive(Debug)]
-struct UndoPoint {
+enum Undo {
+    Created {
+        path: String,
+        parent_cversion: i32,
+    },
+    Set {
+        path: String,
+        data: Bytes,
+        version: i32,
+        modified_txid: u64,
+    },
+    Deleted {
+        path: String,
+        node: Node,
+        parent_cversion: i32,
+    },
+}
+
+/// A change to announce to watchers once the transaction is committed.
+#[derive(Debug)]
+enum Change {
+    Created(String),
+    DataChanged(String),
+    Deleted(String),
+}
+
+/// A transaction in progress: what to undo if it fails, what to announce if
+/// it succeeds. Invariant: `undo` and `changes` are in the order applied.
+#[derive(Debug)]
+struct Txn {
     last_txid: u64,
     used_bytes: usize,
-    parent_path: String,
-    parent_cversion: i32,
+    undo: Vec<Undo>,
+    changes: Vec<Change>,
+    /// A persistent node changed, so the snapshot must be rewritten.
+    persistent_changed: bool,
 }
 
 impl State {
@@ -384,6 +479,7 @@ impl State {
             sessions: HashMap::new(),
             last_session_id: 0,
             watches: WatchRegistry::new(limits.max_watches),
+            tree_watches: Vec::new(),
             dir,
             limits,
             failed: false,
@@ -415,26 +511,6 @@ impl State {
             self.nodes.insert(entry.path, node);
         }
         self.check_room(self.used_bytes)
-    }
-
-    /// Counters a failed change must put back (the tree itself is restored
-    /// by the caller's inverse operation).
-    fn undo_point(&self, parent_path: &str) -> UndoPoint {
-        UndoPoint {
-            last_txid: self.last_txid,
-            used_bytes: self.used_bytes,
-            parent_path: parent_path.to_owned(),
-            parent_cversion: self
-                .nodes
-                .get(parent_path)
-                .map_or(0, |parent| parent.cversion),
-        }
-    }
-
-    fn restore(&mut self, undo: UndoPoint) {
-        self.last_txid = undo.last_txid;
-        self.used_bytes = undo.used_bytes;
-        self.node_mut(&undo.parent_path).cversion = undo.parent_cversion;
     }
 
     fn node(&self, path: &str) -> Result<&Node, CoordinationError> {
@@ -526,6 +602,221 @@ impl State {
             path::parent(path),
             WatchEventKind::ChildrenChanged,
         );
+        self.fire_tree(TreeEventKind::Deleted, path);
+    }
+
+    fn fire_created(&mut self, path: &str) {
+        self.watches
+            .fire(WatchKind::Data, path, WatchEventKind::Created);
+        self.watches.fire(
+            WatchKind::Children,
+            path::parent(path),
+            WatchEventKind::ChildrenChanged,
+        );
+        self.fire_tree(TreeEventKind::Created, path);
+    }
+
+    fn fire_data_changed(&mut self, path: &str) {
+        self.watches
+            .fire(WatchKind::Data, path, WatchEventKind::DataChanged);
+        self.fire_tree(TreeEventKind::DataChanged, path);
+    }
+
+    /// Sends `kind` at `path` to every tree watch covering it, and forgets
+    /// watches whose receiver was dropped.
+    fn fire_tree(&mut self, kind: TreeEventKind, path: &str) {
+        self.tree_watches.retain(|sender| {
+            if sender.is_receiver_gone() {
+                return false;
+            }
+            if sender.covers(path) {
+                sender.send(kind, path);
+            }
+            true
+        });
+    }
+
+    fn begin(&self) -> Txn {
+        Txn {
+            last_txid: self.last_txid,
+            used_bytes: self.used_bytes,
+            undo: Vec::new(),
+            changes: Vec::new(),
+            persistent_changed: false,
+        }
+    }
+
+    fn check(&self, path: &str, version: i32) -> Result<(), CoordinationError> {
+        check_version(path, self.node(path)?, Some(version))
+    }
+
+    fn txn_create(
+        &mut self,
+        txn: &mut Txn,
+        path: &str,
+        data: Bytes,
+        mode: CreateMode,
+    ) -> Result<Stat, CoordinationError> {
+        self.check_node_data(path, data.len())?;
+        if self.nodes.contains_key(path) {
+            return Err(CoordinationError::NodeExists {
+                path: path.to_owned(),
+            });
+        }
+        // The root always exists, so from here on `path` has a parent.
+        let parent_path = path::parent(path);
+        let parent_cversion = match self.nodes.get(parent_path) {
+            None => {
+                return Err(CoordinationError::NoParent {
+                    path: path.to_owned(),
+                    parent: parent_path.to_owned(),
+                })
+            }
+            Some(parent) if !parent.is_persistent() => {
+                return Err(CoordinationError::NoChildrenForEphemerals {
+                    path: path.to_owned(),
+                    parent: parent_path.to_owned(),
+                })
+            }
+            Some(parent) => parent.cversion,
+        };
+        let owner = match mode {
+            CreateMode::Persistent => None,
+            CreateMode::Ephemeral { session } if self.sessions.contains_key(&session) => {
+                Some(session)
+            }
+            CreateMode::Ephemeral { session } => {
+                return Err(CoordinationError::UnknownSession { session })
+            }
+        };
+        self.check_room(self.used_bytes + accounted_bytes(path, data.len()))?;
+
+        let txid = self.last_txid + 1;
+        self.insert_node(path, Node::new(data, txid, owner));
+        txn.undo.push(Undo::Created {
+            path: path.to_owned(),
+            parent_cversion,
+        });
+        txn.changes.push(Change::Created(path.to_owned()));
+        txn.persistent_changed |= owner.is_none();
+        Ok(self.node_mut(path).stat())
+    }
+
+    fn txn_set(
+        &mut self,
+        txn: &mut Txn,
+        path: &str,
+        data: Bytes,
+        expected_version: Option<i32>,
+    ) -> Result<Stat, CoordinationError> {
+        self.check_node_data(path, data.len())?;
+        let node = self.node(path)?;
+        check_version(path, node, expected_version)?;
+        let needed_bytes = self.used_bytes - node.data.len() + data.len();
+        self.check_room(needed_bytes)?;
+
+        let txid = self.last_txid + 1;
+        self.last_txid = txid;
+        self.used_bytes = needed_bytes;
+        let node = self.node_mut(path);
+        let old_data = std::mem::replace(&mut node.data, data);
+        txn.undo.push(Undo::Set {
+            path: path.to_owned(),
+            data: old_data,
+            version: node.version,
+            modified_txid: node.modified_txid,
+        });
+        node.version = node.version.wrapping_add(1);
+        node.modified_txid = txid;
+        let persistent = node.is_persistent();
+        let stat = node.stat();
+        txn.changes.push(Change::DataChanged(path.to_owned()));
+        txn.persistent_changed |= persistent;
+        Ok(stat)
+    }
+
+    fn txn_delete(
+        &mut self,
+        txn: &mut Txn,
+        path: &str,
+        expected_version: Option<i32>,
+    ) -> Result<(), CoordinationError> {
+        if path == ROOT {
+            return Err(CoordinationError::RootNotDeletable);
+        }
+        let node = self.node(path)?;
+        check_version(path, node, expected_version)?;
+        if !node.children.is_empty() {
+            return Err(CoordinationError::NotEmpty {
+                path: path.to_owned(),
+                children: Some(node.children.len()),
+            });
+        }
+        let parent_cversion = self.node_mut(path::parent(path)).cversion;
+        let removed = self.remove_node(path);
+        txn.persistent_changed |= removed.is_persistent();
+        txn.undo.push(Undo::Deleted {
+            path: path.to_owned(),
+            node: removed,
+            parent_cversion,
+        });
+        txn.changes.push(Change::Deleted(path.to_owned()));
+        Ok(())
+    }
+
+    /// Undoes every change of `txn`, newest first, and puts the counters back.
+    fn rollback(&mut self, txn: Txn) {
+        for undo in txn.undo.into_iter().rev() {
+            match undo {
+                Undo::Created {
+                    path,
+                    parent_cversion,
+                } => {
+                    self.remove_node(&path);
+                    self.node_mut(path::parent(&path)).cversion = parent_cversion;
+                }
+                Undo::Set {
+                    path,
+                    data,
+                    version,
+                    modified_txid,
+                } => {
+                    let node = self.node_mut(&path);
+                    node.data = data;
+                    node.version = version;
+                    node.modified_txid = modified_txid;
+                }
+                Undo::Deleted {
+                    path,
+                    node,
+                    parent_cversion,
+                } => {
+                    self.insert_node(&path, node);
+                    self.node_mut(path::parent(&path)).cversion = parent_cversion;
+                }
+            }
+        }
+        self.last_txid = txn.last_txid;
+        self.used_bytes = txn.used_bytes;
+    }
+
+    /// Makes `txn` durable (one snapshot write if a persistent node changed)
+    /// and then visible to watchers; if the write fails, undoes it.
+    fn commit(&mut self, mut txn: Txn) -> Result<(), CoordinationError> {
+        if txn.persistent_changed {
+            if let Err(error) = self.persist() {
+                self.rollback(txn);
+                return Err(error);
+            }
+        }
+        for change in std::mem::take(&mut txn.changes) {
+            match change {
+                Change::Created(path) => self.fire_created(&path),
+                Change::DataChanged(path) => self.fire_data_changed(&path),
+                Change::Deleted(path) => self.fire_deleted(&path),
+            }
+        }
+        Ok(())
     }
 
     /// Writes all persistent nodes to the snapshot (no-op in memory).
@@ -587,7 +878,7 @@ mod tests {
             store.set("/a", data("3"), Some(0)),
             Err(CoordinationError::BadVersion {
                 expected: 0,
-                actual: 1,
+                actual: Some(1),
                 ..
             })
         ));
@@ -632,7 +923,10 @@ mod tests {
         );
         assert!(matches!(
             store.delete("/a", None),
-            Err(CoordinationError::NotEmpty { children: 2, .. })
+            Err(CoordinationError::NotEmpty {
+                children: Some(2),
+                ..
+            })
         ));
         assert!(matches!(
             store.delete("/", None),
@@ -859,6 +1153,127 @@ mod tests {
         drop(store);
         let store = CoordinationStore::open(dir.path()).expect("reopened");
         assert_eq!(store.exists("/later").expect("valid"), None);
+    }
+
+    fn txn_create(path: &str, text: &'static str) -> TxnOp {
+        TxnOp::Create {
+            path: path.to_owned(),
+            data: data(text),
+            mode: CreateMode::Persistent,
+        }
+    }
+
+    #[test]
+    fn multi_applies_all_or_nothing_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/epoch", data("1"), CreateMode::Persistent)
+            .expect("created");
+        let before_root = store.exists("/").expect("valid");
+        let (_, mut watch) = store.watch_data("/t").expect("watch");
+        let mut tree = store.watch_tree("/").expect("tree watch");
+
+        let failing = [
+            txn_create("/t", "topic"),
+            txn_create("/t/0", "p0"),
+            TxnOp::Set {
+                path: "/epoch".into(),
+                data: data("2"),
+                version: Some(0),
+            },
+            TxnOp::Delete {
+                path: "/t/0".into(),
+                version: Some(0),
+            },
+            TxnOp::Check {
+                path: "/epoch".into(),
+                version: 0,
+            },
+        ];
+        assert!(matches!(
+            store.multi(&failing),
+            Err(CoordinationError::BadVersion { ref path, expected: 0, actual: Some(1) })
+                if path == "/epoch"
+        ));
+        assert_eq!(store.exists("/t").expect("valid"), None);
+        assert_eq!(store.get("/epoch").expect("exists").1.version, 0);
+        assert_eq!(
+            store.exists("/").expect("valid"),
+            before_root,
+            "cversion and all"
+        );
+        assert!(watch.try_recv().is_err(), "no event for an undone change");
+        assert_eq!(tree.try_next(), None);
+
+        let results = store
+            .multi(&[
+                TxnOp::Check {
+                    path: "/epoch".into(),
+                    version: 0,
+                },
+                txn_create("/t", "topic"),
+                txn_create("/t/0", "p0"),
+            ])
+            .expect("applied");
+        assert!(matches!(
+            results.as_slice(),
+            [
+                TxnResult::Checked,
+                TxnResult::Created(_),
+                TxnResult::Created(_)
+            ]
+        ));
+        assert_eq!(
+            watch.try_recv().map(|event| event.kind),
+            Ok(WatchEventKind::Created)
+        );
+        assert_eq!(
+            tree.try_next().map(|event| event.path),
+            Some("/t".to_owned())
+        );
+        drop(store);
+        let store = CoordinationStore::open(dir.path()).expect("reopened");
+        assert_eq!(store.get("/t/0").expect("survived").0, data("p0"));
+    }
+
+    #[test]
+    fn failed_snapshot_write_undoes_a_multi() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/keep", data("v0"), CreateMode::Persistent)
+            .expect("created");
+        let blocker = dir.path().join("coordination.snapshot.tmp");
+        std::fs::create_dir(&blocker).expect("mkdir");
+        assert!(matches!(
+            store.multi(&[
+                txn_create("/new", "x"),
+                TxnOp::Delete {
+                    path: "/keep".into(),
+                    version: None,
+                },
+            ]),
+            Err(CoordinationError::Io { .. })
+        ));
+        assert_eq!(store.exists("/new").expect("valid"), None);
+        assert_eq!(store.get("/keep").expect("still there").0, data("v0"));
+        assert_eq!(store.children("/").expect("root"), ["keep"]);
+    }
+
+    #[test]
+    fn tree_watch_sees_ephemeral_nodes_go_with_their_session() {
+        let store = store();
+        let session = store.open_session().expect("room");
+        store
+            .create("/e", Bytes::new(), CreateMode::Ephemeral { session })
+            .expect("created");
+        let mut tree = store.watch_tree("/e").expect("watch");
+        store.close_session(session).expect("open");
+        assert_eq!(
+            tree.try_next().map(|event| event.kind),
+            Some(TreeEventKind::Deleted)
+        );
     }
 
     #[test]

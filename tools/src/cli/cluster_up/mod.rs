@@ -117,7 +117,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode, CliError> {
     ));
     if signals.received() {
         progress.finish();
-        zookeeper.stop();
+        stop_zookeeper(zookeeper);
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -133,7 +133,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode, CliError> {
     ) {
         // The spawn error is the one to report; the stop's outcome adds nothing to it.
         let _ = cluster.stop(&mut signals, args.stop_timeout_secs).await;
-        zookeeper.stop();
+        stop_zookeeper(zookeeper);
         return Err(error);
     }
     let deadline = Instant::now() + Duration::from_secs(args.start_timeout_secs);
@@ -142,12 +142,12 @@ pub async fn run(args: UpArgs) -> Result<ExitCode, CliError> {
         Ok(false) => {
             // Interrupted while starting.
             let clean = cluster.stop(&mut signals, args.stop_timeout_secs).await;
-            zookeeper.stop();
+            stop_zookeeper(zookeeper);
             return clean.map(|()| ExitCode::SUCCESS);
         }
         Err(error) => {
             let _ = cluster.stop(&mut signals, args.stop_timeout_secs).await;
-            zookeeper.stop();
+            stop_zookeeper(zookeeper);
             return Err(error);
         }
     }
@@ -156,7 +156,7 @@ pub async fn run(args: UpArgs) -> Result<ExitCode, CliError> {
 
     let failure = cluster.supervise(&mut signals).await;
     let stopped = cluster.stop(&mut signals, args.stop_timeout_secs).await;
-    zookeeper.stop();
+    stop_zookeeper(zookeeper);
     eprintln!("cluster stopped");
     match failure {
         Some(error) => Err(error),
@@ -383,6 +383,14 @@ impl Cluster {
         for broker in &mut self.brokers {
             broker.signal(libc::SIGKILL);
         }
+    }
+}
+
+/// Stops ZooKeeper after the brokers; a failure to stop it is reported, not fatal (the brokers
+/// are already down and Drop kills it).
+fn stop_zookeeper(zookeeper: ZooKeeperProcess) {
+    if let Err(error) = zookeeper.stop() {
+        eprintln!("{error}");
     }
 }
 
