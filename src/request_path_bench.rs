@@ -38,12 +38,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use strom_engine::log::LogDir;
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
-use strom_server::broker::context::{load_or_create_cluster_id, BrokerContext};
+use strom_server::broker::context::BrokerContext;
 use strom_server::broker::producer_ids::ProducerIdAllocator;
 use strom_server::broker::shard::ShardState;
-use strom_server::broker::topics::TopicRegistry;
 use strom_server::config::BrokerConfig;
-use strom_server::coordination::CoordinationStore;
 use strom_server::network::{Chunk, Response};
 
 use crate::callgrind;
@@ -150,18 +148,16 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         "auto.create.topics.enable=false".to_string(),
     ];
     let config = BrokerConfig::load(None, &overrides).map_err(|e| e.to_string())?;
-    let store = Arc::new(
-        CoordinationStore::open(log_dir.join("__coordination")).map_err(|e| e.to_string())?,
-    );
-    let cluster_id = load_or_create_cluster_id(&store).map_err(|e| e.to_string())?;
-    let topics = TopicRegistry::load(store.clone(), 1).map_err(|e| e.to_string())?;
+    // The broker's own control plane on the embedded store, as `strom broker` runs it.
+    let started = strom_server::control_plane::start(&config, log_dir, &|| false)?;
+    let control = started.control.clone();
     let context = Arc::new(BrokerContext {
-        producer_ids: ProducerIdAllocator::new(store.clone()),
+        producer_ids: ProducerIdAllocator::new(control.clone()),
         config,
         log_dir: log_dir.to_path_buf(),
-        store,
-        topics,
-        cluster_id,
+        topics: started.view,
+        control: control.clone(),
+        cluster_id: started.cluster_id,
         shard_count: 1,
     });
     let shard_config = ShardSetConfig {
@@ -177,6 +173,7 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         async move { ShardState::start(id, router, context, log_dir).await }
     })
     .map_err(|e| format!("start the shard: {e}"))?;
+    control.attach(shards.router().clone());
 
     let frames = build_frames(args)?;
     let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -193,6 +190,8 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         .recv()
         .unwrap_or_else(|_| Err("the shard stopped before the workload finished".into()));
     shards.stop();
+    control.stop_blocking();
+    let _ = started.thread.join();
     outcome
 }
 

@@ -13,7 +13,7 @@ use strom_server::coordination::{
     Coordination, CoordinationError, CoordinationStore, MultiOp, NodeKind, SessionEvent,
     StoreLimits, TreeEvent, TreeEventKind, TreeWatch, ZooKeeperSettings,
 };
-use strom_tools::zookeeper_process::ZooKeeperProcess;
+use strom_tools::zookeeper_process::{four_letter, ZooKeeperProcess};
 use tempfile::TempDir;
 
 /// Bound on waiting for one watch or session event; far above the normal
@@ -278,6 +278,7 @@ async fn ephemeral_nodes_go_when_the_session_closes(fixture: &Fixture) {
 
     let mut owner_events = owner.session_events();
     let mut watch = observer.watch_tree("/brokers/ids").await.expect("watch");
+    let mut owner_watch = owner.watch_tree("/brokers").await.expect("watch");
     owner.close().await;
     assert_eq!(
         tokio::time::timeout(Duration::from_millis(EVENT_WAIT_MS), owner_events.next())
@@ -298,6 +299,13 @@ async fn ephemeral_nodes_go_when_the_session_closes(fixture: &Fixture) {
         owner.get("/brokers").await,
         Err(CoordinationError::Closed)
     ));
+    // A watch of the closed session ends: Resync (whatever it had queued may
+    // be dropped), then None.
+    let mut last = None;
+    while let Some(event) = next_event(&mut owner_watch).await {
+        last = Some(event);
+    }
+    assert_eq!(last, event(TreeEventKind::Resync, "/brokers"));
     owner.close().await;
 }
 
@@ -790,4 +798,67 @@ fn zookeeper_reconnect_keeps_the_session_and_resyncs_watches() {
             event(TreeEventKind::Created, "/after")
         );
     });
+}
+
+#[test]
+fn zookeeper_process_stops_and_drop_kills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ZooKeeperProcess::start(dir.path(), 0).expect("starts");
+    assert_eq!(
+        server.connect_string(),
+        format!("127.0.0.1:{}", server.port())
+    );
+    assert_eq!(four_letter(server.port(), "ruok").expect("answers"), "imok");
+    let port = server.port();
+    server.stop().expect("stops");
+    assert!(
+        four_letter(port, "ruok").is_err(),
+        "nothing listens after stop"
+    );
+
+    // Started again on the same directory; dropping the handle kills it.
+    let server = ZooKeeperProcess::start(dir.path(), 0).expect("starts again");
+    let pid = server.pid().expect("running");
+    drop(server);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the process was killed and reaped"
+    );
+}
+
+/// The broker's shape: the session lives on a control-plane thread's runtime
+/// and other threads, with runtimes of their own, use the client.
+#[test]
+fn zookeeper_client_is_usable_from_another_runtime() {
+    let fixture = Fixture::zookeeper();
+    let settings = fixture.settings(SESSION_TIMEOUT_MS);
+    let (client_sender, client_receiver) = std::sync::mpsc::channel();
+    let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+    let control_plane = std::thread::spawn(move || {
+        run(async move {
+            let client = Coordination::connect_zookeeper(&settings)
+                .await
+                .expect("connect");
+            client_sender.send(client).expect("hand over the client");
+            // Keep the session's runtime running until the test is done.
+            let _ = stop_receiver.await;
+        })
+    });
+    let client = client_receiver.recv().expect("a client");
+    run(async {
+        let mut watch = client.watch_tree("/x").await.expect("watch");
+        client
+            .create("/x", data("1"), NodeKind::Ephemeral)
+            .await
+            .expect("created");
+        assert_eq!(
+            next_event(&mut watch).await,
+            event(TreeEventKind::Created, "/x")
+        );
+        client.close().await;
+        let mut events = client.session_events();
+        assert_eq!(events.next().await, Some(SessionEvent::Closed));
+    });
+    stop_sender.send(()).expect("control plane still running");
+    control_plane.join().expect("control plane thread");
 }

@@ -5,7 +5,9 @@
 //! observe on the wire and the control-plane state behind it.
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
+pub mod control_plane;
 pub mod coordination;
 pub mod group;
 pub mod handlers;

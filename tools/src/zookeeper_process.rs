@@ -116,12 +116,7 @@ impl ZooKeeperProcess {
     /// missing; a previous run's data there is kept) on `port` (`0`: a free
     /// port), and waits until it answers `ruok`.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, ZooKeeperError> {
-        let java = find_java().ok_or(ZooKeeperError::JavaMissing)?;
-        if !Path::new(ZOOKEEPER_JAR).is_file() {
-            return Err(ZooKeeperError::JarMissing {
-                path: PathBuf::from(ZOOKEEPER_JAR),
-            });
-        }
+        let java = check_prerequisites(find_java(), Path::new(ZOOKEEPER_JAR))?;
         let port = if port == 0 { free_port()? } else { port };
         let mut process = Self {
             child: None,
@@ -373,6 +368,17 @@ fn free_port() -> Result<u16, ZooKeeperError> {
         .map_err(io_error("finding a free port"))
 }
 
+/// The java to run, or which prerequisite is missing.
+fn check_prerequisites(java: Option<PathBuf>, jar: &Path) -> Result<PathBuf, ZooKeeperError> {
+    let java = java.ok_or(ZooKeeperError::JavaMissing)?;
+    if !jar.is_file() {
+        return Err(ZooKeeperError::JarMissing {
+            path: jar.to_owned(),
+        });
+    }
+    Ok(java)
+}
+
 fn find_java() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -383,6 +389,27 @@ fn find_java() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_prerequisites_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jar = dir.path().join("zookeeper.jar");
+        let error = check_prerequisites(None, &jar).expect_err("no java");
+        assert!(matches!(error, ZooKeeperError::JavaMissing));
+        assert!(error.to_string().contains("java"), "{error}");
+        let error =
+            check_prerequisites(Some(PathBuf::from("/bin/java")), &jar).expect_err("no jar");
+        assert!(matches!(error, ZooKeeperError::JarMissing { .. }));
+        assert!(
+            error.to_string().contains("apt-get install zookeeper"),
+            "{error}"
+        );
+        std::fs::write(&jar, b"").expect("write");
+        assert_eq!(
+            check_prerequisites(Some(PathBuf::from("/bin/java")), &jar).expect("both present"),
+            PathBuf::from("/bin/java")
+        );
+    }
 
     #[test]
     fn four_letter_to_a_closed_port_is_an_error() {

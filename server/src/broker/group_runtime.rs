@@ -169,6 +169,16 @@ impl GroupRuntime {
         Ok(())
     }
 
+    /// Stops coordinating the groups of `partition` (this broker no longer leads it). Requests
+    /// waiting on it are dropped, so their clients see NOT_COORDINATOR and look again.
+    pub fn unload(&self, partition: i32) -> bool {
+        self.slots.borrow_mut().remove(&partition).is_some()
+    }
+
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.slots.borrow().contains_key(&partition)
+    }
+
     /// Gives a request to the coordinator of `partition`; the receiver yields its response.
     pub fn submit(
         &self,

@@ -11,19 +11,15 @@ use std::time::Duration;
 use strom_engine::log::{LogDir, LogDirClose};
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 
-use super::context::{load_or_create_cluster_id, BrokerContext};
-use super::group_placement::OFFSETS_TOPIC;
+use super::context::BrokerContext;
 use super::producer_ids::ProducerIdAllocator;
 use super::shard::ShardState;
-use super::topics::TopicRegistry;
 use crate::config::BrokerConfig;
-use crate::coordination::CoordinationStore;
 use crate::handlers::now_ms;
 use crate::network::{bind_reuseport, run_listener};
 
 const PID_FILE: &str = "strom.pid";
 const LOCK_FILE: &str = ".lock";
-const COORDINATION_DIR: &str = "__coordination";
 /// How long `strom broker stop` waits for the broker to exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -83,6 +79,16 @@ fn block_shutdown_signals() -> libc::sigset_t {
     }
 }
 
+/// Whether SIGTERM or SIGINT arrived (consumed), without waiting.
+fn signal_pending(set: &libc::sigset_t) -> bool {
+    let no_wait = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` was initialised by block_shutdown_signals; a null siginfo is allowed.
+    unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &no_wait) > 0 }
+}
+
 fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
     let mut signal: libc::c_int = 0;
     // SAFETY: `set` was initialised by block_shutdown_signals.
@@ -96,37 +102,6 @@ fn listen_address(config: &BrokerConfig) -> Result<SocketAddr, BrokerError> {
         .map_err(io_error(format!("resolve listener {text}")))?
         .next()
         .ok_or_else(|| BrokerError::Config(format!("listener {text} resolves to no address")))
-}
-
-/// Segment size of `__consumer_offsets` (Kafka's offsets.topic.segment.bytes default).
-const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
-
-/// Creates the internal `__consumer_offsets` topic on first start.
-fn ensure_offsets_topic(topics: &TopicRegistry, config: &BrokerConfig) -> Result<(), BrokerError> {
-    if topics.get(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    // Offsets must never expire with time or size: the topic is kept small by compaction
-    // (the latest record per key), as Kafka's is.
-    let configs = std::collections::BTreeMap::from([
-        (
-            "segment.bytes".to_string(),
-            OFFSETS_TOPIC_SEGMENT_BYTES.to_string(),
-        ),
-        ("retention.ms".to_string(), "-1".to_string()),
-        ("retention.bytes".to_string(), "-1".to_string()),
-        ("cleanup.policy".to_string(), "compact".to_string()),
-    ]);
-    topics
-        .create(
-            OFFSETS_TOPIC,
-            config.offsets_topic_num_partitions,
-            1,
-            configs,
-            false,
-        )
-        .map(|_| ())
-        .map_err(|error| BrokerError::Coordination(format!("create {OFFSETS_TOPIC}: {error}")))
 }
 
 /// Checks that nobody listens on `address` yet and resolves port 0 to a real port. Every shard
@@ -162,15 +137,11 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     let log_dir_state = Arc::new(LogDir::open(&log_dir).map_err(BrokerError::LogDir)?);
     tracing::info!(clean = log_dir_state.was_clean(), "previous shutdown");
 
-    let store = Arc::new(
-        CoordinationStore::open(log_dir.join(COORDINATION_DIR))
-            .map_err(|error| BrokerError::Coordination(error.to_string()))?,
-    );
-    let cluster_id = load_or_create_cluster_id(&store)
-        .map_err(|error| BrokerError::Coordination(error.to_string()))?;
-    let topics = TopicRegistry::load(store.clone(), 1)
-        .map_err(|error| BrokerError::Coordination(error.to_string()))?;
-    ensure_offsets_topic(&topics, &config)?;
+    // Joins the cluster (or opens the embedded store): registered, the view loaded, and the
+    // first elections made, before any shard opens a partition.
+    let started = crate::control_plane::start(&config, &log_dir, &|| signal_pending(&signals))
+        .map_err(BrokerError::Coordination)?;
+    let control = started.control.clone();
     let shard_config = ShardSetConfig {
         shard_count: config.num_shards,
         ..ShardSetConfig::default()
@@ -186,12 +157,12 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     };
     let retention_interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1));
     let context = Arc::new(BrokerContext {
-        producer_ids: ProducerIdAllocator::new(store.clone()),
+        producer_ids: ProducerIdAllocator::new(control.clone()),
         config,
         log_dir: log_dir.clone(),
-        store,
-        topics,
-        cluster_id,
+        topics: started.view,
+        control: control.clone(),
+        cluster_id: started.cluster_id,
         shard_count,
     });
 
@@ -235,14 +206,25 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     }
     if let Some(error) = failure {
         shutdown(shards, &log_dir_state);
+        control.stop_blocking();
+        let _ = started.thread.join();
         return Err(BrokerError::Config(error));
     }
+    // From here on every change the control plane sees reaches the shards.
+    control.attach(shards.router().clone());
     let open_ms = opening.elapsed().as_millis();
     tracing::info!(%address, shards = shard_count, open_ms, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
+    if context.config.controlled_shutdown_enable {
+        let outcome =
+            control.controlled_shutdown_blocking(context.config.controlled_shutdown_timeout_ms);
+        tracing::info!(?outcome, "controlled shutdown");
+    }
     shutdown(shards, &log_dir_state);
+    control.stop_blocking();
+    let _ = started.thread.join();
     Ok(())
 }
 

@@ -57,8 +57,8 @@ where
     }
 }
 
-/// Opens every partition that `shard` owns (by the current shard count: ownership may differ
-/// from the last run). A partition that fails to open stays offline and marks the log dir
+/// Opens every partition assigned to this broker that `shard` owns (by the current shard
+/// count: ownership may differ from the last run). A partition that fails to open stays offline and marks the log dir
 /// unclean.
 pub async fn open_owned_partitions(
     shard: ShardId,
@@ -66,10 +66,13 @@ pub async fn open_owned_partitions(
     log_dir: Arc<LogDir>,
 ) -> Vec<Rc<Partition>> {
     let mut owned = Vec::new();
+    let broker_id = broker.config.broker_id;
     for topic in broker.topics.list() {
         let topic = Rc::new(topic);
-        for index in 0..topic.partitions {
-            if owner_shard(&topic.name, index, broker.shard_count) == shard {
+        for (state, index) in topic.partition_states.iter().zip(0..) {
+            if state.replicas.contains(&broker_id)
+                && owner_shard(&topic.name, index, broker.shard_count) == shard
+            {
                 owned.push((topic.clone(), index));
             }
         }

@@ -1,8 +1,9 @@
 //! The shard-local metadata cache: every topic's name, id and partitions as one shard sees them,
 //! read on the data path without a lock and found by name or id in O(1).
 //!
-//! The control plane (today the [`TopicRegistry`](super::topics::TopicRegistry); in a cluster,
-//! the controller's updates) owns the truth and numbers every change with a version. Each change
+//! The control plane owns the truth (the broker's view of the znodes the controller and admin
+//! requests write, [`TopicRegistry`](super::topics::TopicRegistry)) and numbers every change with
+//! a version. Each change
 //! is sent to every shard as a [`MetadataUpdate`]; a shard applies it to its own copy, so lookups
 //! touch only memory this core owns (no atomic reference counts, no shared cache lines).
 //!
@@ -18,13 +19,54 @@ use std::sync::Arc;
 
 use super::group_placement::OFFSETS_TOPIC;
 use super::placement::topic_placement_hash;
-use super::topics::TopicMetadata;
+use super::topics::{PartitionView, TopicMetadata, NO_LEADER};
 
-/// The control plane's topics at one version; `Send`, so it can travel to every shard.
+/// A live broker as clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    /// The broker epoch: the creation transaction id of its registration (ZooKeeper's czxid).
+    pub epoch: i64,
+}
+
+/// The live brokers (sorted by id) and the controller (-1: none elected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterMembers {
+    pub brokers: Vec<BrokerEndpoint>,
+    pub controller_id: i32,
+}
+
+impl Default for ClusterMembers {
+    fn default() -> Self {
+        ClusterMembers {
+            brokers: Vec::new(),
+            controller_id: NO_LEADER,
+        }
+    }
+}
+
+impl ClusterMembers {
+    pub fn broker(&self, id: i32) -> Option<&BrokerEndpoint> {
+        self.brokers
+            .binary_search_by_key(&id, |broker| broker.id)
+            .ok()
+            .map(|found| &self.brokers[found])
+    }
+
+    pub fn is_live(&self, id: i32) -> bool {
+        self.broker(id).is_some()
+    }
+}
+
+/// The control plane's topics and members at one version; `Send`, so it can travel to every
+/// shard.
 #[derive(Debug, Clone, Default)]
 pub struct TopicsSnapshot {
     pub version: u64,
     pub topics: Vec<Arc<TopicMetadata>>,
+    pub members: Arc<ClusterMembers>,
 }
 
 /// One change of the control plane's topics, and the version it produces.
@@ -40,6 +82,8 @@ pub enum MetadataChange {
     Upsert(Arc<TopicMetadata>),
     /// A topic was deleted.
     Remove { name: String, id: uuid::Uuid },
+    /// The live brokers or the controller changed.
+    Members(Arc<ClusterMembers>),
 }
 
 /// A topic as the data path needs it.
@@ -72,6 +116,17 @@ impl CachedTopic {
         (0..self.partition_count).contains(&index)
     }
 
+    /// The partition's replicas and leadership (`None` for an index the topic does not have).
+    pub fn partition(&self, index: i32) -> Option<&PartitionView> {
+        self.metadata.partition(index)
+    }
+
+    /// The partition's leader ([`NO_LEADER`] when offline or unknown).
+    pub fn leader_of(&self, index: i32) -> i32 {
+        self.partition(index)
+            .map_or(NO_LEADER, |state| state.leader)
+    }
+
     /// The shard that owns partition `index` (see [`super::placement::owner_shard`]).
     pub fn owner_of(&self, index: i32, shard_count: usize) -> usize {
         super::placement::owner_from_hash(self.placement_hash, index, shard_count)
@@ -83,6 +138,7 @@ struct Tables {
     version: u64,
     by_name: HashMap<Rc<str>, Rc<CachedTopic>>,
     by_id: HashMap<uuid::Uuid, Rc<CachedTopic>>,
+    members: Arc<ClusterMembers>,
 }
 
 impl Tables {
@@ -135,6 +191,11 @@ impl MetadataCache {
         self.tables.borrow().by_name.get(name).cloned()
     }
 
+    /// The live brokers and the controller.
+    pub fn members(&self) -> Arc<ClusterMembers> {
+        self.tables.borrow().members.clone()
+    }
+
     pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Rc<CachedTopic>> {
         self.tables.borrow().by_id.get(&id).cloned()
     }
@@ -154,6 +215,7 @@ impl MetadataCache {
         }
         let mut fresh = Tables {
             version: snapshot.version,
+            members: snapshot.members.clone(),
             ..Tables::default()
         };
         for topic in &snapshot.topics {
@@ -174,6 +236,7 @@ impl MetadataCache {
         match &update.change {
             MetadataChange::Upsert(metadata) => tables.insert(metadata.clone()),
             MetadataChange::Remove { name, id } => tables.remove(name, *id),
+            MetadataChange::Members(members) => tables.members = members.clone(),
         }
         tables.version = update.version;
         Applied::Applied
@@ -192,6 +255,9 @@ mod tests {
             partitions,
             replication_factor: 1,
             configs: BTreeMap::new(),
+            partition_states: (0..partitions)
+                .map(|_| PartitionView::unelected(vec![1]))
+                .collect(),
         })
     }
 
@@ -207,6 +273,7 @@ mod tests {
         let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
             version: 3,
             topics: vec![topic("a", 1, 2)],
+            ..TopicsSnapshot::default()
         });
         assert_eq!(cache.topic("a").map(|t| t.partition_count), Some(2));
         assert_eq!(
@@ -238,6 +305,7 @@ mod tests {
         let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
             version: 10,
             topics: vec![topic("a", 1, 1)],
+            ..TopicsSnapshot::default()
         });
         assert_eq!(cache.apply(&upsert(10, topic("x", 9, 1))), Applied::Stale);
         assert_eq!(cache.apply(&upsert(12, topic("y", 8, 1))), Applied::Gap);
@@ -245,7 +313,7 @@ mod tests {
         // An older snapshot never replaces a newer cache.
         cache.install(&TopicsSnapshot {
             version: 9,
-            topics: vec![],
+            ..TopicsSnapshot::default()
         });
         assert!(cache.topic("a").is_some());
     }
@@ -279,6 +347,7 @@ mod tests {
         let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
             version: 1,
             topics: vec![topic("orders", 1, 8)],
+            ..TopicsSnapshot::default()
         });
         let cached = cache.topic("orders").expect("cached");
         for index in 0..8 {

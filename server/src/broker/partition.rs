@@ -32,6 +32,8 @@ pub enum AppendError {
     BatchCount(usize),
     #[error("transactional batches are not supported")]
     Transactional,
+    #[error("this broker is not the partition's leader")]
+    NotLeader,
 }
 
 /// What an accepted append returns before it is written.
@@ -65,7 +67,11 @@ pub struct Partition {
     pub topic_id: uuid::Uuid,
     pub dir: PathBuf,
     pub log: Rc<PartitionLog>,
+    /// The leader epoch of the latest leadership decision this replica applied.
     pub leader_epoch: Cell<i32>,
+    /// Whether this broker leads the partition (in that epoch). Only a leader takes produces
+    /// and serves consumers; set by the control plane when the controller's decision arrives.
+    is_leader: Cell<bool>,
     producers: RefCell<ProducerStateTable>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
@@ -119,7 +125,8 @@ impl Partition {
             topic_id,
             dir,
             log,
-            leader_epoch: Cell::new(0),
+            leader_epoch: Cell::new(-1),
+            is_leader: Cell::new(false),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
@@ -151,13 +158,40 @@ impl Partition {
         Ok((table, snapshot_bytes))
     }
 
-    /// Checks the leader epoch a client believes current (-1: no check). Returns the partition's
-    /// epoch, or the Kafka error for a client that is ahead (UNKNOWN_LEADER_EPOCH: this broker
-    /// has not caught up) or behind (FENCED_LEADER_EPOCH: the client must refresh metadata).
+    /// Applies a leadership decision of the controller. Only a decision with a newer leader epoch
+    /// than the one applied is taken (it returns true); an older or repeated one is stale and
+    /// ignored, so each decision is acted on once, and a leadership given up with
+    /// [`Self::resign_leadership`] comes back only with a new election.
+    pub fn apply_leadership(&self, leader_epoch: i32, is_leader: bool) -> bool {
+        if leader_epoch <= self.leader_epoch.get() {
+            return false;
+        }
+        self.leader_epoch.set(leader_epoch);
+        self.is_leader.set(is_leader);
+        true
+    }
+
+    /// Stops leading without a new epoch: the broker lost its coordination session and cannot
+    /// vouch for its leadership any more.
+    pub fn resign_leadership(&self) {
+        self.is_leader.set(false);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.get()
+    }
+
+    /// Checks that this broker leads the partition and the leader epoch a client believes
+    /// current (-1: no check). Returns the partition's epoch, or the Kafka error: not the leader
+    /// (NOT_LEADER_OR_FOLLOWER), a client ahead (UNKNOWN_LEADER_EPOCH: this broker has not
+    /// caught up) or behind (FENCED_LEADER_EPOCH: the client must refresh metadata).
     pub fn check_leader_epoch(
         &self,
         client_epoch: i32,
     ) -> Result<i32, kafka_protocol::error::ResponseError> {
+        if !self.is_leader.get() {
+            return Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower);
+        }
         let epoch = self.leader_epoch.get();
         match client_epoch {
             _ if client_epoch < 0 || client_epoch == epoch => Ok(epoch),
@@ -190,10 +224,17 @@ impl Partition {
         if header.is_transactional() {
             return Err(AppendError::Transactional);
         }
+        if !self.is_leader.get() {
+            return Err(AppendError::NotLeader);
+        }
         // Wait for room in the write queue first: from here until the batch is queued nothing
         // suspends, so no other append to this partition can slip between the sequence check
         // and the append (see the module comment).
         self.log.wait_for_queue_room().await?;
+        // Leadership may have moved while this append waited for room.
+        if !self.is_leader.get() {
+            return Err(AppendError::NotLeader);
+        }
         if header.has_producer_id() {
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?

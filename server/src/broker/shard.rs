@@ -13,7 +13,7 @@ use super::context::BrokerContext;
 use super::group_placement::OFFSETS_TOPIC;
 use super::group_runtime::{group_config, GroupRuntime};
 use super::log_dir::{close_partitions, open_owned_partitions};
-use super::metadata_cache::{Applied, MetadataCache, MetadataUpdate};
+use super::metadata_cache::{Applied, MetadataCache, MetadataChange, MetadataUpdate};
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
 use super::topic_config::log_config;
@@ -40,7 +40,8 @@ pub struct ShardState {
 
 impl ShardState {
     /// Builds the shard's state and opens (recovering if needed, several at a time) every
-    /// partition it owns, under the broker's log dir (see `log_dir`).
+    /// partition it owns that is assigned to this broker, under the broker's log dir (see
+    /// `log_dir`), and takes up the leaderships the metadata gives it.
     pub async fn start(
         id: ShardId,
         router: Router,
@@ -64,28 +65,58 @@ impl ShardState {
                 .or_default()
                 .insert(partition.index, partition);
         }
-        state.start_group_coordinators();
+        for topic in state.metadata.topics() {
+            state.apply_leaderships(&topic.metadata);
+        }
         state
     }
 
-    /// Loads a coordinator for every `__consumer_offsets` partition this shard owns, in the
-    /// background: until each has replayed its partition it answers COORDINATOR_LOAD_IN_PROGRESS.
-    fn start_group_coordinators(&self) {
+    /// Takes up or gives up the leadership of this shard's replicas of `topic` as the metadata
+    /// says, each decision once (a newer leader epoch); loads or unloads the group coordinator
+    /// of a `__consumer_offsets` partition with its leadership.
+    fn apply_leaderships(&self, topic: &TopicMetadata) {
+        let broker_id = self.broker.config.broker_id;
+        for (state, index) in topic.partition_states.iter().zip(0..) {
+            let Some(partition) = self.partition(&topic.name, index) else {
+                continue;
+            };
+            let leads = state.leader == broker_id;
+            if !partition.apply_leadership(state.leader_epoch, leads) {
+                continue;
+            }
+            tracing::debug!(topic = %topic.name, index, leader_epoch = state.leader_epoch, leads, "leadership applied");
+            if topic.name == OFFSETS_TOPIC {
+                if leads {
+                    self.load_group_coordinator(partition);
+                } else {
+                    self.groups.unload(index);
+                }
+            }
+        }
+    }
+
+    /// Loads the coordinator of a `__consumer_offsets` partition this shard leads, in the
+    /// background: until it has replayed its partition it answers COORDINATOR_LOAD_IN_PROGRESS.
+    fn load_group_coordinator(&self, partition: Rc<Partition>) {
         let config = group_config(&self.broker.config);
         let now_ms = crate::handlers::now_ms();
-        for partition in self
-            .partitions()
-            .into_iter()
-            .filter(|partition| &*partition.topic == OFFSETS_TOPIC)
-        {
-            let groups = self.groups.clone();
-            let config = config.clone();
-            strom_engine::io::spawn_local(async move {
-                let index = partition.index;
-                if let Err(error) = groups.load(partition, config, now_ms).await {
-                    tracing::error!(partition = index, %error, "could not load group coordinator");
-                }
-            });
+        let groups = self.groups.clone();
+        strom_engine::io::spawn_local(async move {
+            let index = partition.index;
+            if let Err(error) = groups.load(partition, config, now_ms).await {
+                tracing::error!(partition = index, %error, "could not load group coordinator");
+            }
+        });
+    }
+
+    /// Gives up every leadership this shard holds, without waiting for a new election: the
+    /// broker lost its coordination session, so the controller may already have moved them.
+    pub fn resign_all_leaderships(&self) {
+        for partition in self.partitions() {
+            partition.resign_leadership();
+            if &*partition.topic == OFFSETS_TOPIC {
+                self.groups.unload(partition.index);
+            }
         }
     }
 
@@ -150,11 +181,118 @@ impl ShardState {
             .collect()
     }
 
-    /// Applies a control-plane change to this shard's metadata cache; on a gap (updates from two
-    /// publishers crossed) it reloads the whole cache from the registry instead.
-    pub fn apply_metadata(&self, update: &MetadataUpdate) {
-        if self.metadata.apply(update) == Applied::Gap {
-            self.metadata.install(&self.broker.topics.snapshot());
+    /// Applies a control-plane change to this shard's metadata cache (on a gap, when updates
+    /// from two publishers crossed, it reloads the whole cache from the view instead), then
+    /// brings this shard's replicas in line: opens the ones newly assigned to this broker,
+    /// applies leaderships, and removes (with their files) replicas of deleted topics or no
+    /// longer assigned here.
+    pub async fn apply_metadata(self: &Rc<Self>, update: &MetadataUpdate) {
+        let partitions_before = match &update.change {
+            MetadataChange::Upsert(topic) => Some(
+                self.metadata
+                    .topic(&topic.name)
+                    .map_or(0, |cached| cached.partition_count),
+            ),
+            MetadataChange::Remove { .. } | MetadataChange::Members(_) => None,
+        };
+        match self.metadata.apply(update) {
+            Applied::Stale => {}
+            Applied::Gap => {
+                self.metadata.install(&self.broker.topics.snapshot());
+                self.reconcile_all().await;
+            }
+            Applied::Applied => match &update.change {
+                MetadataChange::Upsert(topic) => {
+                    self.reconcile_topic(topic).await;
+                    if partitions_before != Some(topic.partitions) {
+                        self.notify_partitions_changed(&topic.name);
+                    }
+                }
+                MetadataChange::Remove { name, .. } => {
+                    self.remove_topic_replicas(name).await;
+                    self.notify_partitions_changed(name);
+                }
+                MetadataChange::Members(_) => {}
+            },
+        }
+    }
+
+    /// Tells this shard's group coordinators that a topic's partitions changed (created,
+    /// grown, deleted): groups subscribed to it rebalance.
+    fn notify_partitions_changed(&self, topic: &str) {
+        let topics = vec![topic.to_string()];
+        self.groups.broadcast(crate::handlers::now_ms(), || {
+            crate::group::Input::PartitionsChanged(topics.clone())
+        });
+    }
+
+    /// Reconciles every replica with the whole cache (after a gap).
+    async fn reconcile_all(self: &Rc<Self>) {
+        let topics = self.metadata.topics();
+        let live: std::collections::HashSet<Rc<str>> =
+            topics.iter().map(|topic| topic.name.clone()).collect();
+        let gone: Vec<Rc<str>> = self
+            .partitions
+            .borrow()
+            .keys()
+            .filter(|name| !live.contains(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove_topic_replicas(&name).await;
+        }
+        for topic in topics {
+            self.reconcile_topic(&topic.metadata).await;
+        }
+    }
+
+    /// Opens this shard's replicas of `topic` assigned to this broker, removes those no longer
+    /// assigned here, and applies leaderships.
+    async fn reconcile_topic(self: &Rc<Self>, topic: &TopicMetadata) {
+        let broker_id = self.broker.config.broker_id;
+        for (state, index) in topic.partition_states.iter().zip(0..) {
+            if self.owner_of(&topic.name, index) != self.id {
+                continue;
+            }
+            let assigned = state.replicas.contains(&broker_id);
+            match (self.partition(&topic.name, index), assigned) {
+                (Some(partition), _) if partition.topic_id != topic.id => {
+                    // The topic was deleted and created again while this replica was away.
+                    self.remove_partition(&topic.name, index, true).await;
+                    if assigned {
+                        self.open_assigned(topic, index).await;
+                    }
+                }
+                (None, true) => self.open_assigned(topic, index).await,
+                (Some(_), false) => {
+                    tracing::info!(topic = %topic.name, index, "replica no longer assigned here; removing it");
+                    self.remove_partition(&topic.name, index, true).await;
+                }
+                (Some(_), true) | (None, false) => {}
+            }
+        }
+        self.apply_leaderships(topic);
+    }
+
+    async fn open_assigned(&self, topic: &TopicMetadata, index: i32) {
+        if let Err(error) = self.open_partition(topic, index).await {
+            tracing::error!(topic = %topic.name, index, %error, "could not open a replica; it stays offline");
+        }
+    }
+
+    /// Removes this shard's replicas of a deleted topic, with their files.
+    async fn remove_topic_replicas(&self, name: &str) {
+        let indexes: Vec<i32> = self
+            .partitions
+            .borrow()
+            .get(name)
+            .map(|by_index| by_index.keys().copied().collect())
+            .unwrap_or_default();
+        for index in indexes {
+            if name == OFFSETS_TOPIC {
+                self.groups.unload(index);
+            }
+            self.remove_partition(name, index, true).await;
         }
     }
 

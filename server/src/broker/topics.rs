@@ -1,35 +1,83 @@
-//! The topic registry: names, ids, partition counts and configs of every topic, persisted in
-//! the coordination store (`/brokers/topics/<name>`, JSON as Kafka keeps it in ZooKeeper) and
-//! cached in memory. Control plane only: a `RwLock` is fine here, the data path never takes it.
-//! The data path reads each shard's [`MetadataCache`](super::metadata_cache::MetadataCache),
-//! which every mutation here feeds: each returns the numbered [`MetadataUpdate`] that the caller
-//! publishes to every shard.
+//! The broker's view of the cluster's topics: names, ids, configs, replica assignments and each
+//! partition's leadership, as the control plane read them from the coordination store (Kafka's
+//! znodes: `/brokers/topics/<name>` and its partition states). Control plane only: a `RwLock` is
+//! fine here, the data path never takes it. The data path reads each shard's
+//! [`MetadataCache`](super::metadata_cache::MetadataCache), which every change here feeds: each
+//! returns the numbered [`MetadataUpdate`] that the control plane publishes to every shard.
+//!
+//! Writes do not happen here: topics are created, grown and deleted by writing znodes (see
+//! `control_plane::admin`), and this view follows what the store then says.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::metadata_cache::{MetadataChange, MetadataUpdate, TopicsSnapshot};
-use crate::coordination::{CoordinationError, CoordinationStore, CreateMode};
+use super::metadata_cache::{ClusterMembers, MetadataChange, MetadataUpdate, TopicsSnapshot};
 
-const TOPICS_PATH: &str = "/brokers/topics";
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_MAX_BYTES: usize = 249;
 /// Upper bound on partitions per topic, so one request cannot make a broker open millions of
 /// files.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// "No leader" (Kafka's -1): the partition is offline or not elected yet.
+pub const NO_LEADER: i32 = -1;
 
-/// One topic as the registry knows it.
+/// One partition's replicas and leadership as the controller last decided them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    /// The assigned replicas (AR), in preference order: the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// [`NO_LEADER`] when offline or not yet elected.
+    pub leader: i32,
+    /// -1 before the first election.
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    /// The epoch of the controller that wrote this state; -1 before the first election.
+    pub controller_epoch: i32,
+}
+
+impl PartitionView {
+    /// A partition whose leader has not been elected yet.
+    pub fn unelected(replicas: Vec<i32>) -> Self {
+        PartitionView {
+            replicas,
+            leader: NO_LEADER,
+            leader_epoch: -1,
+            isr: Vec::new(),
+            controller_epoch: -1,
+        }
+    }
+}
+
+/// One topic as this broker knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMetadata {
     pub name: String,
     pub id: uuid::Uuid,
+    /// `== partition_states.len()`.
     pub partitions: i32,
     pub replication_factor: i16,
     /// Topic-level config overrides (Kafka names).
     pub configs: BTreeMap<String, String>,
+    /// Per partition, by index.
+    #[serde(default)]
+    pub partition_states: Vec<PartitionView>,
+}
+
+impl TopicMetadata {
+    pub fn partition(&self, index: i32) -> Option<&PartitionView> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|index| self.partition_states.get(index))
+    }
+
+    /// Whether every partition has a leader (creation is complete once it does).
+    pub fn all_partitions_led(&self) -> bool {
+        self.partition_states
+            .iter()
+            .all(|state| state.leader != NO_LEADER)
+    }
 }
 
 /// Why a topic operation was refused; each maps to one Kafka error code.
@@ -43,14 +91,22 @@ pub enum TopicError {
     InvalidName { name: String, reason: &'static str },
     #[error("invalid partition count {0}")]
     InvalidPartitions(i32),
-    #[error("invalid replication factor {requested}: this cluster has {brokers} broker(s)")]
+    #[error("invalid replication factor {requested}: this cluster has {brokers} live broker(s)")]
     InvalidReplicationFactor { requested: i16, brokers: i32 },
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
     #[error("invalid config {key}={value}: {reason}")]
     InvalidConfig {
         key: String,
         value: String,
         reason: String,
     },
+    #[error("topic '{0}' is being deleted")]
+    BeingDeleted(String),
+    #[error("not the controller")]
+    NotController,
+    #[error("timed out: {0}")]
+    TimedOut(String),
     #[error("coordination store: {0}")]
     Store(String),
 }
@@ -81,12 +137,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// What the registry holds in memory: the topics and the version of that set, bumped by every
-/// change (the metadata caches of the shards follow it).
+/// What the view holds: the topics, the live brokers and the controller, and the version of
+/// that set, bumped by every change (the metadata caches of the shards follow it).
 #[derive(Default)]
 struct Topics {
     version: u64,
     by_name: BTreeMap<String, Arc<TopicMetadata>>,
+    members: Arc<ClusterMembers>,
 }
 
 impl Topics {
@@ -100,46 +157,15 @@ impl Topics {
     }
 }
 
-/// Topic names and ids, persisted and cached.
+/// The broker's view of the cluster's topics and members.
+#[derive(Default)]
 pub struct TopicRegistry {
-    store: Arc<CoordinationStore>,
     cache: RwLock<Topics>,
-    broker_count: i32,
-}
-
-fn store_error(error: CoordinationError) -> TopicError {
-    TopicError::Store(error.to_string())
-}
-
-fn topic_path(name: &str) -> String {
-    format!("{TOPICS_PATH}/{name}")
 }
 
 impl TopicRegistry {
-    /// Loads every topic from the store (creating the parent paths on first start).
-    pub fn load(store: Arc<CoordinationStore>, broker_count: i32) -> Result<Self, TopicError> {
-        for path in ["/brokers", TOPICS_PATH] {
-            match store.create(path, Bytes::new(), CreateMode::Persistent) {
-                Ok(_) | Err(CoordinationError::NodeExists { .. }) => {}
-                Err(error) => return Err(store_error(error)),
-            }
-        }
-        let mut cache = Topics {
-            version: 1,
-            by_name: BTreeMap::new(),
-        };
-        for name in store.children(TOPICS_PATH).map_err(store_error)? {
-            let (data, _stat) = store.get(&topic_path(&name)).map_err(store_error)?;
-            let metadata: TopicMetadata = serde_json::from_slice(&data).map_err(|error| {
-                TopicError::Store(format!("topic {name} metadata does not parse: {error}"))
-            })?;
-            cache.by_name.insert(name, Arc::new(metadata));
-        }
-        Ok(TopicRegistry {
-            store,
-            cache: RwLock::new(cache),
-            broker_count,
-        })
+    pub fn new() -> Self {
+        TopicRegistry::default()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
@@ -154,7 +180,7 @@ impl TopicRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A topic, read under the registry's lock (control plane; the data path reads its shard's
+    /// A topic, read under the view's lock (control plane; the data path reads its shard's
     /// metadata cache).
     pub fn get(&self, name: &str) -> Option<TopicMetadata> {
         self.read()
@@ -171,132 +197,103 @@ impl TopicRegistry {
             .collect()
     }
 
-    /// Every topic at the current version, for a shard's metadata cache.
+    pub fn members(&self) -> Arc<ClusterMembers> {
+        self.read().members.clone()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.read().version
+    }
+
+    /// Everything at the current version, for a shard's metadata cache.
     pub fn snapshot(&self) -> TopicsSnapshot {
         let topics = self.read();
         TopicsSnapshot {
             version: topics.version,
             topics: topics.by_name.values().cloned().collect(),
+            members: topics.members.clone(),
         }
     }
 
-    /// Validates and records a new topic. Creating its partitions' logs is the caller's job.
-    pub fn create(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(TopicMetadata, Option<MetadataUpdate>), TopicError> {
-        validate_topic_name(name)?;
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
-            return Err(TopicError::InvalidPartitions(partitions));
-        }
-        if replication_factor < 1 || i32::from(replication_factor) > self.broker_count {
-            return Err(TopicError::InvalidReplicationFactor {
-                requested: replication_factor,
-                brokers: self.broker_count,
-            });
-        }
-        super::topic_config::validate_topic_configs(&configs)?;
+    /// Records what the store says about one topic (`None`: it is gone). Returns the update to
+    /// publish, or `None` when nothing changed.
+    pub fn apply_topic(&self, name: &str, topic: Option<TopicMetadata>) -> Option<MetadataUpdate> {
         let mut cache = self.write();
-        if cache.by_name.contains_key(name) {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
-        let metadata = TopicMetadata {
-            name: name.to_string(),
-            id: uuid::Uuid::new_v4(),
-            partitions,
-            replication_factor,
-            configs,
-        };
-        if validate_only {
-            return Ok((metadata, None));
-        }
-        let data =
-            serde_json::to_vec(&metadata).map_err(|error| TopicError::Store(error.to_string()))?;
-        match self
-            .store
-            .create(&topic_path(name), Bytes::from(data), CreateMode::Persistent)
-        {
-            Ok(_) => {}
-            Err(CoordinationError::NodeExists { .. }) => {
-                return Err(TopicError::AlreadyExists(name.to_string()))
+        match topic {
+            Some(topic) => {
+                debug_assert_eq!(topic.name, name);
+                debug_assert_eq!(
+                    usize::try_from(topic.partitions).ok(),
+                    Some(topic.partition_states.len()),
+                    "partition count and states disagree"
+                );
+                if cache.by_name.get(name).is_some_and(|old| **old == topic) {
+                    return None;
+                }
+                let shared = Arc::new(topic);
+                cache.by_name.insert(name.to_string(), shared.clone());
+                Some(cache.changed(MetadataChange::Upsert(shared)))
             }
-            Err(error) => return Err(store_error(error)),
+            None => {
+                let old = cache.by_name.remove(name)?;
+                Some(cache.changed(MetadataChange::Remove {
+                    name: name.to_string(),
+                    id: old.id,
+                }))
+            }
         }
-        let shared = Arc::new(metadata.clone());
-        cache.by_name.insert(name.to_string(), shared.clone());
-        let update = cache.changed(MetadataChange::Upsert(shared));
-        Ok((metadata, Some(update)))
     }
 
-    /// Removes a topic; returns what it was.
-    pub fn delete(&self, name: &str) -> Result<(TopicMetadata, MetadataUpdate), TopicError> {
+    /// Records the live brokers and the controller.
+    pub fn apply_members(&self, members: ClusterMembers) -> Option<MetadataUpdate> {
         let mut cache = self.write();
-        let metadata = cache
-            .by_name
-            .get(name)
-            .map(|topic| TopicMetadata::clone(topic))
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        match self.store.delete(&topic_path(name), None) {
-            Ok(()) | Err(CoordinationError::NoNode { .. }) => {}
-            Err(error) => return Err(store_error(error)),
+        if *cache.members == members {
+            return None;
         }
-        cache.by_name.remove(name);
-        let update = cache.changed(MetadataChange::Remove {
-            name: name.to_string(),
-            id: metadata.id,
+        let shared = Arc::new(members);
+        cache.members = shared.clone();
+        Some(cache.changed(MetadataChange::Members(shared)))
+    }
+}
+
+/// Checks what a new topic asks for before anything is written: name, partition count,
+/// replication factor against the live brokers, configs.
+pub fn validate_new_topic(
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    live_brokers: usize,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), TopicError> {
+    validate_topic_name(name)?;
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return Err(TopicError::InvalidPartitions(partitions));
+    }
+    let brokers = i32::try_from(live_brokers).unwrap_or(i32::MAX);
+    if replication_factor < 1 || i32::from(replication_factor) > brokers {
+        return Err(TopicError::InvalidReplicationFactor {
+            requested: replication_factor,
+            brokers,
         });
-        Ok((metadata, update))
     }
-
-    /// Grows a topic to `new_total` partitions; returns the old count and, unless only
-    /// validating, the grown topic and the update to publish.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        new_total: i32,
-        validate_only: bool,
-    ) -> Result<(i32, Option<(TopicMetadata, MetadataUpdate)>), TopicError> {
-        let mut cache = self.write();
-        let metadata = cache
-            .by_name
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let old = metadata.partitions;
-        if new_total <= old || new_total > PARTITIONS_PER_TOPIC_MAX {
-            return Err(TopicError::InvalidPartitions(new_total));
-        }
-        if validate_only {
-            return Ok((old, None));
-        }
-        let mut updated = TopicMetadata::clone(metadata);
-        updated.partitions = new_total;
-        let data =
-            serde_json::to_vec(&updated).map_err(|error| TopicError::Store(error.to_string()))?;
-        self.store
-            .set(&topic_path(name), Bytes::from(data), None)
-            .map_err(store_error)?;
-        let shared = Arc::new(updated.clone());
-        cache.by_name.insert(name.to_string(), shared.clone());
-        let update = cache.changed(MetadataChange::Upsert(shared));
-        Ok((old, Some((updated, update))))
-    }
+    super::topic_config::validate_topic_configs(configs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordination::StoreLimits;
 
-    fn registry() -> TopicRegistry {
-        TopicRegistry::load(
-            Arc::new(CoordinationStore::in_memory(StoreLimits::default())),
-            1,
-        )
-        .expect("load")
+    fn topic(name: &str, partitions: i32) -> TopicMetadata {
+        TopicMetadata {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            partition_states: (0..partitions)
+                .map(|_| PartitionView::unelected(vec![1]))
+                .collect(),
+        }
     }
 
     #[test]
@@ -308,57 +305,49 @@ mod tests {
     }
 
     #[test]
-    fn create_delete_and_grow() {
-        let topics = registry();
-        let (created, update) = topics
-            .create("t", 3, 1, BTreeMap::new(), false)
-            .expect("create");
-        let snapshot = topics.snapshot();
-        assert_eq!(update.map(|u| u.version), Some(snapshot.version));
-        assert!(snapshot.topics.iter().any(|t| t.id == created.id));
-        assert!(matches!(
-            topics.create("t", 3, 1, BTreeMap::new(), false),
-            Err(TopicError::AlreadyExists(_))
-        ));
-        assert!(matches!(
-            topics.create("u", 0, 1, BTreeMap::new(), false),
+    fn new_topics_are_validated_against_live_brokers() {
+        let none = BTreeMap::new();
+        assert!(validate_new_topic("t", 3, 2, 2, &none).is_ok());
+        assert_eq!(
+            validate_new_topic("t", 0, 1, 1, &none),
             Err(TopicError::InvalidPartitions(0))
+        );
+        assert!(matches!(
+            validate_new_topic("t", 1, 3, 2, &none),
+            Err(TopicError::InvalidReplicationFactor {
+                requested: 3,
+                brokers: 2
+            })
         ));
         assert!(matches!(
-            topics.create("u", 1, 2, BTreeMap::new(), false),
-            Err(TopicError::InvalidReplicationFactor { .. })
+            validate_new_topic("a b", 1, 1, 1, &none),
+            Err(TopicError::InvalidName { .. })
         ));
-        assert_eq!(topics.add_partitions("t", 5, false).expect("grow").0, 3);
-        assert!(matches!(
-            topics.add_partitions("t", 4, false),
-            Err(TopicError::InvalidPartitions(4))
-        ));
-        let version_before = topics.snapshot().version;
-        let (deleted, update) = topics.delete("t").expect("delete");
-        assert_eq!(deleted.partitions, 5);
-        assert_eq!(update.version, version_before + 1);
-        assert!(topics.get("t").is_none());
-        // validate_only records nothing.
-        topics
-            .create("v", 1, 1, BTreeMap::new(), true)
-            .expect("validate");
-        assert!(topics.get("v").is_none());
     }
 
     #[test]
-    fn survives_reload_from_the_store() {
-        let store = Arc::new(CoordinationStore::in_memory(StoreLimits::default()));
-        let topics = TopicRegistry::load(store.clone(), 1).expect("load");
-        let (created, _) = topics
-            .create(
-                "kept",
-                2,
-                1,
-                BTreeMap::from([("retention.ms".into(), "1000".into())]),
-                false,
-            )
-            .expect("create");
-        let reloaded = TopicRegistry::load(store, 1).expect("reload");
-        assert_eq!(reloaded.get("kept"), Some(created));
+    fn changes_are_numbered_and_unchanged_topics_publish_nothing() {
+        let view = TopicRegistry::new();
+        let created = topic("t", 2);
+        let first = view
+            .apply_topic("t", Some(created.clone()))
+            .expect("new topic");
+        assert_eq!(first.version, 1);
+        assert!(view.apply_topic("t", Some(created.clone())).is_none());
+        let mut led = created.clone();
+        led.partition_states[0].leader = 1;
+        assert_eq!(view.apply_topic("t", Some(led)).map(|u| u.version), Some(2));
+        assert_eq!(view.apply_topic("t", None).map(|u| u.version), Some(3));
+        assert!(view.apply_topic("t", None).is_none());
+        let members = ClusterMembers {
+            brokers: Vec::new(),
+            controller_id: 1,
+        };
+        assert_eq!(
+            view.apply_members(members.clone()).map(|u| u.version),
+            Some(4)
+        );
+        assert!(view.apply_members(members).is_none());
+        assert_eq!(view.snapshot().version, 4);
     }
 }

@@ -73,7 +73,7 @@ struct State {
     last_session_id: u64,
     watches: WatchRegistry,
     /// Persistent recursive watches (bounded by `limits.max_watches`).
-    tree_watches: Vec<TreeWatchSender>,
+    tree_watches: Vec<OwnedTreeWatch>,
     /// Snapshot directory; `None` keeps everything in memory.
     dir: Option<PathBuf>,
     limits: StoreLimits,
@@ -264,17 +264,41 @@ impl CoordinationStore {
         path: &str,
         max_queued_events: usize,
     ) -> Result<TreeWatch, CoordinationError> {
+        self.add_tree_watch(path, max_queued_events, None)
+    }
+
+    /// [`Self::watch_tree`] owned by `session`: when the session closes, the
+    /// watch delivers a `Resync` and ends, as a ZooKeeper session's watches do.
+    pub fn watch_tree_in_session(
+        &self,
+        path: &str,
+        session: SessionId,
+    ) -> Result<TreeWatch, CoordinationError> {
+        self.add_tree_watch(path, TREE_WATCH_MAX_QUEUED_EVENTS, Some(session))
+    }
+
+    fn add_tree_watch(
+        &self,
+        path: &str,
+        max_queued_events: usize,
+        session: Option<SessionId>,
+    ) -> Result<TreeWatch, CoordinationError> {
         path::validate(path)?;
         let mut state = self.lock()?;
+        if let Some(session) = session {
+            if !state.sessions.contains_key(&session) {
+                return Err(CoordinationError::UnknownSession { session });
+            }
+        }
         let max_watches = state.limits.max_watches;
         state
             .tree_watches
-            .retain(|sender| !sender.is_receiver_gone());
+            .retain(|watch| !watch.sender.is_receiver_gone());
         if state.tree_watches.len() >= max_watches {
             return Err(CoordinationError::TooManyWatches { max_watches });
         }
         let (sender, watch) = tree_watch::channel(path, max_queued_events.max(1));
-        state.tree_watches.push(sender);
+        state.tree_watches.push(OwnedTreeWatch { session, sender });
         Ok(watch)
     }
 
@@ -342,6 +366,16 @@ impl CoordinationStore {
             state.remove_node(&path);
             state.fire_deleted(&path);
         }
+        // The session's tree watches end with it (dropping a sender closes
+        // its watch after the Resync).
+        state.tree_watches.retain(|watch| {
+            if watch.session == Some(session) {
+                watch.sender.resync();
+                false
+            } else {
+                true
+            }
+        });
         Ok(())
     }
 
@@ -426,6 +460,13 @@ pub enum TxnResult {
     Set(Stat),
     /// The node was deleted.
     Deleted,
+}
+
+/// A tree watch and the session it ends with (`None`: the store's lifetime).
+#[derive(Debug)]
+struct OwnedTreeWatch {
+    session: Option<SessionId>,
+    sender: TreeWatchSender,
 }
 
 /// How to put back one applied change.
@@ -625,12 +666,12 @@ impl State {
     /// Sends `kind` at `path` to every tree watch covering it, and forgets
     /// watches whose receiver was dropped.
     fn fire_tree(&mut self, kind: TreeEventKind, path: &str) {
-        self.tree_watches.retain(|sender| {
-            if sender.is_receiver_gone() {
+        self.tree_watches.retain(|watch| {
+            if watch.sender.is_receiver_gone() {
                 return false;
             }
-            if sender.covers(path) {
-                sender.send(kind, path);
+            if watch.sender.covers(path) {
+                watch.sender.send(kind, path);
             }
             true
         });

@@ -38,6 +38,9 @@ pub(crate) struct ZooKeeperSession {
     state: zk::StateWatcher,
     session_timeout: Duration,
     connection_timeout_ms: u64,
+    /// The runtime that connected (and runs the crate's session task): tree
+    /// watch forwarders run there too, so `watch_tree` works from any thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ZooKeeperSession {
@@ -97,6 +100,7 @@ impl ZooKeeperSession {
             state: client.state_watcher(),
             session_timeout: client.session_timeout(),
             connection_timeout_ms: settings.connection_timeout_ms,
+            runtime: tokio::runtime::Handle::current(),
             client: Arc::new(Mutex::new(Some(client))),
         })
     }
@@ -271,7 +275,7 @@ impl ZooKeeperSession {
             .await
             .map_err(|error| self.error(error, "watch", path, None))?;
         let (sender, watch) = tree_watch::channel(path, TREE_WATCH_MAX_QUEUED_EVENTS);
-        tokio::spawn(forward_tree_events(
+        self.runtime.spawn(forward_tree_events(
             watcher,
             sender,
             Arc::downgrade(&self.client),
@@ -299,13 +303,20 @@ impl ZooKeeperSession {
         // CloseSession; the server then deletes the session's ephemeral nodes
         // and the state becomes Closed.
         drop(client);
-        let closed = async {
+        let closed = async move {
             while !state.peek_state().is_terminated() {
                 state.changed().await;
             }
         };
-        // Bounded: a server that never answers lets the session expire anyway.
-        let _ = tokio::time::timeout(self.session_timeout, closed).await;
+        // Bounded: a server that never answers lets the session expire
+        // anyway. The timer runs on the session's runtime, so the caller
+        // needs no tokio context.
+        let bound = self.session_timeout;
+        let waited = self
+            .runtime
+            .spawn(async move { tokio::time::timeout(bound, closed).await });
+        // Err only if that runtime is shutting down: nothing left to wait for.
+        let _ = waited.await;
     }
 }
 

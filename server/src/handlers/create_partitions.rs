@@ -4,9 +4,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::error_codes::{topic_error_code, NONE};
-use super::topic_admin::{open_partitions, publish_metadata};
+use super::topic_admin::request_timeout_ms;
 use super::{RequestContext, ResponseFuture};
-use crate::broker::topics::TopicError;
 use crate::network::Response;
 
 pub async fn handle(ctx: RequestContext, request: CreatePartitionsRequest) -> ResponseFuture {
@@ -17,22 +16,26 @@ async fn create_partitions(ctx: RequestContext, request: CreatePartitionsRequest
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
-        let outcome = async {
-            let (old, grown) = ctx.shard.broker.topics.add_partitions(
-                &name,
+        // Explicit assignments for the new partitions, if the client gave them.
+        let assignment = topic.assignments.as_ref().map(|assignments| {
+            assignments
+                .iter()
+                .map(|assignment| assignment.broker_ids.iter().map(|id| id.0).collect())
+                .collect()
+        });
+        let outcome = ctx
+            .shard
+            .broker
+            .control
+            .create_partitions(
+                name.clone(),
                 topic.count,
+                assignment,
                 request.validate_only,
-            )?;
-            if let Some((metadata, update)) = grown {
-                let opened = open_partitions(&ctx.shard, &metadata, old).await;
-                publish_metadata(&ctx.shard, update).await;
-                opened.map_err(TopicError::Store)?;
-                tracing::info!(topic = %name, from = old, to = topic.count, "added partitions");
-                super::topic_admin::notify_partitions_changed(&ctx.shard, vec![name.clone()]).await;
-            }
-            Ok::<(), TopicError>(())
-        }
-        .await;
+                request_timeout_ms(request.timeout_ms),
+            )
+            .await
+            .map(|_| ());
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result.with_error_code(NONE),

@@ -8,9 +8,10 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::error_codes::{topic_error_code, NONE};
-use super::topic_admin::create_topic;
+use super::topic_admin::{create_topic, request_timeout_ms};
 use super::{RequestContext, ResponseFuture};
 use crate::broker::topic_config::broker_default;
+use crate::control_plane::NewTopic;
 use crate::network::Response;
 
 pub async fn handle(ctx: RequestContext, request: CreateTopicsRequest) -> ResponseFuture {
@@ -43,23 +44,32 @@ async fn create_topics(ctx: RequestContext, request: CreateTopicsRequest) -> Res
                     .map(|value| (entry.name.to_string(), value.to_string()))
             })
             .collect();
-        let result = if topic.assignments.is_empty() {
-            create_topic(
-                &ctx.shard,
-                &name,
-                partitions,
-                replication_factor,
-                configs,
-                request.validate_only,
-            )
-            .await
-        } else {
-            Err(crate::broker::topics::TopicError::InvalidConfig {
-                key: "assignments".into(),
-                value: format!("{} partitions", topic.assignments.len()),
-                reason: "manual replica assignment is not supported".into(),
-            })
+        let assignment = (!topic.assignments.is_empty()).then(|| {
+            topic
+                .assignments
+                .iter()
+                .map(|assignment| {
+                    (
+                        assignment.partition_index,
+                        assignment.broker_ids.iter().map(|id| id.0).collect(),
+                    )
+                })
+                .collect()
+        });
+        let new_topic = NewTopic {
+            name: name.clone(),
+            partitions,
+            replication_factor,
+            assignment,
+            configs,
         };
+        let result = create_topic(
+            &ctx.shard,
+            new_topic,
+            request.validate_only,
+            request_timeout_ms(request.timeout_ms),
+        )
+        .await;
         results.push(match result {
             Ok(created) => {
                 let configs = crate::broker::topic_config::TOPIC_CONFIGS

@@ -5,7 +5,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use super::error_codes::{code, topic_error_code, NONE};
-use super::topic_admin::delete_topic;
+use super::topic_admin::{delete_topic, request_timeout_ms};
 use super::{RequestContext, ResponseFuture};
 use crate::network::Response;
 
@@ -26,6 +26,7 @@ async fn delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> Res
             state.topic_id,
         )
     }));
+    let timeout_ms = request_timeout_ms(request.timeout_ms);
     let mut results = Vec::with_capacity(wanted.len());
     for (name, topic_id) in wanted {
         let name = name.or_else(|| {
@@ -38,7 +39,7 @@ async fn delete_topics(ctx: RequestContext, request: DeleteTopicsRequest) -> Res
             None => DeletableTopicResult::default()
                 .with_topic_id(topic_id)
                 .with_error_code(code(ResponseError::UnknownTopicId)),
-            Some(topic) => match delete_topic(&ctx.shard, topic).await {
+            Some(topic) => match delete_topic(&ctx.shard, topic, timeout_ms).await {
                 Ok(deleted) => DeletableTopicResult::default()
                     .with_topic_id(deleted.id)
                     .with_error_code(NONE),

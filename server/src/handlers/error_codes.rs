@@ -32,6 +32,18 @@ pub fn engine_error_code(error: &EngineError) -> ErrorCode {
     }
 }
 
+/// The error for a request about a partition whose leader is `leader`, sent to `this_broker`
+/// (`None`: this broker leads it). Clients refresh metadata and retry on both.
+pub fn leadership_error(leader: i32, this_broker: i32) -> Option<ErrorCode> {
+    if leader == this_broker {
+        None
+    } else if leader == crate::broker::topics::NO_LEADER {
+        Some(code(ResponseError::LeaderNotAvailable))
+    } else {
+        Some(code(ResponseError::NotLeaderOrFollower))
+    }
+}
+
 pub fn append_error_code(error: &AppendError) -> ErrorCode {
     match error {
         AppendError::Engine(engine) => engine_error_code(engine),
@@ -43,6 +55,7 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
         }
         AppendError::BatchCount(_) => code(ResponseError::InvalidRecord),
         AppendError::Transactional => code(ResponseError::TransactionalIdAuthorizationFailed),
+        AppendError::NotLeader => code(ResponseError::NotLeaderOrFollower),
     }
 }
 
@@ -56,6 +69,11 @@ pub fn topic_error_code(error: &TopicError) -> ErrorCode {
             code(ResponseError::InvalidReplicationFactor)
         }
         TopicError::InvalidConfig { .. } => code(ResponseError::InvalidConfig),
+        TopicError::InvalidReplicaAssignment(_) => code(ResponseError::InvalidReplicaAssignment),
+        // Kafka answers a create of a topic marked for deletion this way too.
+        TopicError::BeingDeleted(_) => code(ResponseError::TopicAlreadyExists),
+        TopicError::NotController => code(ResponseError::NotController),
+        TopicError::TimedOut(_) => code(ResponseError::RequestTimedOut),
         TopicError::Store(_) => code(ResponseError::KafkaStorageError),
     }
 }

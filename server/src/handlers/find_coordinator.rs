@@ -1,6 +1,6 @@
 //! FindCoordinator (key 10, v0–v4; batched keys from v4): the coordinator of a group is the
-//! leader of its `__consumer_offsets` partition (see `group_placement`). On one broker that is
-//! this broker, but the answer is routed through the partition so a cluster works the same way.
+//! leader of its `__consumer_offsets` partition (see `group_placement`), as this broker's metadata
+//! cache knows it.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -15,34 +15,29 @@ const KEY_TYPE_GROUP: i8 = 0;
 
 /// (error, node id, host, port) for one key.
 fn locate(ctx: &RequestContext, key: &str, key_type: i8) -> (i16, i32, String, i32) {
-    let broker = &ctx.shard.broker;
+    let not_available = || {
+        (
+            code(ResponseError::CoordinatorNotAvailable),
+            -1,
+            String::new(),
+            -1,
+        )
+    };
     if key_type != KEY_TYPE_GROUP {
         // Transactions are not supported.
-        return (
-            code(ResponseError::CoordinatorNotAvailable),
-            -1,
-            String::new(),
-            -1,
-        );
+        return not_available();
     }
-    let partitions = broker.config.offsets_topic_num_partitions;
-    let partition = offsets_partition_for(key, partitions);
-    match broker.topics.get(OFFSETS_TOPIC) {
-        Some(topic) if partition < topic.partitions => {
-            let listener = &broker.config.advertised_listener;
-            (
-                NONE,
-                broker.config.broker_id,
-                listener.host.clone(),
-                i32::from(listener.port),
-            )
-        }
-        _ => (
-            code(ResponseError::CoordinatorNotAvailable),
-            -1,
-            String::new(),
-            -1,
-        ),
+    let Some(topic) = ctx.shard.metadata.topic(OFFSETS_TOPIC) else {
+        // As in Kafka, the first FindCoordinator creates the offsets topic (once enough brokers
+        // are live); the client retries until it has a leader.
+        ctx.shard.broker.control.ensure_offsets_topic();
+        return not_available();
+    };
+    let partition = offsets_partition_for(key, topic.partition_count);
+    let members = ctx.shard.metadata.members();
+    match members.broker(topic.leader_of(partition)) {
+        Some(leader) => (NONE, leader.id, leader.host.clone(), i32::from(leader.port)),
+        None => not_available(),
     }
 }
 

@@ -5,9 +5,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::error_codes::{code, NONE};
-use super::{ready, RequestContext, ResponseFuture};
+use super::{RequestContext, ResponseFuture};
+use crate::network::Response;
 
 pub async fn handle(ctx: RequestContext, request: InitProducerIdRequest) -> ResponseFuture {
+    Box::pin(init_producer_id(ctx, request))
+}
+
+async fn init_producer_id(ctx: RequestContext, request: InitProducerIdRequest) -> Response {
     let response = if request.transactional_id.is_some() {
         InitProducerIdResponse::default()
             .with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed))
@@ -24,7 +29,7 @@ pub async fn handle(ctx: RequestContext, request: InitProducerIdRequest) -> Resp
             .with_producer_id(request.producer_id)
             .with_producer_epoch(request.producer_epoch + 1)
     } else {
-        match ctx.shard.broker.producer_ids.allocate() {
+        match ctx.shard.broker.producer_ids.allocate().await {
             Ok(id) => InitProducerIdResponse::default()
                 .with_error_code(NONE)
                 .with_producer_id(ProducerId(id))
@@ -38,5 +43,5 @@ pub async fn handle(ctx: RequestContext, request: InitProducerIdRequest) -> Resp
             }
         }
     };
-    ready(ctx.respond(&response))
+    ctx.respond(&response)
 }

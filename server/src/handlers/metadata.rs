@@ -10,22 +10,22 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::error_codes::{code, topic_error_code, NONE};
 use super::topic_admin::auto_create_topic;
 use super::{ready, RequestContext, ResponseFuture};
-use crate::broker::topics::TopicMetadata;
+use crate::broker::metadata_cache::ClusterMembers;
+use crate::broker::topics::{PartitionView, TopicMetadata, NO_LEADER};
 
 /// Kafka's value for "authorized operations not requested".
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn topic_entry(topic: &TopicMetadata, broker_id: i32, version: i16) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions)
-        .map(|index| {
-            MetadataResponsePartition::default()
-                .with_error_code(NONE)
-                .with_partition_index(index)
-                .with_leader_id(BrokerId(broker_id))
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![BrokerId(broker_id)])
-                .with_isr_nodes(vec![BrokerId(broker_id)])
-        })
+fn topic_entry(
+    topic: &TopicMetadata,
+    members: &ClusterMembers,
+    version: i16,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partition_states
+        .iter()
+        .zip(0..)
+        .map(|(state, index)| partition_entry(state, index, members, version))
         .collect();
     MetadataResponseTopic::default()
         .with_error_code(NONE)
@@ -38,6 +38,40 @@ fn topic_entry(topic: &TopicMetadata, broker_id: i32, version: i16) -> MetadataR
         .with_is_internal(version >= 1 && topic.name.starts_with("__"))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+/// One partition: its leader (LEADER_NOT_AVAILABLE when it has none or the leader is not live),
+/// replicas, ISR, and the replicas whose brokers are down.
+fn partition_entry(
+    state: &PartitionView,
+    index: i32,
+    members: &ClusterMembers,
+    version: i16,
+) -> MetadataResponsePartition {
+    let leader_live = state.leader != NO_LEADER && members.is_live(state.leader);
+    let brokers = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+    let offline: Vec<i32> = state
+        .replicas
+        .iter()
+        .copied()
+        .filter(|replica| !members.is_live(*replica))
+        .collect();
+    MetadataResponsePartition::default()
+        .with_error_code(if leader_live {
+            NONE
+        } else {
+            code(ResponseError::LeaderNotAvailable)
+        })
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(if leader_live { state.leader } else { NO_LEADER }))
+        .with_leader_epoch(if version >= 7 { state.leader_epoch } else { -1 })
+        .with_replica_nodes(brokers(&state.replicas))
+        .with_isr_nodes(brokers(&state.isr))
+        .with_offline_replicas(if version >= 5 {
+            brokers(&offline)
+        } else {
+            Vec::new()
+        })
 }
 
 fn error_entry(
@@ -60,7 +94,7 @@ fn error_entry(
 
 pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFuture {
     let broker = &ctx.shard.broker;
-    let broker_id = broker.config.broker_id;
+    let members = ctx.shard.metadata.members();
     // Before v4 the request has no flag: topics are auto-created.
     let auto_create = broker.config.auto_create_topics_enable
         && (ctx.version() < 4 || request.allow_auto_topic_creation);
@@ -76,15 +110,15 @@ pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFu
                 .metadata
                 .topics()
                 .iter()
-                .map(|topic| topic_entry(&topic.metadata, broker_id, ctx.version())),
+                .map(|topic| topic_entry(&topic.metadata, &members, ctx.version())),
         );
     } else {
         for wanted in request.topics.unwrap_or_default() {
             let entry = match wanted.name.as_ref().map(|name| name.to_string()) {
                 Some(name) => match ctx.shard.metadata.topic(&name) {
-                    Some(topic) => topic_entry(&topic.metadata, broker_id, ctx.version()),
+                    Some(topic) => topic_entry(&topic.metadata, &members, ctx.version()),
                     None if auto_create => match auto_create_topic(&ctx.shard, &name).await {
-                        Ok(topic) => topic_entry(&topic, broker_id, ctx.version()),
+                        Ok(topic) => topic_entry(&topic, &members, ctx.version()),
                         Err(error) => error_entry(
                             Some(name),
                             uuid::Uuid::nil(),
@@ -100,7 +134,7 @@ pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFu
                     ),
                 },
                 None => match ctx.shard.metadata.topic_by_id(wanted.topic_id) {
-                    Some(topic) => topic_entry(&topic.metadata, broker_id, ctx.version()),
+                    Some(topic) => topic_entry(&topic.metadata, &members, ctx.version()),
                     None => error_entry(
                         None,
                         wanted.topic_id,
@@ -112,14 +146,26 @@ pub async fn handle(ctx: RequestContext, request: MetadataRequest) -> ResponseFu
             topics.push(entry);
         }
     }
-    let advertised = &broker.config.advertised_listener;
+    // Members are read again: an auto-creation above may have waited for a change.
+    let members = ctx.shard.metadata.members();
+    let brokers = members
+        .brokers
+        .iter()
+        .map(|broker| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.id))
+                .with_host(broker.host.clone().into())
+                .with_port(i32::from(broker.port))
+        })
+        .collect();
     let response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker_id))
-            .with_host(advertised.host.clone().into())
-            .with_port(i32::from(advertised.port))])
+        .with_brokers(brokers)
         .with_cluster_id((ctx.version() >= 2).then(|| broker.cluster_id.clone().into()))
-        .with_controller_id(BrokerId(if ctx.version() >= 1 { broker_id } else { -1 }))
+        .with_controller_id(BrokerId(if ctx.version() >= 1 {
+            members.controller_id
+        } else {
+            -1
+        }))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     ready(ctx.respond(&response))

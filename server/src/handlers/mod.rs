@@ -16,6 +16,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod elect_leaders;
 mod error_codes;
 mod fetch;
 mod find_coordinator;
@@ -188,6 +189,7 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::DescribeGroups => handle!(describe_groups, m::DescribeGroupsRequest),
         ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
+        ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

@@ -18,7 +18,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use strom_engine::log::WaitOffset;
 
-use super::error_codes::{append_error_code, code, ErrorCode, NONE};
+use super::error_codes::{append_error_code, code, leadership_error, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
 use crate::broker::partition::AckLevel;
 use crate::broker::shard::ShardState;
@@ -96,6 +96,7 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
     };
     let acks = acks.unwrap_or(AckLevel::Leader);
     let shard_count = ctx.shard.broker.shard_count;
+    let broker_id = ctx.shard.broker.config.broker_id;
     let mut work_by_owner: Vec<Vec<AppendWork>> = (0..shard_count).map(|_| Vec::new()).collect();
     let mut results: Vec<(TopicName, Vec<PartitionResult>)> =
         Vec::with_capacity(request.topic_data.len());
@@ -116,9 +117,17 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
                 (None, Some(cached), _) if !cached.has_partition(partition.index) => {
                     Err(code(ResponseError::UnknownTopicOrPartition))
                 }
-                (None, Some(_), None) => Err(code(ResponseError::CorruptMessage)),
-                (None, Some(cached), Some(records)) => {
-                    Ok((cached.owner_of(partition.index, shard_count), records))
+                (None, Some(cached), records) => {
+                    match (
+                        leadership_error(cached.leader_of(partition.index), broker_id),
+                        records,
+                    ) {
+                        (Some(error), _) => Err(error),
+                        (None, None) => Err(code(ResponseError::CorruptMessage)),
+                        (None, Some(records)) => {
+                            Ok((cached.owner_of(partition.index, shard_count), records))
+                        }
+                    }
                 }
             };
             let queued = match route {

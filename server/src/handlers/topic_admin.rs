@@ -1,13 +1,14 @@
-//! Shared steps of the topic handlers: opening a new topic's partitions on their owner shards,
-//! auto-creating topics, and running work on a partition's owner shard.
+//! Shared steps of the topic handlers: topic changes through the control plane (which writes
+//! the znodes, waits for the controller, and publishes the result to every shard), and running
+//! work on a partition's owner shard.
 
 use std::future::Future;
 use std::rc::Rc;
 
-use crate::broker::metadata_cache::MetadataUpdate;
 use crate::broker::partition::Partition;
 use crate::broker::shard::ShardState;
 use crate::broker::topics::{TopicError, TopicMetadata};
+use crate::control_plane::NewTopic;
 
 /// Runs `work` on the shard that owns `topic`-`index`, with the partition. `None` if this
 /// broker does not have the partition (unknown topic or partition) or the shard stopped.
@@ -36,91 +37,28 @@ where
         .flatten()
 }
 
-/// Sends a control-plane change to every shard's metadata cache and waits until all have it,
-/// so a client that hears "created" can use the topic through any connection.
-pub async fn publish_metadata(shard: &Rc<ShardState>, update: MetadataUpdate) {
-    let deliveries: Vec<_> = (0..shard.router.shard_count())
-        .map(|target| {
-            let update = update.clone();
-            shard.run_on(target, move |state: Rc<ShardState>| async move {
-                state.apply_metadata(&update);
-            })
-        })
-        .collect();
-    for outcome in strom_engine::runtime::join_all(deliveries).await {
-        if let Err(error) = outcome {
-            tracing::warn!(%error, "could not update a shard's metadata cache");
-        }
-    }
+/// How long a topic change made for a client that gave no timeout waits for the controller
+/// (auto-creation on Metadata, Kafka's default request timeout).
+pub const DEFAULT_TOPIC_TIMEOUT_MS: u64 = 30_000;
+
+/// A request's `timeout_ms` as a wait: negative means "do not wait", as 0 does.
+pub fn request_timeout_ms(timeout_ms: i32) -> u64 {
+    u64::try_from(timeout_ms).unwrap_or(0)
 }
 
-/// Opens partitions `from..topic.partitions` of a topic on their owner shards.
-pub async fn open_partitions(
-    shard: &Rc<ShardState>,
-    topic: &TopicMetadata,
-    from: i32,
-) -> Result<(), String> {
-    for index in from..topic.partitions {
-        let owner = shard.owner_of(&topic.name, index);
-        let metadata = topic.clone();
-        shard
-            .run_on(owner, move |state: Rc<ShardState>| async move {
-                state
-                    .open_partition(&metadata, index)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string())
-            })
-            .await
-            .map_err(|error| error.to_string())??;
-    }
-    Ok(())
-}
-
-/// Creates a topic and opens its partitions. If opening fails the topic stays registered (as
-/// in Kafka, where a topic exists once its metadata does) and the error is reported.
+/// Creates a topic through the control plane and waits (up to `timeout_ms`) until its
+/// partitions have leaders in this broker's view.
 pub async fn create_topic(
     shard: &Rc<ShardState>,
-    name: &str,
-    partitions: i32,
-    replication_factor: i16,
-    configs: std::collections::BTreeMap<String, String>,
+    topic: NewTopic,
     validate_only: bool,
+    timeout_ms: u64,
 ) -> Result<TopicMetadata, TopicError> {
-    let (metadata, update) =
-        shard
-            .broker
-            .topics
-            .create(name, partitions, replication_factor, configs, validate_only)?;
-    if let Some(update) = update {
-        // Partitions open before the shards learn of the topic, so a request routed by the new
-        // metadata finds its partition.
-        let opened = open_partitions(shard, &metadata, 0).await;
-        publish_metadata(shard, update).await;
-        opened.map_err(TopicError::Store)?;
-        tracing::info!(topic = name, partitions, "created topic");
-        notify_partitions_changed(shard, vec![name.to_string()]).await;
-    }
-    Ok(metadata)
-}
-
-/// Tells every group coordinator that these topics' partitions changed (created, grown,
-/// deleted): groups subscribed to them rebalance.
-pub async fn notify_partitions_changed(shard: &Rc<ShardState>, topics: Vec<String>) {
-    for target in 0..shard.router.shard_count() {
-        let topics = topics.clone();
-        let outcome = shard
-            .router
-            .submit_to(target, move |state: Rc<ShardState>| async move {
-                state.groups.broadcast(super::now_ms(), || {
-                    crate::group::Input::PartitionsChanged(topics.clone())
-                });
-            })
-            .await;
-        if let Err(error) = outcome {
-            tracing::warn!(%error, "could not notify group coordinators of a partition change");
-        }
-    }
+    shard
+        .broker
+        .control
+        .create_topic(topic, validate_only, timeout_ms)
+        .await
 }
 
 /// Auto-creation on Metadata (auto.create.topics.enable): the broker's default partition count
@@ -130,16 +68,14 @@ pub async fn auto_create_topic(
     name: &str,
 ) -> Result<TopicMetadata, TopicError> {
     let config = &shard.broker.config;
-    match create_topic(
-        shard,
-        name,
-        config.num_partitions,
-        config.default_replication_factor,
-        Default::default(),
-        false,
-    )
-    .await
-    {
+    let topic = NewTopic {
+        name: name.to_string(),
+        partitions: config.num_partitions,
+        replication_factor: config.default_replication_factor,
+        assignment: None,
+        configs: Default::default(),
+    };
+    match create_topic(shard, topic, false, DEFAULT_TOPIC_TIMEOUT_MS).await {
         Err(TopicError::AlreadyExists(_)) => shard
             .broker
             .topics
@@ -149,30 +85,16 @@ pub async fn auto_create_topic(
     }
 }
 
-/// Deletes a topic and its partitions' data.
-pub async fn delete_topic(shard: &Rc<ShardState>, name: &str) -> Result<TopicMetadata, TopicError> {
-    if name == crate::broker::group_placement::OFFSETS_TOPIC {
-        return Err(TopicError::InvalidName {
-            name: name.to_string(),
-            reason: "internal topics cannot be deleted",
-        });
-    }
-    let (metadata, update) = shard.broker.topics.delete(name)?;
-    // Shards stop routing to the topic before its partitions go.
-    publish_metadata(shard, update).await;
-    for index in 0..metadata.partitions {
-        let owner = shard.owner_of(name, index);
-        let topic = name.to_string();
-        let outcome = shard
-            .run_on(owner, move |state: Rc<ShardState>| async move {
-                state.remove_partition(&topic, index, true).await
-            })
-            .await;
-        if let Err(error) = outcome {
-            tracing::warn!(topic = name, index, %error, "could not remove a deleted topic's partition");
-        }
-    }
-    tracing::info!(topic = name, "deleted topic");
-    notify_partitions_changed(shard, vec![name.to_string()]).await;
-    Ok(metadata)
+/// Deletes a topic: the controller removes it and every broker its replicas' files. Waits (up
+/// to `timeout_ms`) until this broker's view no longer has it.
+pub async fn delete_topic(
+    shard: &Rc<ShardState>,
+    name: &str,
+    timeout_ms: u64,
+) -> Result<TopicMetadata, TopicError> {
+    shard
+        .broker
+        .control
+        .delete_topic(name.to_string(), timeout_ms)
+        .await
 }

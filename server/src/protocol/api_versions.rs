@@ -113,6 +113,8 @@ pub const ADVERTISED_APIS: &[AdvertisedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
+    // Kafka 0–2, crate 0–2. Served by the controller (NOT_CONTROLLER elsewhere).
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
     // Kafka 0–2, crate 0–2.
     api(ApiKey::DescribeCluster, 0, 1),
@@ -301,6 +303,7 @@ mod tests {
             ApiKey::DescribeConfigs => both::<DescribeConfigsRequest>(api, version),
             ApiKey::CreatePartitions => both::<CreatePartitionsRequest>(api, version),
             ApiKey::DeleteGroups => both::<DeleteGroupsRequest>(api, version),
+            ApiKey::ElectLeaders => both::<ElectLeadersRequest>(api, version),
             ApiKey::OffsetDelete => both::<OffsetDeleteRequest>(api, version),
             ApiKey::DescribeCluster => both::<DescribeClusterRequest>(api, version),
             other => Err(format!("{other:?} has no mapping in this test")),

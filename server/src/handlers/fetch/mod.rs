@@ -23,7 +23,7 @@ use strom_engine::log::FileRange;
 use strom_engine::runtime::join_all;
 use tokio::sync::watch;
 
-use super::error_codes::{code, engine_error_code, NONE};
+use super::error_codes::{code, engine_error_code, leadership_error, NONE};
 use super::{RequestContext, ResponseFuture};
 use crate::broker::shard::ShardState;
 use crate::network::Response;
@@ -171,6 +171,7 @@ pub async fn handle(ctx: RequestContext, request: FetchRequest) -> ResponseFutur
 fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTopic> {
     let version = ctx.version();
     let shard_count = ctx.shard.broker.shard_count;
+    let broker_id = ctx.shard.broker.config.broker_id;
     let unknown_topic = code(if version >= 13 {
         ResponseError::UnknownTopicId
     } else {
@@ -201,7 +202,13 @@ fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTop
                         Some(cached) if !cached.has_partition(partition.partition) => {
                             Err(code(ResponseError::UnknownTopicOrPartition))
                         }
-                        Some(cached) => Ok(cached.owner_of(partition.partition, shard_count)),
+                        Some(cached) => {
+                            match leadership_error(cached.leader_of(partition.partition), broker_id)
+                            {
+                                Some(error) => Err(error),
+                                None => Ok(cached.owner_of(partition.partition, shard_count)),
+                            }
+                        }
                     };
                     let partition_max_bytes =
                         usize::try_from(partition.partition_max_bytes).unwrap_or(0);
