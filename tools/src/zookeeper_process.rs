@@ -8,6 +8,7 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -225,7 +226,8 @@ impl ZooKeeperProcess {
             .metadata()
             .map_err(io_error("reading the output file's size"))?
             .len();
-        let child = Command::new(&self.java)
+        let mut command = Command::new(&self.java);
+        command
             .arg(JVM_MAX_HEAP)
             .arg(format!("-Dzookeeper.log.dir={}", self.data_dir.display()))
             .arg("-Dzookeeper.root.logger=WARN,CONSOLE")
@@ -236,6 +238,21 @@ impl ZooKeeperProcess {
             .stdin(Stdio::null())
             .stdout(output)
             .stderr(errors)
+            // Its own process group, so a terminal's Ctrl-C reaches only its owner: `strom
+            // cluster up` stops the brokers first, and they need ZooKeeper to hand over.
+            .process_group(0);
+        // SAFETY: runs in the child between fork and exec and only calls prctl(2), which is
+        // async-signal-safe. Out of its owner's process group, the server must still die with
+        // the thread that started it (a killed test or `cluster up`).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .map_err(io_error(format!("running {}", self.java.display())))?;
         self.child = Some(child);
