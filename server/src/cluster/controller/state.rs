@@ -1,0 +1,222 @@
+//! The controller's view of the cluster and the one place that changes a
+//! partition's state ([`Topic::write`]) and re-checks it ([`reconcile`]).
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::api::{Action, StateWrite, TopicRecord};
+use super::STATE_WRITES_PER_MULTI_MAX;
+use crate::cluster::election::{self, BrokerStatus};
+use crate::cluster::znodes::PartitionState;
+use crate::cluster::NO_LEADER;
+
+/// Which brokers are alive, and which of them asked for a controlled shutdown.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Liveness {
+    /// Live brokers: id -> broker epoch.
+    pub brokers: BTreeMap<i32, i64>,
+    /// Brokers shutting down: id -> the epoch that asked. Invariant: every
+    /// entry matches the live epoch of that broker (a restarted broker is no
+    /// longer shutting down).
+    pub shutting_down: BTreeMap<i32, i64>,
+}
+
+impl Liveness {
+    pub fn status(&self, broker: i32) -> BrokerStatus {
+        match self.brokers.get(&broker) {
+            None => BrokerStatus::Offline,
+            Some(epoch) if self.shutting_down.get(&broker) == Some(epoch) => {
+                BrokerStatus::ShuttingDown
+            }
+            Some(_) => BrokerStatus::Online,
+        }
+    }
+
+    /// Drops shutdown requests of brokers that died or restarted.
+    pub fn forget_stale_shutdowns(&mut self) {
+        let brokers = &self.brokers;
+        self.shutting_down
+            .retain(|id, epoch| brokers.get(id) == Some(epoch));
+    }
+}
+
+/// One topic as the controller knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Topic {
+    pub id: Uuid,
+    pub assignment: Vec<Vec<i32>>,
+    pub unclean: Option<bool>,
+    /// Same length as `assignment`.
+    pub states: Vec<Option<PartitionState>>,
+    /// Deletion requested: when to send DeleteTopic again if it has not
+    /// completed. A topic being deleted gets no elections.
+    pub deletion_retry_at_ms: Option<i64>,
+}
+
+impl Topic {
+    pub fn from_record(record: TopicRecord) -> Self {
+        let mut states = record.states;
+        states.resize(record.assignment.len(), None);
+        Self {
+            id: record.id,
+            assignment: record.assignment,
+            unclean: record.unclean_leader_election,
+            states,
+            deletion_retry_at_ms: None,
+        }
+    }
+
+    pub fn deleting(&self) -> bool {
+        self.deletion_retry_at_ms.is_some()
+    }
+
+    /// Sets partition `p`'s leader and ISR, bumping the leader epoch when
+    /// `new_leader_epoch` (every election, even of the same broker), and queues
+    /// the write. The controller's state is updated at once: it assumes the
+    /// write succeeds (a failed one comes back as a PartitionStateRead).
+    pub fn write(
+        &mut self,
+        step: &mut Step,
+        name: &str,
+        p: usize,
+        leader: i32,
+        isr: Vec<i32>,
+        new_leader_epoch: bool,
+    ) {
+        let (current_zk_version, leader_epoch) = match &self.states[p] {
+            Some(s) if new_leader_epoch => (s.zk_version, s.leader_epoch.saturating_add(1)),
+            Some(s) => (s.zk_version, s.leader_epoch),
+            None => (-1, 0),
+        };
+        let partition = i32::try_from(p).expect("partition counts fit in i32");
+        let key = (name.to_owned(), partition);
+        // Several changes to one partition in one step make one write, checked
+        // against the version before the step.
+        let expected_zk_version = step
+            .writes
+            .get(&key)
+            .map_or(current_zk_version, |w| w.expected_zk_version);
+        let state = PartitionState {
+            leader,
+            leader_epoch,
+            isr,
+            controller_epoch: step.controller_epoch,
+            zk_version: expected_zk_version.saturating_add(1).max(0),
+        };
+        self.states[p] = Some(state.clone());
+        step.writes.insert(
+            key,
+            StateWrite {
+                topic: name.to_owned(),
+                partition,
+                state,
+                expected_zk_version,
+            },
+        );
+    }
+}
+
+/// What one `handle` call produces.
+#[derive(Debug)]
+pub(crate) struct Step {
+    pub now_ms: i64,
+    pub controller_epoch: i32,
+    pub writes: BTreeMap<(String, i32), StateWrite>,
+    pub deletes: Vec<String>,
+    pub replies: Vec<Action>,
+}
+
+impl Step {
+    pub fn new(now_ms: i64, controller_epoch: i32) -> Self {
+        Self {
+            now_ms,
+            controller_epoch,
+            writes: BTreeMap::new(),
+            deletes: Vec::new(),
+            replies: Vec::new(),
+        }
+    }
+
+    /// The actions, in the order the runtime must run them: state writes
+    /// first (answers report their outcome), then deletions, then answers.
+    pub fn into_actions(self, controller_epoch_zk_version: i32) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let writes: Vec<StateWrite> = self.writes.into_values().collect();
+        for chunk in writes.chunks(STATE_WRITES_PER_MULTI_MAX) {
+            actions.push(Action::WriteStates {
+                controller_epoch_zk_version,
+                writes: chunk.to_vec(),
+            });
+        }
+        for name in self.deletes {
+            actions.push(Action::DeleteTopic {
+                name,
+                controller_epoch_zk_version,
+            });
+        }
+        actions.extend(self.replies);
+        actions
+    }
+}
+
+/// Brings partition `p` of `topic` in line with the live brokers: a new
+/// partition gets its first leader; a partition whose leader is gone (or
+/// invalid) gets a new one or none; dead brokers leave the ISR (never
+/// emptying it). Does nothing for a topic being deleted.
+pub(crate) fn reconcile(
+    live: &Liveness,
+    default_unclean: bool,
+    step: &mut Step,
+    name: &str,
+    topic: &mut Topic,
+    p: usize,
+) {
+    if topic.deleting() {
+        return;
+    }
+    let status = |b| live.status(b);
+    let assignment = &topic.assignment[p];
+    match &topic.states[p] {
+        None => {
+            if let Some(e) = election::new_partition(assignment, status) {
+                topic.write(step, name, p, e.leader, e.isr, false);
+            }
+        }
+        Some(s) => {
+            let leader_valid = s.leader != NO_LEADER
+                && status(s.leader) != BrokerStatus::Offline
+                && s.isr.contains(&s.leader)
+                && assignment.contains(&s.leader);
+            if leader_valid {
+                let isr = election::shrink_isr(&s.isr, s.leader, status);
+                if isr != s.isr {
+                    let leader = s.leader;
+                    topic.write(step, name, p, leader, isr, false);
+                }
+            } else {
+                let unclean = topic.unclean.unwrap_or(default_unclean);
+                let e = election::offline_partition(assignment, &s.isr, s.leader, unclean, status);
+                // Any change of leadership, even to none, is a new epoch.
+                let new_epoch = e.leader != NO_LEADER || s.leader != NO_LEADER;
+                if new_epoch || e.isr != s.isr {
+                    topic.write(step, name, p, e.leader, e.isr, new_epoch);
+                }
+            }
+        }
+    }
+}
+
+/// [`reconcile`] for every partition of every topic.
+pub(crate) fn reconcile_all(
+    live: &Liveness,
+    default_unclean: bool,
+    step: &mut Step,
+    topics: &mut BTreeMap<String, Topic>,
+) {
+    for (name, topic) in topics.iter_mut() {
+        for p in 0..topic.assignment.len() {
+            reconcile(live, default_unclean, step, name, topic, p);
+        }
+    }
+}
