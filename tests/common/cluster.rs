@@ -28,7 +28,9 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use strom_server::coordination::{Coordination, CoordinationError, Stat, ZooKeeperSettings};
+use strom_server::coordination::{
+    Coordination, CoordinationError, MultiOp, Stat, ZooKeeperSettings,
+};
 use strom_tools::zookeeper_process::ZooKeeperProcess;
 
 use super::kafka_wire::request_frame;
@@ -229,6 +231,73 @@ impl Cluster {
         .unwrap_or_else(|e| panic!("CreateTopics {topic} through broker {id}: {e}"));
         assert_eq!(code, NONE, "CreateTopics {topic} through broker {id}");
         self.wait_topic_ready(topic, partitions, Duration::from_secs(20));
+    }
+
+    /// Like [`Cluster::create_topic`] with an explicit replica assignment.
+    pub fn create_topic_assigned(
+        &mut self,
+        id: i32,
+        topic: &str,
+        assignment: &[Vec<i32>],
+        configs: &[(&str, &str)],
+    ) {
+        let code = create_topic_assigned(self.addr(id), topic, 0, 0, assignment, configs)
+            .unwrap_or_else(|e| panic!("CreateTopics {topic} through broker {id}: {e}"));
+        assert_eq!(code, NONE, "CreateTopics {topic} through broker {id}");
+        self.wait_topic_ready(topic, assignment.len() as i32, Duration::from_secs(20));
+    }
+
+    /// The controller every running broker agrees on (and `/controller` names), waiting up to
+    /// `timeout` for them to agree on one that is not `not` (which is not asked: it may be
+    /// dead or frozen).
+    pub fn wait_controller(&mut self, timeout: Duration, not: Option<i32>) -> i32 {
+        let live: Vec<i32> = self
+            .live_ids()
+            .into_iter()
+            .filter(|id| Some(*id) != not)
+            .collect();
+        let addrs: Vec<(i32, SocketAddr)> = live.iter().map(|id| (*id, self.addr(*id))).collect();
+        let reader = self.zk();
+        wait_for(timeout, "the brokers to agree on a new controller", || {
+            let in_zk = reader
+                .get_json("/controller")
+                .and_then(|(json, _)| json["brokerid"].as_i64())
+                .map(|id| id as i32);
+            let Some(controller) = in_zk.filter(|c| Some(*c) != not && live.contains(c)) else {
+                return Err(format!("/controller names {in_zk:?}"));
+            };
+            for (id, addr) in &addrs {
+                let md = fetch_metadata(*addr, Some(&[]))?;
+                if md.controller_id != controller {
+                    return Err(format!(
+                        "broker {id} names controller {} while /controller names {controller}",
+                        md.controller_id
+                    ));
+                }
+            }
+            Ok(controller)
+        })
+    }
+
+    /// Every partition state znode of `topic` (`partitions` of them) as (leader, leader_epoch,
+    /// isr, controller_epoch).
+    pub fn states_in_zk(&mut self, topic: &str, partitions: i32) -> Vec<(i32, i32, Vec<i32>, i32)> {
+        (0..partitions)
+            .map(|p| {
+                let state = self
+                    .zk()
+                    .partition_state(topic, p)
+                    .unwrap_or_else(|| panic!("no state znode for {topic}-{p}"));
+                (
+                    state["leader"].as_i64().expect("leader") as i32,
+                    state["leader_epoch"].as_i64().expect("leader_epoch") as i32,
+                    json_ids(&state["isr"], "isr"),
+                    state["controller_epoch"]
+                        .as_i64()
+                        .expect("controller_epoch") as i32,
+                )
+            })
+            .collect()
     }
 
     /// Waits until every running broker shows `partitions` partitions of `topic`, each with a
@@ -569,12 +638,44 @@ pub fn create_topic(
     replication_factor: i16,
     configs: &[(&str, &str)],
 ) -> Result<i16, String> {
+    create_topic_assigned(addr, topic, partitions, replication_factor, &[], configs)
+}
+
+/// CreateTopics v7 of one topic with an explicit replica assignment (partition `i` on
+/// `assignment[i]`; empty: let the broker assign, then `partitions` and `replication_factor`
+/// apply). Returns its error code.
+pub fn create_topic_assigned(
+    addr: SocketAddr,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignment: &[Vec<i32>],
+    configs: &[(&str, &str)],
+) -> Result<i16, String> {
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    use kafka_protocol::messages::BrokerId;
+    let (partitions, replication_factor) = if assignment.is_empty() {
+        (partitions, replication_factor)
+    } else {
+        (-1, -1)
+    };
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(15_000)
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(partitions)
             .with_replication_factor(replication_factor)
+            .with_assignments(
+                assignment
+                    .iter()
+                    .enumerate()
+                    .map(|(index, brokers)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(index as i32)
+                            .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            )
             .with_configs(
                 configs
                     .iter()
@@ -709,6 +810,11 @@ impl ZkReader {
             Err(CoordinationError::NoNode { .. }) => Vec::new(),
             Err(e) => panic!("list {path} in ZooKeeper: {e}"),
         }
+    }
+
+    /// Runs a `multi` with the test's own session (to replay what a broker would write).
+    pub fn multi(&self, ops: Vec<MultiOp>) -> Result<(), CoordinationError> {
+        self.runtime.block_on(self.client.multi(ops))
     }
 
     /// `/brokers/topics/<t>/partitions/<p>/state` as JSON.
