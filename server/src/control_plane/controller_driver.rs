@@ -18,6 +18,9 @@ use crate::cluster::znodes::{self, ControlledShutdownRequest, ControllerZnode};
 use crate::cluster::TopicPartition;
 use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 
+/// Events one input may cause through failed writes read back; beyond this the controller
+/// resigns instead of spinning.
+const FEEDBACK_EVENTS_MAX: usize = 10_000;
 /// ElectLeaders requests waiting for the machine's answer; beyond this they are refused.
 const ELECTIONS_WAITING_MAX: usize = 1024;
 
@@ -295,8 +298,17 @@ impl ControllerDriver {
     /// of failed writes until it asks nothing more.
     async fn feed(&mut self, control: &mut ControlLoop, event: Event) {
         let mut events = std::collections::VecDeque::from([event]);
+        let mut handled = 0;
         while let Some(event) = events.pop_front() {
             if self.resigned {
+                return;
+            }
+            handled += 1;
+            if handled > FEEDBACK_EVENTS_MAX {
+                // Writes that keep failing and being read back: a store in trouble. Step down
+                // rather than spin; another broker (or this one, later) takes over.
+                tracing::error!(handled, "controller feedback does not settle; resigning");
+                self.resigned = true;
                 return;
             }
             let actions = self.machine.handle(event, now_ms());
@@ -475,6 +487,12 @@ async fn write_states(
             tracing::warn!(%error, "controller write refused: /controller_epoch moved on");
             vec![Event::Fenced]
         }
+        Err(error) if session_lost(&error) => {
+            // Without the session this broker cannot vouch for being controller: step down;
+            // the control loop stands again once it has a session.
+            tracing::warn!(%error, "controller write failed without a session; resigning");
+            vec![Event::Fenced]
+        }
         Err(error) => {
             tracing::info!(%error, writes = writes.len(), "partition state write lost a race; reading them back");
             let mut events = Vec::with_capacity(writes.len());
@@ -495,13 +513,19 @@ async fn write_states(
                     });
                     continue;
                 }
-                let state = view_reader::read_partition_state(
+                let state = match view_reader::read_partition_state(
                     &control.coordination,
                     &write.topic,
                     write.partition,
                 )
                 .await
-                .unwrap_or(None);
+                {
+                    Ok(state) => state,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read states back; resigning");
+                        return vec![Event::Fenced];
+                    }
+                };
                 events.push(Event::PartitionStateRead {
                     topic: write.topic,
                     partition: write.partition,
@@ -568,6 +592,18 @@ fn error_path(error: &CoordinationError) -> Option<&str> {
     }
 }
 
+/// Whether an operation failed because the session is gone or unreachable (as opposed to a
+/// version check or a missing node): the outcome of a write is then unknown.
+fn session_lost(error: &CoordinationError) -> bool {
+    matches!(
+        error,
+        CoordinationError::SessionExpired
+            | CoordinationError::ConnectionLoss
+            | CoordinationError::Closed
+            | CoordinationError::Timeout { .. }
+    )
+}
+
 /// Whether a failed transaction failed because `/controller_epoch` moved (a newer controller).
 fn fenced(error: &CoordinationError) -> bool {
     error_path(error) == Some(znodes::CONTROLLER_EPOCH_PATH)
@@ -611,7 +647,7 @@ async fn delete_topic(control: &mut ControlLoop, name: &str, epoch_version: i32)
                 name: name.to_string(),
             }]
         }
-        Err(error) if fenced(&error) => vec![Event::Fenced],
+        Err(error) if fenced(&error) || session_lost(&error) => vec![Event::Fenced],
         Err(error) => {
             // Retried on a later tick by the machine.
             tracing::warn!(topic = name, %error, "topic deletion did not complete; will retry");

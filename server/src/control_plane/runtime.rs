@@ -421,7 +421,20 @@ impl ControlLoop {
         self.publish(updates).await;
 
         // The controller: stand for it when there is none; feed it what changed.
-        if self.controller_id == crate::broker::topics::NO_LEADER && self.controller.is_none() {
+        if self.controller_id == self.config.broker_id && self.controller.is_none() {
+            // This broker's session holds /controller but it stepped down (fenced, or its
+            // store failed under it): give the znode up so a fresh election happens.
+            tracing::warn!("holding /controller without acting as controller; giving it up");
+            if let Err(error) = self
+                .coordination
+                .delete(znodes::CONTROLLER_PATH, None)
+                .await
+            {
+                tracing::warn!(%error, "could not give up /controller");
+            }
+        } else if self.controller_id == crate::broker::topics::NO_LEADER
+            && self.controller.is_none()
+        {
             self.stand_for_controller().await;
         } else if self.controller_id != self.config.broker_id && self.controller.is_some() {
             tracing::warn!(
