@@ -517,7 +517,7 @@ impl ControlLoop {
                     })
                 })
                 .collect();
-            for outcome in futures_join_all(deliveries).await {
+            for outcome in strom_engine::runtime::join_all(deliveries).await {
                 if let Err(error) = outcome {
                     tracing::warn!(%error, "could not update a shard's metadata");
                 }
@@ -652,42 +652,18 @@ async fn next_event(watches: &mut [TreeWatch]) -> Option<TreeEvent> {
         .iter_mut()
         .map(|watch| Box::pin(watch.next()))
         .collect();
-    let (event, _, _) = select_all(futures).await;
-    event
+    select_all(futures).await
 }
 
-/// Polls every future and returns the first to finish.
-async fn select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> (F::Output, usize, ()) {
+/// Polls every future and returns the output of the first to finish.
+async fn select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> F::Output {
     std::future::poll_fn(move |context| {
-        for (index, future) in futures.iter_mut().enumerate() {
+        for future in &mut futures {
             if let std::task::Poll::Ready(output) = std::pin::Pin::new(future).poll(context) {
-                return std::task::Poll::Ready((output, index, ()));
+                return std::task::Poll::Ready(output);
             }
         }
         std::task::Poll::Pending
-    })
-    .await
-}
-
-/// Awaits every future, all at once, and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(move |context| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(context) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
-        }
     })
     .await
 }
