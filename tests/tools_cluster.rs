@@ -423,3 +423,66 @@ fn cluster_info_lists_under_replicated_partitions_after_a_broker_dies() {
     let (out, _dir) = cluster.stop_with_sigint();
     out.assert_success();
 }
+
+/// A partition whose only replica's broker died has no leader: `cluster info` lists it as
+/// offline, with its replicas and the dead broker among the offline replicas.
+#[test]
+fn cluster_info_lists_offline_partitions_after_their_only_replica_dies() {
+    let cluster = LocalCluster::start(3, &["--override", "zookeeper.session.timeout.ms=6000"]);
+    let topic = unique_topic("cluster-info-offline");
+    strom_raw(&[
+        "topic",
+        "create",
+        &topic,
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+        "--brokers",
+        &cluster.bootstrap,
+    ])
+    .assert_success();
+    let victim = &cluster.brokers[2];
+    // SAFETY: kill(2) on a broker this test's `cluster up` started and still runs.
+    unsafe { libc::kill(victim.pid, libc::SIGKILL) };
+    let survivor = cluster.brokers[0].address.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = strom_raw(&["cluster", "info", "--json", "--brokers", &survivor]);
+        out.assert_success();
+        let info: serde_json::Value = serde_json::from_str(&out.stdout_str()).expect("json");
+        let offline = info["offline_partitions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let of_topic: Vec<_> = offline
+            .iter()
+            .filter(|p| p["topic"] == topic.as_str())
+            .collect();
+        if !of_topic.is_empty() {
+            // Rack-unaware assignment puts exactly one of the 3 single-replica partitions on
+            // each broker.
+            assert_eq!(of_topic.len(), 1, "{info}");
+            let partition = of_topic[0];
+            assert_eq!(partition["leader"], -1, "{partition}");
+            assert_eq!(
+                partition["replicas"],
+                serde_json::json!([victim.id]),
+                "{partition}"
+            );
+            assert_eq!(
+                partition["offline_replicas"],
+                serde_json::json!([victim.id]),
+                "{partition}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no offline partition: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (out, _dir) = cluster.stop_with_sigint();
+    out.assert_success();
+}
