@@ -18,6 +18,7 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod kafka_wire;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,15 @@ impl BrokerOpts {
         );
         self.overrides.push((key.to_string(), value.to_string()));
         self
+    }
+
+    /// The value the last `set` of `key` gave, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

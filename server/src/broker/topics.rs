@@ -254,6 +254,14 @@ impl TopicRegistry {
         cache.members = shared.clone();
         Some(cache.changed(MetadataChange::Members(shared)))
     }
+
+    /// Records a no-op change of the members: bumps the version and returns an update carrying
+    /// the current members, for shards whose starting snapshot may be older than the view.
+    pub fn republish_members(&self) -> MetadataUpdate {
+        let mut cache = self.write();
+        let members = cache.members.clone();
+        cache.changed(MetadataChange::Members(members))
+    }
 }
 
 /// Checks what a new topic asks for before anything is written: name, partition count,
@@ -349,5 +357,19 @@ mod tests {
         );
         assert!(view.apply_members(members).is_none());
         assert_eq!(view.snapshot().version, 4);
+    }
+
+    #[test]
+    fn a_republish_takes_a_version_of_its_own() {
+        // Shards that applied a republish must not drop the next real change as stale.
+        let view = TopicRegistry::new();
+        let republished = view.republish_members();
+        assert_eq!(republished.version, 1);
+        assert_eq!(view.snapshot().version, 1);
+        let members = ClusterMembers {
+            brokers: Vec::new(),
+            controller_id: 2,
+        };
+        assert_eq!(view.apply_members(members).map(|u| u.version), Some(2));
     }
 }

@@ -189,6 +189,7 @@ impl ControllerDriver {
                 topic: name.clone(),
                 partition: *index,
                 state,
+                after_failed_write: false,
             };
             driver.feed(control, event).await;
         }
@@ -477,7 +478,23 @@ async fn write_states(
         Err(error) => {
             tracing::info!(%error, writes = writes.len(), "partition state write lost a race; reading them back");
             let mut events = Vec::with_capacity(writes.len());
+            let mut gone_topics = BTreeSet::new();
             for write in writes {
+                if gone_topics.contains(&write.topic) {
+                    continue;
+                }
+                let topic_exists = control
+                    .coordination
+                    .exists(&znodes::topic_path(&write.topic))
+                    .await
+                    .map_or(true, |stat| stat.is_some());
+                if !topic_exists {
+                    gone_topics.insert(write.topic.clone());
+                    events.push(Event::TopicDeleted {
+                        name: write.topic.clone(),
+                    });
+                    continue;
+                }
                 let state = view_reader::read_partition_state(
                     &control.coordination,
                     &write.topic,
@@ -489,6 +506,7 @@ async fn write_states(
                     topic: write.topic,
                     partition: write.partition,
                     state,
+                    after_failed_write: true,
                 });
             }
             events

@@ -517,14 +517,11 @@ impl ControlLoop {
             ControlRequest::Attach(router) => {
                 self.router = Some(router);
                 if std::mem::take(&mut self.unpublished) {
-                    // The shards started from an older snapshot: a gap makes each reload.
-                    let snapshot = self.view.snapshot();
-                    let update = MetadataUpdate {
-                        version: snapshot.version + 1,
-                        change: crate::broker::metadata_cache::MetadataChange::Members(
-                            snapshot.members.clone(),
-                        ),
-                    };
+                    // The shards may have started from an older snapshot: a gap makes each
+                    // reload. The update is recorded in the view (its version bumped), so the
+                    // next real change does not reuse this version and get dropped as stale
+                    // by shards that already applied this one.
+                    let update = self.view.republish_members();
                     self.publish(vec![update]).await;
                 }
             }
