@@ -66,3 +66,23 @@ fn systemd_stop_timeout_exceeds_the_controlled_shutdown_bound() {
         "{unit}"
     );
 }
+
+/// The ZooKeeper unit runs Debian's package: every class path entry it names is where the
+/// `zookeeper` package (which the test setup installs) puts it.
+#[test]
+fn zookeeper_unit_names_debian_package_paths() {
+    let unit = std::fs::read_to_string(deploy_dir().join("zookeeper.service")).expect("unit");
+    let class_path = unit
+        .split_whitespace()
+        .skip_while(|word| *word != "-cp")
+        .nth(1)
+        .expect("-cp in ExecStart");
+    for entry in class_path.split(':') {
+        assert!(
+            Path::new(entry).exists(),
+            "{entry} (from zookeeper.service) is missing: is Debian's zookeeper package installed?"
+        );
+    }
+    assert!(unit
+        .contains("org.apache.zookeeper.server.quorum.QuorumPeerMain /etc/zookeeper/conf/zoo.cfg"));
+}

@@ -308,10 +308,9 @@ fn cluster_up_refuses_keys_it_owns_and_taken_ports() {
     assert_one_line_error(&out, 1, &format!("port {port} for a broker is not free"));
 }
 
-/// NEEDS THE LEAD'S CLUSTER MODE (issue 9): brokers given `zookeeper.connect` must register in
-/// ZooKeeper and form one cluster. Remove the `#[ignore]` once they do.
+/// Brokers started by `cluster up` register in its ZooKeeper and form one cluster: every broker
+/// is listed, one is the controller, and an RF=3 topic gets replicas on all three.
 #[test]
-#[ignore = "needs cluster mode in the broker (issue 9): brokers with zookeeper.connect form one cluster"]
 fn cluster_up_with_three_brokers_forms_one_cluster() {
     let cluster = LocalCluster::start(3, &[]);
     let ids: Vec<i32> = cluster.brokers.iter().map(|b| b.id).collect();
@@ -339,15 +338,38 @@ fn cluster_up_with_three_brokers_forms_one_cluster() {
         &cluster.bootstrap,
     ])
     .assert_success();
+    let described = strom_raw(&["topic", "describe", &topic, "--brokers", &cluster.bootstrap]);
+    described.assert_success();
+    let text = described.stdout_str();
+    let mut leaders = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| l.contains("Partition:")) {
+        let field = |name: &str| {
+            line.split('\t')
+                .find_map(|cell| cell.trim().strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+                .trim()
+                .to_owned()
+        };
+        let mut replicas: Vec<String> = field("Replicas:").split(',').map(str::to_owned).collect();
+        replicas.sort();
+        assert_eq!(replicas, ["1", "2", "3"], "three distinct replicas: {text}");
+        leaders.insert(field("Leader:"));
+    }
+    assert_eq!(leaders.len(), 3, "leaders spread over the brokers: {text}");
+    let info = strom_raw(&["cluster", "info", "--json", "--brokers", &cluster.bootstrap]);
+    info.assert_success();
+    let info: serde_json::Value = serde_json::from_str(&info.stdout_str()).expect("json");
+    assert!(
+        (1..=3).contains(&info["controller_id"].as_i64().unwrap_or(-1)),
+        "a controller is elected: {info}"
+    );
     let (out, _dir) = cluster.stop_with_sigint();
     out.assert_success();
 }
 
-/// NEEDS THE LEAD'S CLUSTER MODE (issue 9): a broker killed with SIGKILL leaves the ISRs of an
-/// RF=3 topic once its ZooKeeper session expires, and `cluster info` lists those partitions.
-/// Remove the `#[ignore]` once brokers form a cluster.
+/// A broker killed with SIGKILL leaves the ISRs of an RF=3 topic once its ZooKeeper session
+/// expires, and `cluster info` lists those partitions as under-replicated.
 #[test]
-#[ignore = "needs cluster mode in the broker (issue 9): brokers with zookeeper.connect form one cluster"]
 fn cluster_info_lists_under_replicated_partitions_after_a_broker_dies() {
     let cluster = LocalCluster::start(3, &["--override", "zookeeper.session.timeout.ms=6000"]);
     let topic = unique_topic("cluster-info-urp");
@@ -395,6 +417,69 @@ fn cluster_info_lists_under_replicated_partitions_after_a_broker_dies() {
         assert!(
             std::time::Instant::now() < deadline,
             "no under-replicated partitions: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (out, _dir) = cluster.stop_with_sigint();
+    out.assert_success();
+}
+
+/// A partition whose only replica's broker died has no leader: `cluster info` lists it as
+/// offline, with its replicas and the dead broker among the offline replicas.
+#[test]
+fn cluster_info_lists_offline_partitions_after_their_only_replica_dies() {
+    let cluster = LocalCluster::start(3, &["--override", "zookeeper.session.timeout.ms=6000"]);
+    let topic = unique_topic("cluster-info-offline");
+    strom_raw(&[
+        "topic",
+        "create",
+        &topic,
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+        "--brokers",
+        &cluster.bootstrap,
+    ])
+    .assert_success();
+    let victim = &cluster.brokers[2];
+    // SAFETY: kill(2) on a broker this test's `cluster up` started and still runs.
+    unsafe { libc::kill(victim.pid, libc::SIGKILL) };
+    let survivor = cluster.brokers[0].address.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = strom_raw(&["cluster", "info", "--json", "--brokers", &survivor]);
+        out.assert_success();
+        let info: serde_json::Value = serde_json::from_str(&out.stdout_str()).expect("json");
+        let offline = info["offline_partitions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let of_topic: Vec<_> = offline
+            .iter()
+            .filter(|p| p["topic"] == topic.as_str())
+            .collect();
+        if !of_topic.is_empty() {
+            // Rack-unaware assignment puts exactly one of the 3 single-replica partitions on
+            // each broker.
+            assert_eq!(of_topic.len(), 1, "{info}");
+            let partition = of_topic[0];
+            assert_eq!(partition["leader"], -1, "{partition}");
+            assert_eq!(
+                partition["replicas"],
+                serde_json::json!([victim.id]),
+                "{partition}"
+            );
+            assert_eq!(
+                partition["offline_replicas"],
+                serde_json::json!([victim.id]),
+                "{partition}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no offline partition: {info}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
