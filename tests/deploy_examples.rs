@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use strom_server::config::{BrokerConfig, ZooKeeperConnect};
+use strom_server::config::BrokerConfig;
+use strom_server::coordination::parse_connect_string;
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -36,7 +37,7 @@ fn example_broker_properties_load_and_form_one_cluster() {
         .zookeeper_connect
         .as_deref()
         .expect("cluster mode");
-    let parsed = ZooKeeperConnect::parse(connect).expect("valid connect string");
+    let parsed = parse_connect_string(connect).expect("valid connect string");
     assert_eq!(parsed.servers.len(), 3);
     assert_eq!(parsed.chroot.as_deref(), Some("/strom"));
     for config in &configs {
