@@ -15,9 +15,25 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
-use strom_engine::log::{LogConfig, PartitionLog, ShutdownScope, WaitOffset};
+use strom_engine::log::{
+    AppendReceipt, LogConfig, PartitionLog, ShutdownScope, ValidatedRecordSet, WaitOffset,
+};
 
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
+
+/// Told of every replica fetch a leader serves: the follower's id, its fetch offset (its log end
+/// offset, or its durable end under `log.durability=sync`) and the time. The replication logic
+/// (the leader's follower tracking) sets it when the broker takes up a leadership; the fetch
+/// handler calls it through [`Partition::on_replica_fetch`], on the partition's owner shard.
+pub trait ReplicaFetchObserver {
+    fn on_replica_fetch(
+        &self,
+        partition: &Partition,
+        follower_id: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    );
+}
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
 
@@ -73,6 +89,9 @@ pub struct Partition {
     /// and serves consumers; set by the control plane when the controller's decision arrives.
     is_leader: Cell<bool>,
     producers: RefCell<ProducerStateTable>,
+    /// Who learns of replica fetches while this broker leads the partition (see
+    /// [`ReplicaFetchObserver`]); `None`: nobody tracks followers (yet).
+    replica_fetch_observer: RefCell<Option<Rc<dyn ReplicaFetchObserver>>>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
     /// partitions, the create and rename of every snapshot was most of a clean stop.)
@@ -128,6 +147,7 @@ impl Partition {
             leader_epoch: Cell::new(-1),
             is_leader: Cell::new(false),
             producers: RefCell::new(producers),
+            replica_fetch_observer: RefCell::new(None),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
     }
@@ -263,6 +283,41 @@ impl Partition {
         })
     }
 
+    /// Sets (or clears) who learns of replica fetches (see [`ReplicaFetchObserver`]).
+    pub fn set_replica_fetch_observer(&self, observer: Option<Rc<dyn ReplicaFetchObserver>>) {
+        *self.replica_fetch_observer.borrow_mut() = observer;
+    }
+
+    /// A follower fetched from this leader at `fetch_offset`: tells the observer, if any. Called
+    /// by the fetch handler on the owner shard after it checked leadership and epoch.
+    pub fn on_replica_fetch(&self, follower_id: i32, fetch_offset: i64, now_ms: i64) {
+        // Cloned out so the observer may set a new observer (e.g. on a leadership change).
+        let observer = self.replica_fetch_observer.borrow().clone();
+        if let Some(observer) = observer {
+            observer.on_replica_fetch(self, follower_id, fetch_offset, now_ms);
+        }
+    }
+
+    /// Appends batches fetched from the leader as they are (offsets, leader epochs, producer ids
+    /// kept; CRCs checked), and records their producer ids and sequences so that, should this
+    /// replica become leader, a producer's retry gets its original offsets back (never a
+    /// duplicate). The first batch must start at the log's next offset. Refused on the leader.
+    /// Never suspends between the check and the append (see the module comment); the caller
+    /// bounds the queue with `log.wait_for_queue_room` first.
+    pub fn append_replicated(&self, records: Bytes) -> Result<AppendReceipt, AppendError> {
+        if self.is_leader.get() {
+            return Err(AppendError::NotLeader);
+        }
+        let validated = self.log.validate_record_set(&records)?;
+        let headers: Vec<BatchHeader> = validated.headers().to_vec();
+        let receipt = append_replicated_batches(&self.log, records, validated)?;
+        let mut producers = self.producers.borrow_mut();
+        for header in headers.iter().filter(|header| header.has_producer_id()) {
+            producers.record(header, header.base_offset);
+        }
+        Ok(receipt)
+    }
+
     /// Closes the log cleanly and snapshots producer state so the next start skips the scan.
     /// The snapshot is not synced here: the log dir's close syncs the file system once before
     /// it marks the shutdown clean, and a snapshot that does not parse is ignored on open.
@@ -296,6 +351,54 @@ impl Partition {
         self.producers.borrow_mut().truncate_to(end);
         Ok(end)
     }
+}
+
+/// Appends replicated batches keeping the leader's offsets and epochs.
+///
+/// Interim until the engine's `append_replicated_now` lands: the engine's ordinary append assigns
+/// the next offset and patches in one leader epoch, which leaves the leader's bytes unchanged
+/// exactly when each batch starts at the log's next offset and carries that epoch. So the batches
+/// are checked to be contiguous from the next offset and appended in runs of one epoch.
+fn append_replicated_batches(
+    log: &PartitionLog,
+    records: Bytes,
+    validated: ValidatedRecordSet,
+) -> Result<AppendReceipt, strom_engine::Error> {
+    let headers = validated.headers();
+    let mut expected = log.next_offset();
+    for header in headers {
+        if header.base_offset != expected {
+            return Err(strom_engine::Error::OffsetOutOfRange {
+                offset: header.base_offset,
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: expected,
+            });
+        }
+        expected = header.base_offset + i64::from(header.last_offset_delta) + 1;
+    }
+    let Some(first) = headers.first() else {
+        return log.append_validated_now(records, validated, -1);
+    };
+    if headers
+        .iter()
+        .all(|header| header.partition_leader_epoch == first.partition_leader_epoch)
+    {
+        let epoch = first.partition_leader_epoch;
+        return log.append_validated_now(records, validated, epoch);
+    }
+    // Mixed epochs: one append per batch (each validated again, a cost paid only at an epoch
+    // boundary).
+    let mut receipt = None;
+    let mut position = 0usize;
+    for header in headers {
+        let len = header.total_bytes();
+        let batch = records.slice(position..position + len);
+        position += len;
+        let one = log.validate_record_set(&batch)?;
+        let appended = log.append_validated_now(batch, one, header.partition_leader_epoch)?;
+        receipt = Some(appended);
+    }
+    Ok(receipt.expect("at least one batch"))
 }
 
 #[cfg(test)]
