@@ -16,6 +16,9 @@
 pub mod leader;
 pub mod truncation;
 
+#[cfg(test)]
+mod leader_tests;
+
 pub use leader::{
     AcksAllProgress, FollowerFetchError, InvalidLeaderState, IsrWriteFailed, LeaderAction,
     LeaderConfig, LeaderStart, LeaderState, NotEnoughReplicas,
