@@ -15,24 +15,18 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
-use strom_engine::log::{
-    AppendReceipt, LogConfig, PartitionLog, ShutdownScope, ValidatedRecordSet, WaitOffset,
-};
+use strom_engine::log::{AppendReceipt, LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
+use crate::replication::{LeaderAction, LeaderState};
 
-/// Told of every replica fetch a leader serves: the follower's id, its fetch offset (its log end
-/// offset, or its durable end under `log.durability=sync`) and the time. The replication logic
-/// (the leader's follower tracking) sets it when the broker takes up a leadership; the fetch
-/// handler calls it through [`Partition::on_replica_fetch`], on the partition's owner shard.
-pub trait ReplicaFetchObserver {
-    fn on_replica_fetch(
-        &self,
-        partition: &Partition,
-        follower_id: i32,
-        fetch_offset: i64,
-        now_ms: i64,
-    );
+/// Carries out what the leader's follower tracking ([`LeaderState`]) decides beyond this
+/// partition's log: ISR proposals (conditional partition-state znode writes through the control
+/// plane, whose outcome goes back through [`Partition::with_leader_state`]'s
+/// `isr_write_done`) and committed ISR changes. Set with the leader state when the broker takes
+/// up a leadership; high watermark moves are applied by the partition itself.
+pub trait LeaderActionSink {
+    fn apply(&self, partition: &Partition, action: LeaderAction);
 }
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
@@ -89,9 +83,10 @@ pub struct Partition {
     /// and serves consumers; set by the control plane when the controller's decision arrives.
     is_leader: Cell<bool>,
     producers: RefCell<ProducerStateTable>,
-    /// Who learns of replica fetches while this broker leads the partition (see
-    /// [`ReplicaFetchObserver`]); `None`: nobody tracks followers (yet).
-    replica_fetch_observer: RefCell<Option<Rc<dyn ReplicaFetchObserver>>>,
+    /// The leader's follower tracking while this broker leads with followers; `None` otherwise.
+    leader_state: RefCell<Option<LeaderState>>,
+    /// Where the leader state's ISR actions go (see [`LeaderActionSink`]).
+    leader_actions: RefCell<Option<Rc<dyn LeaderActionSink>>>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
     /// partitions, the create and rename of every snapshot was most of a clean stop.)
@@ -147,7 +142,8 @@ impl Partition {
             leader_epoch: Cell::new(-1),
             is_leader: Cell::new(false),
             producers: RefCell::new(producers),
-            replica_fetch_observer: RefCell::new(None),
+            leader_state: RefCell::new(None),
+            leader_actions: RefCell::new(None),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
     }
@@ -283,18 +279,67 @@ impl Partition {
         })
     }
 
-    /// Sets (or clears) who learns of replica fetches (see [`ReplicaFetchObserver`]).
-    pub fn set_replica_fetch_observer(&self, observer: Option<Rc<dyn ReplicaFetchObserver>>) {
-        *self.replica_fetch_observer.borrow_mut() = observer;
+    /// Installs (or, with `None`, drops) the leader's follower tracking and where its ISR
+    /// actions go. The caller decides whether the log's high watermark still follows its log end
+    /// (`log.set_high_watermark_follows_log_end`): with followers it must not.
+    pub fn set_leader_state(
+        &self,
+        state: Option<LeaderState>,
+        actions: Option<Rc<dyn LeaderActionSink>>,
+    ) {
+        *self.leader_state.borrow_mut() = state;
+        *self.leader_actions.borrow_mut() = actions;
     }
 
-    /// A follower fetched from this leader at `fetch_offset`: tells the observer, if any. Called
-    /// by the fetch handler on the owner shard after it checked leadership and epoch.
-    pub fn on_replica_fetch(&self, follower_id: i32, fetch_offset: i64, now_ms: i64) {
-        // Cloned out so the observer may set a new observer (e.g. on a leadership change).
-        let observer = self.replica_fetch_observer.borrow().clone();
-        if let Some(observer) = observer {
-            observer.on_replica_fetch(self, follower_id, fetch_offset, now_ms);
+    /// Runs `change` on the leader state, if any. The borrow ends before this returns, so the
+    /// actions `change` returns can be applied with [`Self::apply_leader_actions`] (which may
+    /// call back into the state).
+    pub fn with_leader_state<R>(&self, change: impl FnOnce(&mut LeaderState) -> R) -> Option<R> {
+        let mut state = self.leader_state.borrow_mut();
+        state.as_mut().map(change)
+    }
+
+    /// Carries out the leader state's actions in order: a high watermark move on the log
+    /// (waking `acks=all` produces and consumer fetches waiting on it), the rest through the
+    /// [`LeaderActionSink`].
+    pub fn apply_leader_actions(&self, actions: Vec<LeaderAction>) {
+        for action in actions {
+            match action {
+                LeaderAction::HighWatermark(offset) => self.log.set_high_watermark(offset),
+                other => {
+                    let sink = self.leader_actions.borrow().clone();
+                    match sink {
+                        Some(sink) => sink.apply(self, other),
+                        None => {
+                            tracing::warn!(topic = %self.topic, index = self.index, ?other, "no sink for a leader action; dropped")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
+    /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
+    /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
+    /// the fetch handler on the owner shard, for fetches answered with records or an empty set
+    /// (not a diverging epoch or an error).
+    pub fn on_replica_fetch(
+        &self,
+        follower_id: i32,
+        fetch_offset: i64,
+        leader_log_end_offset: i64,
+        now_ms: i64,
+    ) {
+        let outcome = self.with_leader_state(|state| {
+            state.on_follower_fetch(follower_id, fetch_offset, leader_log_end_offset, now_ms)
+        });
+        match outcome {
+            None => {}
+            Some(Ok(actions)) => self.apply_leader_actions(actions),
+            Some(Err(error)) => {
+                tracing::debug!(topic = %self.topic, index = self.index, follower_id, %error, "replica fetch not counted");
+            }
         }
     }
 
@@ -308,9 +353,9 @@ impl Partition {
         if self.is_leader.get() {
             return Err(AppendError::NotLeader);
         }
-        let validated = self.log.validate_record_set(&records)?;
+        let validated = self.log.validate_replicated_record_set(&records)?;
         let headers: Vec<BatchHeader> = validated.headers().to_vec();
-        let receipt = append_replicated_batches(&self.log, records, validated)?;
+        let receipt = self.log.append_replicated_now(records, validated)?;
         let mut producers = self.producers.borrow_mut();
         for header in headers.iter().filter(|header| header.has_producer_id()) {
             producers.record(header, header.base_offset);
@@ -351,54 +396,6 @@ impl Partition {
         self.producers.borrow_mut().truncate_to(end);
         Ok(end)
     }
-}
-
-/// Appends replicated batches keeping the leader's offsets and epochs.
-///
-/// Interim until the engine's `append_replicated_now` lands: the engine's ordinary append assigns
-/// the next offset and patches in one leader epoch, which leaves the leader's bytes unchanged
-/// exactly when each batch starts at the log's next offset and carries that epoch. So the batches
-/// are checked to be contiguous from the next offset and appended in runs of one epoch.
-fn append_replicated_batches(
-    log: &PartitionLog,
-    records: Bytes,
-    validated: ValidatedRecordSet,
-) -> Result<AppendReceipt, strom_engine::Error> {
-    let headers = validated.headers();
-    let mut expected = log.next_offset();
-    for header in headers {
-        if header.base_offset != expected {
-            return Err(strom_engine::Error::OffsetOutOfRange {
-                offset: header.base_offset,
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: expected,
-            });
-        }
-        expected = header.base_offset + i64::from(header.last_offset_delta) + 1;
-    }
-    let Some(first) = headers.first() else {
-        return log.append_validated_now(records, validated, -1);
-    };
-    if headers
-        .iter()
-        .all(|header| header.partition_leader_epoch == first.partition_leader_epoch)
-    {
-        let epoch = first.partition_leader_epoch;
-        return log.append_validated_now(records, validated, epoch);
-    }
-    // Mixed epochs: one append per batch (each validated again, a cost paid only at an epoch
-    // boundary).
-    let mut receipt = None;
-    let mut position = 0usize;
-    for header in headers {
-        let len = header.total_bytes();
-        let batch = records.slice(position..position + len);
-        position += len;
-        let one = log.validate_record_set(&batch)?;
-        let appended = log.append_validated_now(batch, one, header.partition_leader_epoch)?;
-        receipt = Some(appended);
-    }
-    Ok(receipt.expect("at least one batch"))
 }
 
 #[cfg(test)]

@@ -91,6 +91,14 @@ impl ShardState {
                 continue;
             }
             tracing::debug!(topic = %topic.name, index, leader_epoch = state.leader_epoch, leads, "leadership applied");
+            if leads {
+                // KIP-101: the new epoch starts at the log end before any write in it, so
+                // OffsetForLeaderEpoch answers it and followers truncate to the previous epoch's
+                // end even before anything is written in this one.
+                if let Err(error) = partition.log.start_leader_epoch(state.leader_epoch) {
+                    tracing::error!(topic = %topic.name, index, %error, "could not record the new leader epoch");
+                }
+            }
             if topic.name == OFFSETS_TOPIC {
                 if leads {
                     self.load_group_coordinator(partition);

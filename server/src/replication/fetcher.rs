@@ -19,7 +19,7 @@
 //!
 //! The decisions (what to ask, what a response means) are pure functions tested apart from the
 //! socket: [`build_fetch_request`], [`build_epoch_request`], [`classify_partition`],
-//! [`whole_batches`].
+//! [`whole_batches`]; where to truncate is `replication::truncation`'s.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +41,7 @@ use tokio::sync::Notify;
 use super::leader_connection::{
     ConnectionError, LeaderConnection, FETCH_VERSION, OFFSET_FOR_LEADER_EPOCH_VERSION,
 };
+use super::truncation::{epoch_to_ask, truncation_point, EpochEndOffset, TruncationDecision};
 use crate::broker::metadata_cache::BrokerEndpoint;
 use crate::broker::partition::Partition;
 
@@ -422,17 +423,17 @@ async fn run_fetcher(shared: Rc<FetcherShared>, config: FetcherConfig) {
 
 /// The leader epochs of a replica's log, oldest first: (epoch, start offset).
 fn local_epochs(partition: &Partition) -> Vec<(i32, i64)> {
-    super::engine_interim::leader_epoch_entries(&partition.log)
+    partition.log.leader_epoch_entries()
 }
 
-/// What to ask the leader about a truncating partition, or `None` when its log holds nothing
-/// that could diverge (empty: fetch at once).
-fn epoch_to_ask(phase: Phase, epochs: &[(i32, i64)]) -> Option<i32> {
+/// What to ask the leader about a truncating partition: the epoch a previous answer named, else
+/// its latest; `None` when its log holds no epoch (empty: nothing can diverge, fetch at once).
+fn next_epoch_to_ask(phase: Phase, epochs: &[(i32, i64)]) -> Option<i32> {
     match phase {
         Phase::Truncating {
             ask_epoch: Some(epoch),
         } => Some(epoch),
-        _ => epochs.last().map(|&(epoch, _)| epoch),
+        _ => epoch_to_ask(epochs),
     }
 }
 
@@ -446,11 +447,11 @@ async fn truncation_round(
     let mut asks = Vec::new();
     for (key, generation, partition, leader_epoch, phase) in truncating {
         let epochs = local_epochs(&partition);
-        match epoch_to_ask(phase, &epochs) {
+        match next_epoch_to_ask(phase, &epochs) {
             Some(epoch) => asks.push((key, generation, partition, leader_epoch, epoch)),
             None => {
-                // Nothing with an epoch: an empty log (or one written before epochs were kept,
-                // which the engine's cache rebuilds): nothing can diverge.
+                // No epoch: an empty log (the engine rebuilds the epochs of any batch it holds),
+                // so nothing can diverge.
                 shared.update(&key, generation, |followed| {
                     followed.phase = Phase::Fetching
                 });
@@ -521,32 +522,36 @@ async fn apply_truncation(
 ) {
     let epochs = local_epochs(partition);
     let log_end = partition.log.log_end_offset();
-    match truncation_point(&epochs, log_end, answer) {
-        TruncationDecision::TruncateTo(offset) => {
-            if offset < log_end {
-                // The leader vouches for nothing from `offset` on: the local records there
-                // were never committed in the leader's history.
-                tracing::info!(topic = %key.0, index = key.1, from = log_end, to = offset, "follower truncates its divergent log");
-                if let Err(error) = partition.truncate_to(offset).await {
-                    tracing::error!(topic = %key.0, index = key.1, %error, "truncation failed");
-                    shared.retry_later(
-                        key,
-                        generation,
-                        Duration::from_millis(REPLICA_FETCH_BACKOFF_MS),
-                    );
-                    return;
-                }
-            }
-            shared.update(key, generation, |followed| followed.phase = Phase::Fetching);
-        }
-        TruncationDecision::AskAgain { epoch } => {
-            shared.update(key, generation, |followed| {
-                followed.phase = Phase::Truncating {
-                    ask_epoch: Some(epoch),
-                };
-            });
+    let decision = truncation_point(
+        &epochs,
+        log_end,
+        partition.log.high_watermark(),
+        EpochEndOffset::from(answer),
+    );
+    let (truncate_to, next_phase) = match decision {
+        TruncationDecision::TruncateTo(offset) => (offset, Phase::Fetching),
+        TruncationDecision::AskAgain { truncate_to, epoch } => (
+            truncate_to,
+            Phase::Truncating {
+                ask_epoch: Some(epoch),
+            },
+        ),
+    };
+    if truncate_to < log_end {
+        // The leader's history holds nothing of ours from `truncate_to` on: those records were
+        // never committed, and keeping them would fork the replicas.
+        tracing::info!(topic = %key.0, index = key.1, from = log_end, to = truncate_to, "follower truncates its divergent log");
+        if let Err(error) = partition.truncate_to(truncate_to).await {
+            tracing::error!(topic = %key.0, index = key.1, %error, "truncation failed");
+            shared.retry_later(
+                key,
+                generation,
+                Duration::from_millis(REPLICA_FETCH_BACKOFF_MS),
+            );
+            return;
         }
     }
+    shared.update(key, generation, |followed| followed.phase = next_phase);
 }
 
 /// One fetch for every fetching partition; appends, truncations and high watermarks.
@@ -696,7 +701,7 @@ async fn fetch_round(
 fn fetch_offset(partition: &Partition) -> i64 {
     let log_end = partition.log.log_end_offset();
     if partition.log.config().durability == Durability::Sync {
-        partition.log.durable_offset().min(log_end)
+        partition.log.durable_end_offset().min(log_end)
     } else {
         log_end
     }
@@ -882,54 +887,6 @@ pub fn whole_batches(records: Bytes) -> Bytes {
         end = next;
     }
     records.slice(..end)
-}
-
-/// The follower's truncation decision (KIP-279).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TruncationDecision {
-    TruncateTo(i64),
-    /// The leader answered with an epoch this log does not hold: ask about that older epoch.
-    AskAgain {
-        epoch: i32,
-    },
-}
-
-/// Interim KIP-279 rule until the replication logic's `truncation_point` lands (then this one is
-/// removed): given the local epochs (epoch, start), the local log end and the leader's answer
-/// (its largest epoch <= the one asked, where that epoch ends in its log):
-/// - the leader knows no such epoch (-1, -1): everything local from the first epoch is not in
-///   its history;
-/// - the answered epoch is one we hold: both logs agree up to where the earlier of the two
-///   copies of that epoch ends;
-/// - we hold only older epochs than the answer: ask about our largest epoch below it;
-/// - we hold no epoch <= the answer: truncate to the leader's end or our first epoch's start.
-pub fn truncation_point(
-    local_epochs: &[(i32, i64)],
-    local_leo: i64,
-    answer: (i32, i64),
-) -> TruncationDecision {
-    let (leader_epoch, leader_end) = answer;
-    let first_start = local_epochs.first().map_or(local_leo, |&(_, start)| start);
-    if leader_epoch < 0 || leader_end < 0 {
-        return TruncationDecision::TruncateTo(first_start.min(local_leo));
-    }
-    let local_end_of = |position: usize| {
-        local_epochs
-            .get(position + 1)
-            .map_or(local_leo, |&(_, start)| start)
-    };
-    match local_epochs
-        .iter()
-        .rposition(|&(epoch, _)| epoch <= leader_epoch)
-    {
-        Some(position) if local_epochs[position].0 == leader_epoch => {
-            TruncationDecision::TruncateTo(leader_end.min(local_end_of(position)).min(local_leo))
-        }
-        Some(position) => TruncationDecision::AskAgain {
-            epoch: local_epochs[position].0,
-        },
-        None => TruncationDecision::TruncateTo(leader_end.min(first_start).min(local_leo)),
-    }
 }
 
 #[cfg(test)]

@@ -90,21 +90,26 @@ struct ReplicaFetch {
     last_fetched_epoch: i32,
 }
 
-/// KIP-320: the follower's log diverges from the leader's when the leader's copy of the
-/// follower's last fetched epoch is older (the leader never had that epoch) or ends before the
-/// follower's fetch offset. Returns the leader's (epoch, end offset) to truncate to, if so.
+/// KIP-320, the rule of `replication::truncation::diverging_epoch` on the engine's epoch lookup
+/// (no copy of the epoch list per fetch): the follower's log diverges from the leader's when the
+/// leader's copy of the follower's last fetched epoch is older (the leader never had that epoch)
+/// or ends before the follower's fetch offset; `Ok(Some(answer))` tells it where to truncate.
+/// An epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE (`Err`), as in Kafka.
 /// `end_offset_for_epoch` answers (the largest epoch <= asked, its end offset), (-1, -1) when
 /// unknown.
 fn diverging_epoch(
     last_fetched_epoch: i32,
     fetch_offset: i64,
     end_offset_for_epoch: impl FnOnce(i32) -> (i32, i64),
-) -> Option<(i32, i64)> {
+) -> Result<Option<(i32, i64)>, ResponseError> {
     if last_fetched_epoch < 0 {
-        return None;
+        return Ok(None);
     }
     let (epoch, end_offset) = end_offset_for_epoch(last_fetched_epoch);
-    (epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
+    if epoch < 0 || end_offset < 0 {
+        return Err(ResponseError::OffsetOutOfRange);
+    }
+    Ok((epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset)))
 }
 
 /// How the owner shard finds a partition's topic.
@@ -163,20 +168,25 @@ async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) ->
     // always wakes the long poll.
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log.log_start_offset();
+    let log_end_offset = partition.log.log_end_offset();
     let (read_up_to, changes) = match work.replica {
         None => (
             high_watermark,
             subscribe.then(|| ReadableEnd::HighWatermark(partition.log.subscribe_high_watermark())),
         ),
         Some(_) => (
-            partition.log.log_end_offset(),
+            log_end_offset,
             subscribe.then(|| ReadableEnd::LogEnd(partition.log.subscribe())),
         ),
     };
     if let Some(replica) = work.replica {
-        let diverging = diverging_epoch(replica.last_fetched_epoch, work.fetch_offset, |epoch| {
-            crate::replication::engine_interim::end_offset_for_epoch(&partition.log, epoch)
-        });
+        let diverging =
+            match diverging_epoch(replica.last_fetched_epoch, work.fetch_offset, |epoch| {
+                partition.log.end_offset_for_epoch(epoch)
+            }) {
+                Ok(diverging) => diverging,
+                Err(error) => return PartitionRead::error(code(error)),
+            };
         if diverging.is_some() {
             // The follower truncates first; its fetch offset is no log end of ours to count.
             return PartitionRead {
@@ -199,7 +209,12 @@ async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) ->
     };
     if let (Some(replica), true) = (work.replica, error_code == NONE && subscribe) {
         // Once per fetch request (its first read), with the offset the follower has reached.
-        partition.on_replica_fetch(replica.follower_id, work.fetch_offset, super::now_ms());
+        partition.on_replica_fetch(
+            replica.follower_id,
+            work.fetch_offset,
+            log_end_offset,
+            super::now_ms(),
+        );
     }
     PartitionRead {
         error_code,
@@ -494,5 +509,48 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
             () = any_change(&mut readable_end_changes) => {}
             () = tokio::time::sleep(deadline - now) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::truncation;
+
+    /// The handler's check on the engine's lookup agrees with the replication logic's rule on
+    /// the epoch list, for every last fetched epoch and fetch offset around a leader's history.
+    #[test]
+    fn the_diverging_epoch_follows_the_replication_rule() {
+        let leader_epochs = [(1, 0), (3, 10), (4, 25)];
+        let leader_leo = 40;
+        for last_fetched_epoch in -1..=6 {
+            for fetch_offset in [0, 5, 10, 11, 25, 30, 40] {
+                let ours = diverging_epoch(last_fetched_epoch, fetch_offset, |epoch| {
+                    let answer =
+                        truncation::end_offset_for_epoch(&leader_epochs, leader_leo, epoch);
+                    (answer.epoch, answer.end_offset)
+                });
+                let rule = truncation::diverging_epoch(
+                    &leader_epochs,
+                    leader_leo,
+                    fetch_offset,
+                    last_fetched_epoch,
+                );
+                let rule = rule
+                    .map(|answer| answer.map(|answer| (answer.epoch, answer.end_offset)))
+                    .map_err(|_| ResponseError::OffsetOutOfRange);
+                assert_eq!(
+                    ours, rule,
+                    "last fetched epoch {last_fetched_epoch}, fetch offset {fetch_offset}"
+                );
+            }
+        }
+        // A follower that wrote past the end of epoch 3 as the leader kept it truncates.
+        assert_eq!(
+            diverging_epoch(3, 30, |_| (3, 25)),
+            Ok(Some((3, 25))),
+            "the leader's epoch 3 ends before the follower's fetch offset"
+        );
+        assert_eq!(diverging_epoch(-1, 30, |_| unreachable!()), Ok(None));
     }
 }

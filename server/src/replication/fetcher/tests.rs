@@ -149,34 +149,36 @@ fn records_and_the_high_watermark_or_a_diverging_epoch_are_read() {
     );
 }
 
-/// The leader's answer to OffsetForLeaderEpoch(`asked`): its largest epoch <= asked and where
-/// that epoch ends (the next epoch's start, or its log end); (-1, -1) if it has none.
-fn leader_answer(leader_epochs: &[(i32, i64)], leader_leo: i64, asked: i32) -> (i32, i64) {
-    match leader_epochs.iter().rposition(|&(epoch, _)| epoch <= asked) {
-        None => (-1, -1),
-        Some(at) => (
-            leader_epochs[at].0,
-            leader_epochs
-                .get(at + 1)
-                .map_or(leader_leo, |&(_, start)| start),
-        ),
-    }
-}
-
-/// Drives the follower's loop (ask about its latest epoch, then what the decision says) against
-/// a model leader until it decides where to truncate; counts the questions.
+/// Drives the follower's loop (ask about its latest epoch, truncate and ask again as the decision
+/// says) against a model leader answering as the engine's epoch cache does, until it decides
+/// where to truncate; returns that offset and how many questions it took.
 fn drive(
     local: &[(i32, i64)],
     local_leo: i64,
+    local_hw: i64,
     leader: &[(i32, i64)],
     leader_leo: i64,
 ) -> (i64, usize) {
-    let mut ask = epoch_to_ask(Phase::Truncating { ask_epoch: None }, local).expect("epochs");
+    let mut local = local.to_vec();
+    let mut local_leo = local_leo;
+    let mut ask = next_epoch_to_ask(Phase::Truncating { ask_epoch: None }, &local).expect("epochs");
     for questions in 1..=10 {
-        match truncation_point(local, local_leo, leader_answer(leader, leader_leo, ask)) {
+        let answer = crate::replication::end_offset_for_epoch(leader, leader_leo, ask);
+        match truncation_point(&local, local_leo, local_hw, answer) {
             TruncationDecision::TruncateTo(offset) => return (offset, questions),
-            TruncationDecision::AskAgain { epoch } => {
+            TruncationDecision::AskAgain { truncate_to, epoch } => {
                 assert!(epoch < ask, "each question is about an older epoch");
+                local_leo = local_leo.min(truncate_to);
+                local.retain(|&(_, start)| start < local_leo);
+                assert_eq!(
+                    next_epoch_to_ask(
+                        Phase::Truncating {
+                            ask_epoch: Some(epoch)
+                        },
+                        &local
+                    ),
+                    Some(epoch)
+                );
                 ask = epoch;
             }
         }
@@ -188,39 +190,42 @@ fn drive(
 fn the_truncation_loop_finds_where_the_logs_diverge() {
     // Same history, follower behind: nothing to cut.
     assert_eq!(
-        drive(&[(0, 0), (2, 10)], 15, &[(0, 0), (2, 10), (3, 20)], 30),
+        drive(&[(0, 0), (2, 10)], 15, 12, &[(0, 0), (2, 10), (3, 20)], 30),
         (15, 1)
     );
     // The follower led epoch 2 and wrote past what the new leader kept of it (KIP-101).
     assert_eq!(
-        drive(&[(0, 0), (2, 10)], 25, &[(0, 0), (2, 10), (3, 18)], 30),
+        drive(&[(0, 0), (2, 10)], 25, 12, &[(0, 0), (2, 10), (3, 18)], 30),
         (18, 1)
     );
-    // The follower holds an epoch the leader never had (KIP-279): one more question about the
-    // older epoch they share.
+    // The follower holds an epoch the leader never had (KIP-279): it drops that epoch and asks
+    // about the older one they share.
     assert_eq!(
         drive(
             &[(0, 0), (1, 10), (4, 12)],
             20,
-            &[(0, 0), (3, 11), (5, 15)],
+            11,
+            &[(0, 0), (1, 10), (3, 11), (5, 15)],
             30
         ),
-        (10, 2)
+        (11, 2)
     );
-    // Whole epoch lost: the leader's epoch 1 ended earlier than the follower's.
-    assert_eq!(drive(&[(1, 0), (2, 10)], 20, &[(1, 0), (3, 8)], 30), (8, 1));
-    // The leader knows no epoch that old: nothing local is in its history.
-    assert_eq!(drive(&[(1, 5)], 20, &[(3, 0)], 30), (5, 1));
+    // The leader's copy of the shared epoch ended earlier.
+    assert_eq!(
+        drive(&[(1, 0), (2, 10)], 20, 5, &[(1, 0), (3, 8)], 30),
+        (8, 1)
+    );
 }
 
 #[test]
 fn an_empty_log_has_nothing_to_ask() {
     assert_eq!(
-        epoch_to_ask(Phase::Truncating { ask_epoch: None }, &[]),
+        next_epoch_to_ask(Phase::Truncating { ask_epoch: None }, &[]),
         None
     );
     assert_eq!(
-        epoch_to_ask(Phase::Truncating { ask_epoch: Some(3) }, &[(5, 0)]),
-        Some(3)
+        next_epoch_to_ask(Phase::Truncating { ask_epoch: Some(3) }, &[(5, 0)]),
+        Some(3),
+        "an answer's epoch is asked next"
     );
 }
