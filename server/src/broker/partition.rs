@@ -468,22 +468,36 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("t-0");
         strom_engine::io::start_runtime(64, async move {
-            let partition =
-                Partition::open(dir, Rc::from("t"), 0, uuid::Uuid::nil(), LogConfig::default())
-                    .await
-                    .expect("open");
-            assert!(partition.apply_leadership(3, false), "a follower in epoch 3");
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(
+                partition.apply_leadership(3, false),
+                "a follower in epoch 3"
+            );
             let first = partition
                 .append_replicated(leader_batch(0, 3, 77, 0))
                 .expect("replicated append");
             let second = partition
                 .append_replicated(leader_batch(2, 3, 77, 2))
                 .expect("replicated append");
-            assert_eq!((first.base_offset, second.last_offset), (0, 3), "the leader's offsets");
+            assert_eq!(
+                (first.base_offset, second.last_offset),
+                (0, 3),
+                "the leader's offsets"
+            );
             second.written().wait().await.expect("written");
             assert_eq!(partition.log.leader_epoch_entries(), vec![(3, 0)]);
             assert!(
-                partition.append_replicated(leader_batch(7, 3, 77, 4)).is_err(),
+                partition
+                    .append_replicated(leader_batch(7, 3, 77, 4))
+                    .is_err(),
                 "a gap is refused"
             );
 

@@ -229,3 +229,237 @@ fn an_empty_log_has_nothing_to_ask() {
         "an answer's epoch is asked next"
     );
 }
+
+mod with_a_fake_leader {
+    use std::cell::RefCell;
+
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset as EpochAnswer, OffsetForLeaderTopicResult,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, FetchResponse, OffsetForLeaderEpochResponse, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{
+        decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion,
+    };
+    use strom_engine::log::LogConfig;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A batch of two records at `base_offset` as a leader stored it in `leader_epoch`.
+    fn stored_batch(base_offset: i64, leader_epoch: i32, value_bytes: usize) -> Vec<u8> {
+        let mut batch =
+            strom_engine::batch::build::build_batch(base_offset, 2, value_bytes, 1_000, -1, -1, -1);
+        batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        batch
+    }
+
+    fn frame<T: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: &T) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(&mut out, T::header_version(version))
+            .expect("header");
+        body.encode(&mut out, version).expect("body");
+        let mut framed = Vec::with_capacity(out.len() + 4);
+        framed.put_i32(i32::try_from(out.len()).expect("small"));
+        framed.extend_from_slice(&out);
+        framed
+    }
+
+    /// Serves one follower connection: OffsetForLeaderEpoch from `epochs`, Fetch from `batches`
+    /// ((base offset, bytes), contiguous) with `high_watermark`; logs what it was asked.
+    async fn serve(
+        listener: tokio::net::TcpListener,
+        epochs: Vec<(i32, i64)>,
+        batches: Vec<(i64, Vec<u8>)>,
+        log_end: i64,
+        high_watermark: i64,
+        asked: Rc<RefCell<Vec<String>>>,
+    ) {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        loop {
+            let mut prefix = [0u8; 4];
+            if socket.read_exact(&mut prefix).await.is_err() {
+                return;
+            }
+            let mut request = vec![0u8; i32::from_be_bytes(prefix) as usize];
+            socket.read_exact(&mut request).await.expect("request");
+            let mut request = Bytes::from(request);
+            let header = decode_request_header_from_buffer(&mut request).expect("header");
+            let version = header.request_api_version;
+            let answer = if header.request_api_key == ApiKey::OffsetForLeaderEpoch as i16 {
+                let ask = OffsetForLeaderEpochRequest::decode(&mut request, version).expect("ask");
+                let partition = &ask.topics[0].partitions[0];
+                asked.borrow_mut().push(format!(
+                    "epochs replica={} epoch={}",
+                    ask.replica_id.0, partition.leader_epoch
+                ));
+                let (epoch, end_offset) =
+                    strom_engine_like_end_offset(&epochs, log_end, partition.leader_epoch);
+                frame(
+                    header.correlation_id,
+                    version,
+                    &OffsetForLeaderEpochResponse::default().with_topics(vec![
+                        OffsetForLeaderTopicResult::default()
+                            .with_topic(ask.topics[0].topic.clone())
+                            .with_partitions(vec![EpochAnswer::default()
+                                .with_partition(partition.partition)
+                                .with_leader_epoch(epoch)
+                                .with_end_offset(end_offset)]),
+                    ]),
+                )
+            } else {
+                let fetch = FetchRequest::decode(&mut request, version).expect("fetch");
+                let partition = &fetch.topics[0].partitions[0];
+                asked.borrow_mut().push(format!(
+                    "fetch replica={} offset={} epoch={}",
+                    fetch.replica_id.0, partition.fetch_offset, partition.current_leader_epoch
+                ));
+                let records: Vec<u8> = batches
+                    .iter()
+                    .filter(|(base, _)| *base >= partition.fetch_offset)
+                    .flat_map(|(_, bytes)| bytes.iter().copied())
+                    .collect();
+                if records.is_empty() {
+                    // Nothing new: hold the fetch as a leader would.
+                    tokio::time::sleep(Duration::from_millis(
+                        u64::try_from(fetch.max_wait_ms).unwrap_or(0),
+                    ))
+                    .await;
+                }
+                frame(
+                    header.correlation_id,
+                    version,
+                    &FetchResponse::default().with_responses(vec![
+                        FetchableTopicResponse::default()
+                            .with_topic(fetch.topics[0].topic.clone())
+                            .with_partitions(vec![PartitionData::default()
+                                .with_partition_index(partition.partition)
+                                .with_high_watermark(high_watermark)
+                                .with_records(Some(Bytes::from(records)))]),
+                    ]),
+                )
+            };
+            if socket.write_all(&answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn strom_engine_like_end_offset(epochs: &[(i32, i64)], log_end: i64, asked: i32) -> (i32, i64) {
+        let answer = crate::replication::end_offset_for_epoch(epochs, log_end, asked);
+        (answer.epoch, answer.end_offset)
+    }
+
+    /// A follower whose log diverged (it wrote offsets 2..4 in epoch 1, which the leader never
+    /// had) asks the leader where epoch 1 ends, truncates there, fetches the leader's epoch-2
+    /// batches as they are, and takes the leader's high watermark.
+    #[test]
+    fn a_divergent_follower_truncates_then_copies_the_leaders_batches() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        strom_engine::io::start_runtime(64, async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let shared_prefix = stored_batch(0, 1, 8);
+            let leader_batches = vec![
+                (0, shared_prefix.clone()),
+                (2, stored_batch(2, 2, 16)),
+                (4, stored_batch(4, 2, 24)),
+            ];
+            let asked = Rc::new(RefCell::new(Vec::new()));
+            strom_engine::io::spawn_local(serve(
+                listener,
+                vec![(1, 0), (2, 2)],
+                leader_batches.clone(),
+                6,
+                5,
+                asked.clone(),
+            ));
+
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(partition.apply_leadership(2, false));
+            let mut divergent = shared_prefix;
+            divergent.extend_from_slice(&stored_batch(2, 1, 99));
+            partition
+                .append_replicated(Bytes::from(divergent))
+                .expect("the follower's own history")
+                .written()
+                .wait()
+                .await
+                .expect("written");
+
+            let mut config = FetcherConfig::new(2);
+            config.max_wait_ms = 20;
+            config.backoff_ms = 20;
+            let fetchers = FetcherSet::new(config);
+            let leader = BrokerEndpoint {
+                id: 1,
+                host: "127.0.0.1".into(),
+                port,
+                epoch: 0,
+            };
+            fetchers.follow(partition.clone(), leader, 2);
+            assert_eq!(fetchers.leaders(), vec![1]);
+            for _ in 0..500 {
+                if partition.log.log_end_offset() == 6 && partition.high_watermark() == 5 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                partition.log.log_end_offset(),
+                6,
+                "asked: {:?}",
+                asked.borrow()
+            );
+            assert_eq!(partition.high_watermark(), 5, "the leader's high watermark");
+            assert_eq!(fetchers.followed("t", 0), Some((1, Phase::Fetching)));
+
+            let copy = partition
+                .log
+                .read(0, 1 << 20, 6)
+                .await
+                .expect("read")
+                .expect("records")
+                .read_to_vec()
+                .await
+                .expect("bytes");
+            let expected: Vec<u8> = leader_batches.into_iter().flat_map(|(_, b)| b).collect();
+            assert!(copy == expected, "the follower holds the leader's bytes");
+            assert_eq!(partition.log.leader_epoch_entries(), vec![(1, 0), (2, 2)]);
+
+            let asked = asked.borrow().clone();
+            assert_eq!(
+                asked[0], "epochs replica=2 epoch=1",
+                "truncation first: {asked:?}"
+            );
+            assert_eq!(
+                asked[1], "fetch replica=2 offset=2 epoch=2",
+                "then a fetch from the truncation point: {asked:?}"
+            );
+
+            fetchers.unfollow("t", 0);
+            assert!(
+                fetchers.leaders().is_empty(),
+                "the last partition stops the fetcher"
+            );
+            assert_eq!(fetchers.followed("t", 0), None);
+            partition.close().await.expect("close");
+        });
+    }
+}
