@@ -58,7 +58,7 @@ impl ShardState {
             broker: broker.clone(),
             partitions: RefCell::new(HashMap::new()),
             groups: Rc::new(GroupRuntime::default()),
-            fetchers: FetcherSet::new(FetcherConfig::new(broker.config.broker_id)),
+            fetchers: FetcherSet::new(FetcherConfig::from_broker(&broker.config)),
             stopping: std::cell::Cell::new(false),
         };
         for partition in open_owned_partitions(id, broker, log_dir).await {

@@ -76,7 +76,7 @@ pub struct FetcherConfig {
 }
 
 impl FetcherConfig {
-    /// Kafka's defaults.
+    /// Kafka's defaults (as [`Self::from_broker`] with no `replica.*` setting).
     pub fn new(broker_id: i32) -> Self {
         FetcherConfig {
             broker_id,
@@ -86,6 +86,21 @@ impl FetcherConfig {
             partition_max_bytes: REPLICA_FETCH_MAX_BYTES,
             backoff_ms: REPLICA_FETCH_BACKOFF_MS,
             socket_timeout_ms: REPLICA_SOCKET_TIMEOUT_MS,
+            request_timeout_ms: REPLICA_REQUEST_TIMEOUT_MS,
+        }
+    }
+
+    /// From the broker's `replica.fetch.*` settings.
+    pub fn from_broker(config: &crate::config::BrokerConfig) -> Self {
+        let fetch = &config.replica_fetch;
+        FetcherConfig {
+            broker_id: config.broker_id,
+            max_wait_ms: fetch.wait_max_ms,
+            min_bytes: fetch.min_bytes,
+            response_max_bytes: fetch.response_max_bytes,
+            partition_max_bytes: fetch.max_bytes,
+            backoff_ms: fetch.backoff_ms,
+            socket_timeout_ms: fetch.socket_timeout_ms,
             request_timeout_ms: REPLICA_REQUEST_TIMEOUT_MS,
         }
     }

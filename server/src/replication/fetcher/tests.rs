@@ -41,6 +41,24 @@ fn a_replica_fetch_names_the_follower_and_carries_its_positions_and_epochs() {
 }
 
 #[test]
+fn the_broker_defaults_are_kafkas() {
+    let broker = crate::config::BrokerConfig::default();
+    let mut expected = FetcherConfig::new(broker.broker_id);
+    assert_eq!(FetcherConfig::from_broker(&broker), expected);
+    let tuned = crate::config::BrokerConfig::load(
+        None,
+        &[
+            "replica.fetch.wait.max.ms=50",
+            "replica.fetch.max.bytes=4096",
+        ],
+    )
+    .expect("valid");
+    expected.max_wait_ms = 50;
+    expected.partition_max_bytes = 4096;
+    assert_eq!(FetcherConfig::from_broker(&tuned), expected);
+}
+
+#[test]
 fn an_epoch_request_asks_per_partition_for_the_given_epoch() {
     let request = build_epoch_request(
         2,
