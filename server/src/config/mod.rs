@@ -71,6 +71,15 @@ const KNOWN_KEYS: &[&str] = &[
     "leader.imbalance.per.broker.percentage",
     "controlled.shutdown.enable",
     "controlled.shutdown.timeout.ms",
+    "replica.lag.time.max.ms",
+    "min.insync.replicas",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.backoff.ms",
+    "num.replica.fetchers",
+    "replica.high.watermark.checkpoint.interval.ms",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
@@ -196,6 +205,27 @@ pub struct BrokerConfig {
     pub controlled_shutdown_enable: bool,
     /// `controlled.shutdown.timeout.ms` (Strom): the bound on that wait.
     pub controlled_shutdown_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up with its leader for this long leaves
+    /// the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `min.insync.replicas`: the fewest ISR members an `acks=all` produce needs (topics may
+    /// override it).
+    pub min_insync_replicas: u32,
+    /// `replica.fetch.max.bytes`: bytes a follower asks per partition in one fetch.
+    pub replica_fetch_max_bytes: u32,
+    /// `replica.fetch.response.max.bytes`: bytes a follower asks per fetch in all.
+    pub replica_fetch_response_max_bytes: u32,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits on the leader for data.
+    pub replica_fetch_wait_max_ms: u32,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
+    pub replica_fetch_min_bytes: u32,
+    /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
+    pub replica_fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetcher connections per (leader broker, shard).
+    pub num_replica_fetchers: u32,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
+    /// written to each log dir's `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -409,6 +439,50 @@ impl BrokerConfig {
             controlled_shutdown_timeout_ms: to_u64(settings.integer(
                 "controlled.shutdown.timeout.ms",
                 CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT,
+                1,
+                i64::MAX,
+            )?),
+            replica_lag_time_max_ms: to_u64(settings.integer(
+                "replica.lag.time.max.ms",
+                10_000,
+                1,
+                i64::MAX,
+            )?),
+            min_insync_replicas: settings.integer("min.insync.replicas", 1, 1, i32::MAX as u32)?,
+            replica_fetch_max_bytes: settings.integer(
+                "replica.fetch.max.bytes",
+                1 << 20,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_response_max_bytes: settings.integer(
+                "replica.fetch.response.max.bytes",
+                10 << 20,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_wait_max_ms: settings.integer(
+                "replica.fetch.wait.max.ms",
+                500,
+                0,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_min_bytes: settings.integer(
+                "replica.fetch.min.bytes",
+                1,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_backoff_ms: to_u64(settings.integer(
+                "replica.fetch.backoff.ms",
+                1_000,
+                0,
+                i64::MAX,
+            )?),
+            num_replica_fetchers: settings.integer("num.replica.fetchers", 1, 1, 64)?,
+            replica_high_watermark_checkpoint_interval_ms: to_u64(settings.integer(
+                "replica.high.watermark.checkpoint.interval.ms",
+                5_000,
                 1,
                 i64::MAX,
             )?),
@@ -629,6 +703,32 @@ mod tests {
         // broker.id=0 set explicitly is a valid id in a cluster.
         let config = parse("zookeeper.connect=127.0.0.1:2181\nbroker.id=0").expect("valid");
         assert_eq!(config.broker_id, 0);
+    }
+
+    #[test]
+    fn replication_keys_default_to_kafkas_and_can_be_set() {
+        let config = parse("").expect("defaults");
+        assert_eq!(config.replica_lag_time_max_ms, 10_000);
+        assert_eq!(config.min_insync_replicas, 1);
+        assert_eq!(config.replica_fetch_max_bytes, 1 << 20);
+        assert_eq!(config.replica_fetch_response_max_bytes, 10 << 20);
+        assert_eq!(config.replica_fetch_wait_max_ms, 500);
+        assert_eq!(config.replica_fetch_min_bytes, 1);
+        assert_eq!(config.replica_fetch_backoff_ms, 1_000);
+        assert_eq!(config.num_replica_fetchers, 1);
+        assert_eq!(config.replica_high_watermark_checkpoint_interval_ms, 5_000);
+        let config =
+            parse("replica.lag.time.max.ms=3000\nmin.insync.replicas=2\nnum.replica.fetchers=2")
+                .expect("valid");
+        assert_eq!(
+            (
+                config.replica_lag_time_max_ms,
+                config.min_insync_replicas,
+                config.num_replica_fetchers
+            ),
+            (3_000, 2, 2)
+        );
+        assert!(parse("min.insync.replicas=0").is_err());
     }
 
     #[test]
