@@ -36,6 +36,12 @@ pub enum Error {
     /// An on-disk structure is not what it should be and could not be repaired.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// Batches copied from a leader do not continue this log: the first batch does not start at
+    /// the log end, or a batch overlaps (or, outside compacted logs, leaves a gap after) the
+    /// one before it. Nothing was appended. A follower error, never sent to a client as such
+    /// (→ UNKNOWN_SERVER_ERROR, as Kafka's UnexpectedAppendOffsetException).
+    #[error("replicated batch starts at offset {found}, expected {expected}")]
+    ReplicaOffsetMismatch { expected: i64, found: i64 },
     /// The target shard has stopped.
     #[error("shard {0} is not running")]
     ShardStopped(usize),

@@ -29,4 +29,4 @@ pub use header::{
     LOG_OVERHEAD_BYTES, PATCHED_PREFIX_BYTES,
 };
 pub use records::{RecordCursor, RecordEntries, RecordEntry, RecordPosition};
-pub use validate::{split_record_set, validate_batch, BatchError};
+pub use validate::{split_record_set, validate_batch, validate_stored_batch, BatchError};

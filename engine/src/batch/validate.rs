@@ -83,6 +83,38 @@ pub fn split_record_set(bytes: &[u8]) -> Result<Vec<std::ops::Range<usize>>, Bat
 /// for uncompressed batches the framing of every record (non-negative sizes, consecutive
 /// offset deltas). Compressed records are not inflated here: their CRC already covers them.
 pub fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate_framing(bytes)?;
+    if header.record_count <= 0 || header.last_offset_delta != header.record_count - 1 {
+        return Err(BatchError::CountMismatch {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    validate_records(bytes, &header, RecordDeltas::Consecutive)?;
+    Ok(header)
+}
+
+/// Validates one whole batch as a leader stored it, for a follower that copies it: the checks
+/// of [`validate_batch`], except that compaction may have removed records from it, so it may
+/// hold fewer records than `lastOffsetDelta + 1` (even none) and its offset deltas need only
+/// increase within `[0, lastOffsetDelta]`.
+pub fn validate_stored_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate_framing(bytes)?;
+    if header.record_count < 0
+        || header.last_offset_delta < 0
+        || i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1
+    {
+        return Err(BatchError::CountMismatch {
+            record_count: header.record_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    validate_records(bytes, &header, RecordDeltas::Increasing)?;
+    Ok(header)
+}
+
+/// Length, magic and CRC-32C of one whole batch.
+fn validate_framing(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     if header.batch_length < 0 || header.total_bytes() != bytes.len() {
         return Err(BatchError::BadLength(header.batch_length));
@@ -94,35 +126,59 @@ pub fn validate_batch(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             actual,
         });
     }
-    if header.record_count <= 0 || header.last_offset_delta != header.record_count - 1 {
-        return Err(BatchError::CountMismatch {
-            record_count: header.record_count,
-            last_offset_delta: header.last_offset_delta,
-        });
+    Ok(header)
+}
+
+/// What a batch's record offset deltas must look like.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RecordDeltas {
+    /// 0, 1, 2, ...: as a producer sends them.
+    Consecutive,
+    /// Strictly increasing up to `lastOffsetDelta`: compaction may have left holes.
+    Increasing,
+}
+
+/// For an uncompressed batch, the framing of every record and their offset deltas; a
+/// compressed batch's records are covered by its CRC and not inflated here.
+fn validate_records(
+    bytes: &[u8],
+    header: &BatchHeader,
+    deltas: RecordDeltas,
+) -> Result<(), BatchError> {
+    if header.compression() != Compression::None {
+        return Ok(());
     }
-    if header.compression() == Compression::None {
-        let mut seen: i32 = 0;
-        for record in RecordCursor::new(bytes) {
-            let position = record.map_err(|reason| BatchError::MalformedRecord {
-                index: seen,
-                reason,
-            })?;
-            if position.offset_delta != seen {
-                return Err(BatchError::MalformedRecord {
-                    index: seen,
-                    reason: "offset delta out of sequence",
-                });
+    let mut seen: i32 = 0;
+    let mut previous_delta: Option<i32> = None;
+    for record in RecordCursor::new(bytes) {
+        let position = record.map_err(|reason| BatchError::MalformedRecord {
+            index: seen,
+            reason,
+        })?;
+        let in_sequence = match deltas {
+            RecordDeltas::Consecutive => position.offset_delta == seen,
+            RecordDeltas::Increasing => {
+                previous_delta.map_or(position.offset_delta >= 0, |previous| {
+                    position.offset_delta > previous
+                }) && position.offset_delta <= header.last_offset_delta
             }
-            seen += 1;
-        }
-        if seen != header.record_count {
-            return Err(BatchError::CountMismatch {
-                record_count: header.record_count,
-                last_offset_delta: seen - 1,
+        };
+        if !in_sequence {
+            return Err(BatchError::MalformedRecord {
+                index: seen,
+                reason: "offset delta out of sequence",
             });
         }
+        previous_delta = Some(position.offset_delta);
+        seen += 1;
     }
-    Ok(header)
+    if seen != header.record_count {
+        return Err(BatchError::CountMismatch {
+            record_count: header.record_count,
+            last_offset_delta: seen - 1,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

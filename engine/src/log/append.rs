@@ -12,7 +12,10 @@ use bytes::{Bytes, BytesMut};
 use super::checkpoint::{self, RECOVERY_POINT_FILE};
 use super::segment::Segment;
 use super::{PartitionLog, PendingWrite, PENDING_WRITE_BYTES_MAX};
-use crate::batch::{patched_prefix, split_record_set, validate_batch, PATCHED_PREFIX_BYTES};
+use crate::batch::{
+    patched_prefix, split_record_set, validate_batch, validate_stored_batch, BatchError,
+    BatchHeader, PATCHED_PREFIX_BYTES,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::io::SharedFile;
 
@@ -25,15 +28,51 @@ const WRITE_ROUND_BYTES_MAX: u64 = 8 << 20;
 #[derive(Debug, Clone)]
 pub struct ValidatedRecordSet {
     ranges: Vec<std::ops::Range<usize>>,
-    headers: Vec<crate::batch::BatchHeader>,
+    headers: Vec<BatchHeader>,
     record_set_bytes: usize,
 }
 
 impl ValidatedRecordSet {
     /// The headers of the record set's batches, in order.
-    pub fn headers(&self) -> &[crate::batch::BatchHeader] {
+    pub fn headers(&self) -> &[BatchHeader] {
         &self.headers
     }
+}
+
+/// How an append gets its batches' base offsets and leader epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// A leader's append: offsets assigned from the log end, every batch stamped with the
+    /// epoch.
+    Assign { leader_epoch: i32 },
+    /// A follower's append: the leader's offsets and epochs, kept as they are.
+    Keep,
+}
+
+/// Splits and validates a record set, each batch with `validate` and at most
+/// `max_batch_bytes` long.
+fn validate_with(
+    record_set: &Bytes,
+    max_batch_bytes: usize,
+    validate: fn(&[u8]) -> std::result::Result<BatchHeader, BatchError>,
+) -> Result<ValidatedRecordSet> {
+    let ranges = split_record_set(record_set)?;
+    let mut headers = Vec::with_capacity(ranges.len());
+    for range in &ranges {
+        let len = range.len();
+        if len > max_batch_bytes {
+            return Err(Error::MessageTooLarge {
+                size_bytes: len,
+                max_bytes: max_batch_bytes,
+            });
+        }
+        headers.push(validate(record_set.get(range.clone()).unwrap_or(&[]))?);
+    }
+    Ok(ValidatedRecordSet {
+        ranges,
+        headers,
+        record_set_bytes: record_set.len(),
+    })
 }
 
 /// Resolves when the log has reached an offset (written, or durable).
@@ -120,26 +159,23 @@ impl PartitionLog {
     /// without appending it, so a caller can look at the batches (e.g. idempotent-producer
     /// sequences) before [`Self::append_validated`].
     pub fn validate_record_set(&self, record_set: &Bytes) -> Result<ValidatedRecordSet> {
-        let ranges = split_record_set(record_set)?;
         let max_message_bytes = self.state.borrow().config.max_message_bytes;
-        let mut headers = Vec::with_capacity(ranges.len());
-        for range in &ranges {
-            let len = range.len();
-            if len > max_message_bytes {
-                return Err(Error::MessageTooLarge {
-                    size_bytes: len,
-                    max_bytes: max_message_bytes,
-                });
-            }
-            headers.push(validate_batch(
-                record_set.get(range.clone()).unwrap_or(&[]),
-            )?);
-        }
-        Ok(ValidatedRecordSet {
-            ranges,
-            headers,
-            record_set_bytes: record_set.len(),
-        })
+        validate_with(record_set, max_message_bytes, validate_batch)
+    }
+
+    /// Validates a record set fetched from the leader for [`Self::append_replicated_now`]:
+    /// framing, magic and CRC as [`Self::validate_record_set`], but batches as the leader
+    /// stored them (compaction may have removed records from them), and no
+    /// `max.message.bytes` check (the leader accepted them; Kafka's followers do not re-check
+    /// it either), only the bound recovery puts on a stored batch.
+    pub fn validate_replicated_record_set(&self, record_set: &Bytes) -> Result<ValidatedRecordSet> {
+        let max_batch_bytes = {
+            let config = &self.state.borrow().config;
+            usize::try_from(config.segment_bytes)
+                .unwrap_or(usize::MAX)
+                .max(config.max_message_bytes)
+        };
+        validate_with(record_set, max_batch_bytes, validate_stored_batch)
     }
 
     /// Appends a record set validated by [`Self::validate_record_set`], first waiting while the
@@ -159,11 +195,57 @@ impl PartitionLog {
     /// suspends, so a caller that checks something (e.g. idempotent-producer sequences) right
     /// before it needs no lock: on the owning shard's single thread nothing can run in between.
     /// Call [`Self::wait_for_queue_room`] first to respect the write queue's bound.
+    ///
+    /// Every batch is stamped with `leader_epoch`; a newer epoch than the log knows is recorded
+    /// in its leader-epoch cache.
     pub fn append_validated_now(
         &self,
         record_set: Bytes,
         validated: ValidatedRecordSet,
         leader_epoch: i32,
+    ) -> Result<AppendReceipt> {
+        self.append_batches_now(record_set, validated, Stamp::Assign { leader_epoch })
+    }
+
+    /// A follower's append of batches fetched from its leader, first waiting while the write
+    /// queue is full. See [`Self::append_replicated_now`].
+    pub async fn append_replicated(
+        &self,
+        record_set: Bytes,
+        validated: ValidatedRecordSet,
+    ) -> Result<AppendReceipt> {
+        self.wait_for_queue_room().await?;
+        self.append_replicated_now(record_set, validated)
+    }
+
+    /// A follower's append: stores batches copied from the leader (validated by
+    /// [`Self::validate_replicated_record_set`]) byte for byte, keeping the leader's offsets,
+    /// partition leader epochs and producer ids. The first batch must start at
+    /// [`Self::next_offset`] and each batch where the one before ended; otherwise nothing is
+    /// appended and the error is [`Error::ReplicaOffsetMismatch`] with the offset expected and
+    /// the one found. A compacted log (`cleanup.policy=compact`) also accepts a batch that
+    /// starts later than expected, since compaction on the leader removes whole batches, but
+    /// never one that starts earlier (an overlap).
+    ///
+    /// Never suspends (like [`Self::append_validated_now`]); the batches' epochs update the
+    /// leader-epoch cache. Returns the first batch's base offset and the last batch's last
+    /// offset.
+    pub fn append_replicated_now(
+        &self,
+        record_set: Bytes,
+        validated: ValidatedRecordSet,
+    ) -> Result<AppendReceipt> {
+        self.append_batches_now(record_set, validated, Stamp::Keep)
+    }
+
+    /// The one append path: checks or assigns offsets, places every batch in the active segment
+    /// (rolling it when needed), queues it for the writer and records new leader epochs. All
+    /// checks come before any change, so a refused append leaves the log as it was.
+    fn append_batches_now(
+        &self,
+        record_set: Bytes,
+        validated: ValidatedRecordSet,
+        stamp: Stamp,
     ) -> Result<AppendReceipt> {
         assert_eq!(
             validated.record_set_bytes,
@@ -174,12 +256,33 @@ impl PartitionLog {
             ranges, headers, ..
         } = validated;
         self.check_open()?;
+        if stamp == Stamp::Keep {
+            self.check_replicated_offsets(&headers)?;
+        }
 
         let mut state = self.state.borrow_mut();
-        let base_offset = state.next_offset;
+        let mut base_offset = None;
+        let mut epochs_changed = false;
         for (range, header) in ranges.iter().zip(&headers) {
             let len = range.len() as u64;
-            let batch_base = state.next_offset;
+            let original_prefix: [u8; PATCHED_PREFIX_BYTES] = record_set
+                .get(range.start..range.start + PATCHED_PREFIX_BYTES)
+                .and_then(|prefix| prefix.try_into().ok())
+                .expect("a validated batch is longer than its prefix");
+            let (batch_base, prefix, epoch) = match stamp {
+                Stamp::Assign { leader_epoch } => {
+                    let batch_base = state.next_offset;
+                    let prefix = patched_prefix(&original_prefix, batch_base, leader_epoch);
+                    (batch_base, prefix, leader_epoch)
+                }
+                // The leader's bytes as they are: offset and epoch included.
+                Stamp::Keep => (
+                    header.base_offset,
+                    original_prefix,
+                    header.partition_leader_epoch,
+                ),
+            };
+            base_offset.get_or_insert(batch_base);
             let batch_next = batch_base + i64::from(header.last_offset_delta) + 1;
             if self.should_roll(&state, len, batch_next, header.max_timestamp) {
                 drop(state);
@@ -198,28 +301,47 @@ impl PartitionLog {
                 segment_base: segment.base_offset,
                 file: segment.file.clone(),
                 position,
-                prefix: patched_prefix(
-                    record_set
-                        .get(range.start..range.start + PATCHED_PREFIX_BYTES)
-                        .unwrap_or(&[]),
-                    batch_base,
-                    leader_epoch,
-                ),
+                prefix,
                 body: record_set.slice(range.start + PATCHED_PREFIX_BYTES..range.end),
                 next_offset: batch_next,
             };
             state.pending.push_back(pending);
             state.pending_bytes += len;
             state.next_offset = batch_next;
+            epochs_changed |= state.leader_epochs.assign(epoch, batch_base);
         }
+        let base_offset = base_offset.expect("a validated record set has a batch");
         let last_offset = state.next_offset - 1;
         drop(state);
         self.writer_wakeup.notify_one();
+        if epochs_changed {
+            // Rare (once per leader epoch). A failed write is not the append's failure: the
+            // cache in memory is right, and open rebuilds a checkpoint that disagrees with the
+            // log.
+            if let Err(error) = self.persist_leader_epochs() {
+                tracing::warn!(dir = %self.dir.display(), %error, "could not write the leader-epoch checkpoint");
+            }
+        }
         Ok(AppendReceipt {
             base_offset,
             last_offset,
             progress: self.progress.subscribe(),
         })
+    }
+
+    /// Checks that replicated batches continue the log (see [`Self::append_replicated_now`]).
+    fn check_replicated_offsets(&self, headers: &[BatchHeader]) -> Result<()> {
+        let state = self.state.borrow();
+        let gaps_allowed = state.config.cleanup_policy == super::CleanupPolicy::Compact;
+        let mut expected = state.next_offset;
+        for header in headers {
+            let found = header.base_offset;
+            if found < expected || (found > expected && !gaps_allowed) {
+                return Err(Error::ReplicaOffsetMismatch { expected, found });
+            }
+            expected = header.next_offset();
+        }
+        Ok(())
     }
 
     /// Waits while more than [`PENDING_WRITE_BYTES_MAX`] bytes are queued for the writer (the

@@ -20,17 +20,29 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Writes `contents` to `dir/name` so that after a crash the file holds either the old or the
 /// new contents, never a mix.
 pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+    write_atomically_with(dir, name, contents, true)
+}
+
+/// [`write_atomically`], with the fsyncs (of the file before the rename, and of the directory
+/// after it) only if `sync`: a log whose data is not synced (`Durability::None`) need not sync
+/// its checkpoints either; the rename alone still keeps a reader from seeing a torn file.
+pub fn write_atomically_with(dir: &Path, name: &str, contents: &[u8], sync: bool) -> Result<()> {
     let temp_path = dir.join(format!("{name}.tmp"));
     let final_path = dir.join(name);
     let mut file =
         std::fs::File::create(&temp_path).context(|| format!("create {}", temp_path.display()))?;
     file.write_all(contents)
         .context(|| format!("write {}", temp_path.display()))?;
-    file.sync_data()
-        .context(|| format!("sync {}", temp_path.display()))?;
+    if sync {
+        file.sync_data()
+            .context(|| format!("sync {}", temp_path.display()))?;
+    }
     std::fs::rename(&temp_path, &final_path)
         .context(|| format!("rename to {}", final_path.display()))?;
-    sync_dir(dir)
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Makes creations, renames and deletions in `dir` durable.

@@ -531,6 +531,7 @@ impl PartitionLog {
             checkpoint::sync_dir(&self.dir)?;
             if let Some(start) = moved_start {
                 checkpoint::write_offset(&self.dir, LOG_START_FILE, start)?;
+                self.trim_leader_epochs_to_log_start()?;
             }
             return Ok(true);
         };

@@ -64,10 +64,19 @@ fn a_high_watermark_set_by_its_owner_stays_within_the_log() {
         assert!(!changes.has_changed().expect("open"));
         log.set_high_watermark(2);
         assert_eq!(*changes.borrow_and_update(), 2);
+        log.set_high_watermark(1);
+        assert_eq!(log.high_watermark(), 2, "it never goes back");
+        assert!(
+            !changes.has_changed().expect("open"),
+            "and nothing is announced"
+        );
         log.set_high_watermark(99);
         assert_eq!(log.high_watermark(), 5, "clamped to the log end");
-        log.set_high_watermark(-4);
+        // Restoring it (from the replication checkpoint) may lower it, within the log.
+        log.reset_high_watermark(-4);
         assert_eq!(log.high_watermark(), 0, "clamped to the log start");
+        log.reset_high_watermark(3);
+        assert_eq!(log.high_watermark(), 3);
         // Truncation below the watermark lowers it and announces it.
         log.set_high_watermark(5);
         changes.borrow_and_update();

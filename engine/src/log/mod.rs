@@ -15,7 +15,9 @@ mod append;
 mod checkpoint;
 mod compaction;
 mod config;
+mod leader_epoch;
 mod log_dir;
+mod offset_checkpoint;
 mod offset_index;
 mod open;
 mod read;
@@ -32,7 +34,14 @@ pub use compaction::{CompactionOutcome, OFFSET_MAP_BYTES_MAX};
 pub use config::{
     CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS, DEFAULT_MAX_MESSAGE_BYTES,
 };
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use log_dir::{LogDir, LogDirClose, ShutdownScope};
+pub use offset_checkpoint::{
+    OffsetCheckpointFile, PartitionOffsets, REPLICATION_OFFSET_CHECKPOINT_FILE,
+};
 pub use open::OpenReport;
 pub use read::{FileRange, TimestampLookup};
 pub use recovery::{recover_segment, RecoveryReport};
@@ -91,6 +100,8 @@ struct LogState {
     index_writes_in_flight: Vec<i64>,
     /// Bumped by every truncation, so work planned before one can tell.
     truncations: u64,
+    /// Leader epoch -> first offset (KIP-101), mirrored in `leader-epoch-checkpoint`.
+    leader_epochs: leader_epoch::LeaderEpochCache,
     compaction: compaction::CompactionState,
     closed: bool,
 }
@@ -151,6 +162,15 @@ impl PartitionLog {
         self.progress.borrow().durable_offset
     }
 
+    /// The offset below which everything is durable per the log's durability policy (fsynced
+    /// under `sync`; under `none` it follows the writes): what a follower reports as its
+    /// progress when only durable data may count towards the high watermark. It never passes
+    /// the log end offset and follows it as appends become durable ([`Self::subscribe`] wakes
+    /// on each move).
+    pub fn durable_end_offset(&self) -> i64 {
+        self.durable_offset()
+    }
+
     /// Offset the next append will get (includes queued, unwritten appends).
     pub fn next_offset(&self) -> i64 {
         self.state.borrow().next_offset
@@ -160,17 +180,37 @@ impl PartitionLog {
         *self.high_watermark.borrow()
     }
 
-    /// Sets the high watermark (the replica owner decides it). It is clamped to
-    /// `[log_start_offset, log_end_offset]`. Subscribers are woken only if it changed.
+    /// Moves the high watermark forward (the replica owner decides it: a leader's is the
+    /// minimum log end over the ISR, a follower's the leader's). It is clamped to
+    /// `[log_start_offset, log_end_offset]` and never goes back: a smaller value (e.g. a stale
+    /// fetch response) changes nothing. Only truncation below it lowers it (or
+    /// [`Self::reset_high_watermark`]). Subscribers are woken only if it changed.
     pub fn set_high_watermark(&self, offset: i64) {
-        let end = self.log_end_offset();
-        let start = self.state.borrow().log_start_offset;
-        let clamped = offset.clamp(start.min(end), end);
+        let clamped = self.clamp_to_log(offset);
         self.high_watermark.send_if_modified(|current| {
-            let changed = *current != clamped;
+            let changed = clamped > *current;
+            *current = (*current).max(clamped);
+            changed
+        });
+    }
+
+    /// Sets the high watermark to `offset` (clamped to `[log_start_offset, log_end_offset]`)
+    /// even if that lowers it: for restoring it from the `replication-offset-checkpoint` after
+    /// open (a log opens with its high watermark at its end, which a replicated partition must
+    /// not expose before its leader confirms it).
+    pub fn reset_high_watermark(&self, offset: i64) {
+        let clamped = self.clamp_to_log(offset);
+        self.high_watermark.send_if_modified(|current| {
+            let changed = clamped != *current;
             *current = clamped;
             changed
         });
+    }
+
+    fn clamp_to_log(&self, offset: i64) -> i64 {
+        let end = self.log_end_offset();
+        let start = self.state.borrow().log_start_offset;
+        offset.clamp(start.min(end), end)
     }
 
     /// Makes the writer move the high watermark to the log end after every write (for a

@@ -203,6 +203,14 @@ impl PartitionLog {
         } else {
             recovery_point.min(next_offset)
         };
+        let leader_epochs = super::leader_epoch::load(
+            dir,
+            &segments,
+            log_start_offset,
+            next_offset,
+            config.durability,
+        )
+        .await?;
 
         let state = LogState {
             config,
@@ -216,6 +224,7 @@ impl PartitionLog {
             dir_dirty: false,
             index_writes_in_flight: Vec::new(),
             truncations: 0,
+            leader_epochs,
             compaction: Default::default(),
             closed: false,
         };

@@ -74,6 +74,7 @@ impl PartitionLog {
             segment.delete_files(&self.dir);
         }
         checkpoint::write_offset(&self.dir, LOG_START_FILE, self.log_start_offset())?;
+        self.trim_leader_epochs_to_log_start()?;
         tracing::info!(dir = %self.dir.display(), ?outcome, "retention deleted segments");
         Ok(outcome)
     }

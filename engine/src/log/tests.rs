@@ -1211,7 +1211,7 @@ fn compaction_respects_policy_high_watermark_and_truncation() {
         // Nothing at or above the high watermark is used: with it at the second segment's end,
         // only the first segment can be compacted, against keys of the first segment only.
         let bases = log.segment_base_offsets();
-        log.set_high_watermark(bases[2]);
+        log.reset_high_watermark(bases[2]);
         let outcome = log.compact(20_000).await.expect("compact");
         assert!(outcome.ran);
         assert_eq!(outcome.cleaned_up_to, Some(bases[2]));

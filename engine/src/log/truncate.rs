@@ -95,6 +95,7 @@ impl PartitionLog {
             state.next_offset = new_end;
             state.recovery_point = state.recovery_point.min(new_end);
             state.dir_dirty = true;
+            state.leader_epochs.truncate_from_end(new_end);
             later.into_values().collect()
         };
         for segment in &removed {
@@ -114,6 +115,9 @@ impl PartitionLog {
             RECOVERY_POINT_FILE,
             self.state.borrow().recovery_point,
         )?;
+        // Written even if unchanged: truncation is rare, and a checkpoint that may lag an
+        // earlier failed write is then put right.
+        self.persist_leader_epochs()?;
         Ok(new_end)
     }
 
@@ -129,6 +133,8 @@ impl PartitionLog {
             state.log_start_offset = offset;
             state.recovery_point = offset;
             state.dirty_segments.clear();
+            // Kafka clears the cache too: the epochs return with the data copied next.
+            state.leader_epochs.clear();
             old.into_values()
                 .filter(|segment| segment.base_offset != offset)
                 .collect()
@@ -143,6 +149,7 @@ impl PartitionLog {
         self.high_watermark.send_replace(offset);
         checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
         checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        self.persist_leader_epochs()?;
         Ok(offset)
     }
 
@@ -165,6 +172,7 @@ impl PartitionLog {
         self.state.borrow_mut().log_start_offset = offset;
         checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
         self.delete_segments_below_log_start();
+        self.trim_leader_epochs_to_log_start()?;
         Ok(offset)
     }
 }

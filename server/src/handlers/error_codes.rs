@@ -29,6 +29,7 @@ pub fn engine_error_code(error: &EngineError) -> ErrorCode {
             code(ResponseError::KafkaStorageError)
         }
         EngineError::ShardStopped(_) => code(ResponseError::NotLeaderOrFollower),
+        EngineError::ReplicaOffsetMismatch { .. } => code(ResponseError::UnknownServerError),
     }
 }
 
