@@ -13,3 +13,4 @@ pub mod group;
 pub mod handlers;
 pub mod network;
 pub mod protocol;
+pub mod replication;
