@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
 use strom_engine::log::{LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
+use super::leader_replication::LeaderReplication;
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
@@ -34,6 +35,8 @@ pub enum AppendError {
     Transactional,
     #[error("this broker is not the partition's leader")]
     NotLeader,
+    #[error("{0}")]
+    NotEnoughReplicas(#[from] crate::replication::NotEnoughReplicas),
 }
 
 /// What an accepted append returns before it is written.
@@ -43,8 +46,23 @@ pub struct AppendOutcome {
     pub log_start_offset: i64,
     /// Resolves when the append meets the requested acks; `None` for a duplicate (already
     /// stored) batch.
-    pub wait: Option<WaitOffset>,
+    pub wait: Option<AckWait>,
 }
+
+/// What an append's acknowledgement waits for. `Send`: the produce completes on the
+/// connection's shard, not necessarily the partition's.
+#[derive(Debug)]
+pub enum AckWait {
+    /// Written (or durable per the log's policy) on this broker.
+    Local(WaitOffset),
+    /// `acks=all` on a replicated partition: the high watermark passed the batch; resolves with
+    /// the produce's error code (see `LeaderReplication::wait_acks_all`).
+    Replicated(tokio::sync::oneshot::Receiver<i16>),
+}
+
+/// How long a replicated `acks=all` append is followed on the leader at most; the produce's own
+/// timeout is applied where the response is completed.
+const ACKS_ALL_FOLLOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How long the producer waits: written (`acks=1`) or durable per policy (`acks=all`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +90,11 @@ pub struct Partition {
     /// Whether this broker leads the partition (in that epoch). Only a leader takes produces
     /// and serves consumers; set by the control plane when the controller's decision arrives.
     is_leader: Cell<bool>,
+    /// Follower tracking, the ISR and the high watermark while this broker leads a replicated
+    /// partition (`None` when following, or with a single replica).
+    leader_replication: RefCell<Option<Rc<LeaderReplication>>>,
+    /// The topic's `min.insync.replicas` (over the broker default) for `acks=all`.
+    min_insync_replicas: Cell<usize>,
     producers: RefCell<ProducerStateTable>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
@@ -127,6 +150,8 @@ impl Partition {
             log,
             leader_epoch: Cell::new(-1),
             is_leader: Cell::new(false),
+            leader_replication: RefCell::new(None),
+            min_insync_replicas: Cell::new(1),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
@@ -175,6 +200,24 @@ impl Partition {
     /// vouch for its leadership any more.
     pub fn resign_leadership(&self) {
         self.is_leader.set(false);
+        self.set_leader_replication(None);
+    }
+
+    /// Sets (or ends) the replication state of this leadership; the one it replaces is stopped,
+    /// which answers its waiting `acks=all` produces NOT_LEADER_OR_FOLLOWER.
+    pub fn set_leader_replication(&self, replication: Option<Rc<LeaderReplication>>) {
+        let old = std::mem::replace(&mut *self.leader_replication.borrow_mut(), replication);
+        if let Some(old) = old {
+            old.stop();
+        }
+    }
+
+    pub fn leader_replication(&self) -> Option<Rc<LeaderReplication>> {
+        self.leader_replication.borrow().clone()
+    }
+
+    pub fn set_min_insync_replicas(&self, min_insync_replicas: usize) {
+        self.min_insync_replicas.set(min_insync_replicas.max(1));
     }
 
     pub fn is_leader(&self) -> bool {
@@ -235,6 +278,12 @@ impl Partition {
         if !self.is_leader.get() {
             return Err(AppendError::NotLeader);
         }
+        // acks=all on a replicated partition: refused before it is appended when the ISR is
+        // too small (NOT_ENOUGH_REPLICAS); acks=1 and acks=0 are not affected.
+        let replication = self.leader_replication();
+        if let (AckLevel::All, Some(replication)) = (acks, &replication) {
+            replication.check_acks_all(self.min_insync_replicas.get())?;
+        }
         if header.has_producer_id() {
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?
@@ -255,7 +304,17 @@ impl Partition {
                 .record(&header, receipt.base_offset);
         }
         let base_offset = receipt.base_offset;
-        let wait = receipt.into_wait(acks == AckLevel::All);
+        let wait = match (acks, &replication) {
+            (AckLevel::All, Some(replication)) => {
+                let required_offset = base_offset + i64::from(header.last_offset_delta) + 1;
+                AckWait::Replicated(replication.wait_acks_all(
+                    required_offset,
+                    self.min_insync_replicas.get(),
+                    ACKS_ALL_FOLLOW_LIMIT,
+                ))
+            }
+            _ => AckWait::Local(receipt.into_wait(acks == AckLevel::All)),
+        };
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.log_start_offset(),
