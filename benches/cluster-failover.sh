@@ -12,6 +12,6 @@ echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /p
 cargo build --bin strom >&2
 out=$(STROM_FAILOVER_RUNS="$runs" cargo test -p strom --test cluster_failover_timing -- \
     --ignored --nocapture --test-threads 1 2>&2 | tee /dev/stderr)
-echo "$out" | sed -n 's/^FAILOVER_TIMING_JSON //p'
+echo "$out" | sed -n "s/.*FAILOVER_TIMING_JSON //p"
 echo "$out" | grep '^|'
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

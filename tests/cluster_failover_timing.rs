@@ -170,7 +170,8 @@ fn failover_timing() {
         "leader_failover": leader.json(),
         "controller_failover": controller_runs.json(),
     });
-    println!("FAILOVER_TIMING_JSON {json}");
+    // On a line of its own (the harness prints "test ... " without a newline before it).
+    println!("\nFAILOVER_TIMING_JSON {json}");
     println!();
     println!("| failover   | runs | median (s) | max (s) | min (s) |");
     println!("|------------|------|------------|---------|---------|");
