@@ -26,6 +26,10 @@ fn admin_client_manages_topics_configs_and_records() {
     assert_eq!(seen["retention_ms_is_default"], false, "{seen}");
     assert_eq!(seen["segment_bytes_is_default"], true, "{seen}");
     assert_eq!(
+        seen["unclean_leader_election"], "true",
+        "unclean.leader.election.enable is a topic config CreateTopics takes: {seen}"
+    );
+    assert_eq!(
         seen["low_watermark"], 4,
         "DeleteRecords moved the log start: {seen}"
     );

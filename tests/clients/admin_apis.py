@@ -17,7 +17,7 @@ def main():
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
     out = {}
 
-    futures = admin.create_topics([NewTopic(args.topic, num_partitions=2, replication_factor=1, config={"retention.ms": "123456"})])
+    futures = admin.create_topics([NewTopic(args.topic, num_partitions=2, replication_factor=1, config={"retention.ms": "123456", "unclean.leader.election.enable": "true"})])
     futures[args.topic].result(10)
     # Creating it again is refused with TOPIC_ALREADY_EXISTS.
     try:
@@ -36,6 +36,7 @@ def main():
     out["retention_ms"] = configs["retention.ms"].value
     out["retention_ms_is_default"] = configs["retention.ms"].is_default
     out["segment_bytes_is_default"] = configs["segment.bytes"].is_default
+    out["unclean_leader_election"] = configs["unclean.leader.election.enable"].value
 
     producer = Producer({"bootstrap.servers": args.bootstrap})
     for index in range(10):

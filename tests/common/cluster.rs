@@ -405,7 +405,9 @@ impl Drop for Cluster {
             );
         }
         if let Some(zookeeper) = self.zookeeper.take() {
-            zookeeper.stop();
+            if let Err(error) = zookeeper.stop() {
+                eprintln!("ZooKeeper did not stop cleanly: {error}");
+            }
         }
     }
 }

@@ -35,6 +35,11 @@ pub fn strom_background(broker: &Broker, args: &[&str], timeout: Duration) -> Ba
     Background::spawn(cmd, None, timeout)
 }
 
+/// `strom ARGS...` as given (no --brokers added), running in the background.
+pub fn strom_raw_background(args: &[&str], timeout: Duration) -> Background {
+    Background::spawn(strom_command(args), None, timeout)
+}
+
 fn strom_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(strom_bin());
     cmd.args(args)

@@ -1,5 +1,6 @@
 //! Strom's tools: a Kafka client library ([`client`]), the `strom` command's user commands
-//! ([`cli`]) and the benchmark harness ([`bench`]).
+//! ([`cli`]), the benchmark harness ([`bench`]) and a ZooKeeper launcher for tests and local
+//! clusters ([`zookeeper_process`]).
 
 pub mod bench;
 pub mod cli;

@@ -142,6 +142,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     let started = crate::control_plane::start(&config, &log_dir, &|| signal_pending(&signals))
         .map_err(BrokerError::Coordination)?;
     let control = started.control.clone();
+    super::log_dir::remove_stray_replicas(&log_dir, &started.view, config.broker_id);
     let shard_config = ShardSetConfig {
         shard_count: config.num_shards,
         ..ShardSetConfig::default()

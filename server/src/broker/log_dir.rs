@@ -114,3 +114,112 @@ pub async fn close_partitions(partitions: Vec<Rc<Partition>>, log_dir: Arc<LogDi
     })
     .await;
 }
+
+/// Removes replica directories this broker should no longer have: partitions of topics that
+/// were deleted (or moved away) while it was down, and deletions a crash interrupted
+/// (`*-delete`). Runs once at start, before any partition opens, and only with a loaded view
+/// (a view without any topic is not trusted to say that everything is gone). Returns how many
+/// directories it removed.
+pub fn remove_stray_replicas(
+    log_dir: &std::path::Path,
+    view: &super::topics::TopicRegistry,
+    broker_id: i32,
+) -> usize {
+    let topics = view.list();
+    if topics.is_empty() {
+        return 0;
+    }
+    let assigned = |name: &str, index: i32| {
+        topics.iter().any(|topic| {
+            topic.name == name
+                && topic
+                    .partition(index)
+                    .is_some_and(|state| state.replicas.contains(&broker_id))
+        })
+    };
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        let stray = if name.ends_with("-delete") && name.contains('.') {
+            true
+        } else {
+            match name.rsplit_once('-') {
+                Some((topic, index)) => match index.parse::<i32>() {
+                    Ok(index)
+                        if super::topics::validate_topic_name(topic).is_ok() && index >= 0 =>
+                    {
+                        !assigned(topic, index)
+                    }
+                    _ => false,
+                },
+                None => false,
+            }
+        };
+        if !stray {
+            continue;
+        }
+        tracing::warn!(dir = name, "removing a replica this broker no longer holds (topic deleted or moved while it was down)");
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(error) => tracing::warn!(dir = name, %error, "could not remove a stray replica"),
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::topics::{PartitionView, TopicMetadata, TopicRegistry};
+
+    #[test]
+    fn only_replicas_no_longer_held_are_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in [
+            "t-0",
+            "t-1",
+            "gone-0",
+            "t-0.0123abcd-delete",
+            "__coordination",
+        ] {
+            std::fs::create_dir(dir.path().join(name)).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("meta.properties"), "broker.id=1\n").expect("write");
+        let view = TopicRegistry::new();
+        let mut states = vec![PartitionView::unelected(vec![1, 2])];
+        states.push(PartitionView::unelected(vec![2, 3]));
+        view.apply_topic(
+            "t",
+            Some(TopicMetadata {
+                name: "t".into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: 2,
+                replication_factor: 2,
+                configs: Default::default(),
+                partition_states: states,
+            }),
+        );
+        assert_eq!(remove_stray_replicas(dir.path(), &view, 1), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["__coordination", "meta.properties", "t-0"]);
+        // An empty view is not trusted to say that everything is gone.
+        assert_eq!(
+            remove_stray_replicas(dir.path(), &TopicRegistry::new(), 1),
+            0
+        );
+    }
+}

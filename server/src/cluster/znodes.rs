@@ -38,6 +38,17 @@ pub const CLUSTER_ID_PATH: &str = "/cluster/id";
 /// Parent of the per-topic configuration overrides.
 pub const CONFIG_TOPICS_PATH: &str = "/config/topics";
 
+/// Parent of the leaders' ISR change notifications (persistent sequential
+/// children named `isr_change_<seq>`).
+pub const ISR_CHANGE_NOTIFICATION_PATH: &str = "/isr_change_notification";
+/// The path prefix a leader creates a sequential ISR change notification with.
+pub const ISR_CHANGE_NOTIFICATION_PREFIX: &str = "/isr_change_notification/isr_change_";
+/// Parent of the config change notifications (persistent sequential children
+/// named `config_change_<seq>`).
+pub const CONFIG_CHANGES_PATH: &str = "/config/changes";
+/// The path prefix a config change notification is created with.
+pub const CONFIG_CHANGE_PREFIX: &str = "/config/changes/config_change_";
+
 /// `/brokers/ids/<id>`.
 pub fn broker_path(broker_id: i32) -> String {
     format!("{BROKER_IDS_PATH}/{broker_id}")
@@ -852,6 +863,102 @@ impl ProducerIdBlock {
             block_end,
         })
     }
+}
+
+// ---------------------------------------------------------------------------
+// /isr_change_notification/isr_change_<seq>
+
+/// A leader's note that it changed the ISR of these partitions (the
+/// controller reads their states back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChangeNotification {
+    pub partitions: Vec<super::TopicPartition>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicPartitionJson {
+    topic: String,
+    partition: i32,
+}
+
+impl IsrChangeNotification {
+    pub fn encode(&self) -> Bytes {
+        #[derive(Serialize)]
+        struct Json {
+            version: i32,
+            partitions: Vec<TopicPartitionJson>,
+        }
+        encode_json(&Json {
+            version: 1,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|(topic, partition)| TopicPartitionJson {
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .collect(),
+        })
+    }
+
+    pub fn decode(path: &str, data: &[u8]) -> Result<Self, ZnodeError> {
+        #[derive(Deserialize)]
+        struct Json {
+            version: i64,
+            partitions: Vec<TopicPartitionJson>,
+        }
+        let json: Json = decode_json(path, data)?;
+        check_version(path, json.version, 1..=1)?;
+        if let Some(bad) = json
+            .partitions
+            .iter()
+            .find(|tp| tp.partition < 0 || tp.topic.is_empty())
+        {
+            return Err(ZnodeError::new(
+                path,
+                format!("bad partition {}-{}", bad.topic, bad.partition),
+            ));
+        }
+        Ok(Self {
+            partitions: json
+                .partitions
+                .into_iter()
+                .map(|tp| (tp.topic, tp.partition))
+                .collect(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /config/changes/config_change_<seq>
+
+/// Tells every broker to reload the config of one entity, e.g. `topics/<t>`.
+pub fn encode_config_change(entity_path: &str) -> Bytes {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        version: i32,
+        entity_path: &'a str,
+    }
+    encode_json(&Json {
+        version: 2,
+        entity_path,
+    })
+}
+
+/// The entity path of a config change notification (version 2 only; Kafka
+/// stopped writing version 1 in 2.0).
+pub fn decode_config_change(path: &str, data: &[u8]) -> Result<String, ZnodeError> {
+    #[derive(Deserialize)]
+    struct Json {
+        version: i64,
+        entity_path: String,
+    }
+    let json: Json = decode_json(path, data)?;
+    check_version(path, json.version, 2..=2)?;
+    if json.entity_path.is_empty() {
+        return Err(ZnodeError::new(path, "empty entity_path"));
+    }
+    Ok(json.entity_path)
 }
 
 #[cfg(test)]

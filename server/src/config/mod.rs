@@ -20,14 +20,12 @@ mod error;
 mod listener;
 mod properties;
 mod settings;
-mod zookeeper_connect;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Origin};
 pub use listener::Listener;
 pub use properties::{parse_properties, Property};
-pub use zookeeper_connect::ZooKeeperConnect;
 
 use crate::protocol::frame::REQUEST_HEADER_MIN_BYTES;
 use settings::Settings;
@@ -174,7 +172,7 @@ pub struct BrokerConfig {
     /// write; see `LogConfig::write_inline`.
     pub log_write_inline: bool,
     /// `zookeeper.connect`: `host:port[,host:port…][/chroot]`, validated by
-    /// [`ZooKeeperConnect::parse`]. `None`: a single broker on the embedded store.
+    /// the coordination client's parser (a host without a port means ZooKeeper's 2181, as its own clients read it). `None`: a single broker on the embedded store.
     pub zookeeper_connect: Option<String>,
     /// `zookeeper.session.timeout.ms`: a broker whose session is silent this long is
     /// declared dead (its ephemeral znodes go).
@@ -275,7 +273,9 @@ impl BrokerConfig {
         }
 
         let zookeeper_connect = settings.parse_with("zookeeper.connect", |text| {
-            ZooKeeperConnect::parse(text).map(|_| text.trim().to_owned())
+            crate::coordination::parse_connect_string(text.trim())
+                .map(|_| text.trim().to_owned())
+                .map_err(|error| error.to_string())
         })?;
         if zookeeper_connect.is_some() && !settings.is_set("broker.id") {
             return Err(ConfigError::Inconsistent {
@@ -633,7 +633,8 @@ mod tests {
 
     #[test]
     fn malformed_zookeeper_connect_names_the_key_and_line() {
-        let error = parse("broker.id=1\nzookeeper.connect=zk1:2181,zk2/strom").expect_err("bad");
+        let error =
+            parse("broker.id=1\nzookeeper.connect=zk1:2181,zk2:notaport/strom").expect_err("bad");
         assert!(
             matches!(error, ConfigError::InvalidValue { ref key, .. } if key == "zookeeper.connect"),
             "{error}"

@@ -42,6 +42,12 @@ pub struct Waiter {
     outcome: PendingOutcome,
 }
 
+impl Waiter {
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
 pub enum PendingOutcome {
     Created {
         name: String,
@@ -526,7 +532,7 @@ pub(super) async fn ensure_offsets_topic(control: &mut ControlLoop) {
     }
     let replication_factor = control.config.offsets_topic_replication_factor;
     if control.brokers.len() < usize::try_from(replication_factor).unwrap_or(usize::MAX) {
-        tracing::info!(
+        tracing::debug!(
             live = control.brokers.len(),
             replication_factor,
             "not creating {OFFSETS_TOPIC} yet: fewer live brokers than offsets.topic.replication.factor"

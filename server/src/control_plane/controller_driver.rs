@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::runtime::{now_ms, ControlLoop};
@@ -17,6 +18,9 @@ use crate::cluster::znodes::{self, ControlledShutdownRequest, ControllerZnode};
 use crate::cluster::TopicPartition;
 use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 
+/// Events one input may cause through failed writes read back; beyond this the controller
+/// resigns instead of spinning.
+const FEEDBACK_EVENTS_MAX: usize = 10_000;
 /// ElectLeaders requests waiting for the machine's answer; beyond this they are refused.
 const ELECTIONS_WAITING_MAX: usize = 1024;
 
@@ -188,6 +192,7 @@ impl ControllerDriver {
                 topic: name.clone(),
                 partition: *index,
                 state,
+                after_failed_write: false,
             };
             driver.feed(control, event).await;
         }
@@ -241,6 +246,10 @@ impl ControllerDriver {
         }
     }
 
+    pub(super) fn next_deadline_ms(&self) -> Option<i64> {
+        self.machine.next_deadline_ms()
+    }
+
     /// ElectLeaders: only the controller runs elections (Kafka routes the request to it).
     pub(super) async fn elect_leaders(
         control: &mut ControlLoop,
@@ -289,8 +298,17 @@ impl ControllerDriver {
     /// of failed writes until it asks nothing more.
     async fn feed(&mut self, control: &mut ControlLoop, event: Event) {
         let mut events = std::collections::VecDeque::from([event]);
+        let mut handled = 0;
         while let Some(event) = events.pop_front() {
             if self.resigned {
+                return;
+            }
+            handled += 1;
+            if handled > FEEDBACK_EVENTS_MAX {
+                // Writes that keep failing and being read back: a store in trouble. Step down
+                // rather than spin; another broker (or this one, later) takes over.
+                tracing::error!(handled, "controller feedback does not settle; resigning");
+                self.resigned = true;
                 return;
             }
             let actions = self.machine.handle(event, now_ms());
@@ -434,17 +452,14 @@ async fn write_states(
     controller_epoch_zk_version: i32,
     writes: Vec<StateWrite>,
 ) -> Vec<Event> {
-    // A state znode's parents must exist before a transaction can create it.
-    for write in writes.iter().filter(|write| write.expected_zk_version < 0) {
-        let parent = znodes::partition_path(&write.topic, write.partition);
-        if let Err(error) = control.coordination.ensure_path(&parent).await {
-            tracing::warn!(%error, path = parent, "could not create a partition znode");
-        }
-    }
     let mut ops = vec![MultiOp::Check {
         path: znodes::CONTROLLER_EPOCH_PATH.to_string(),
         version: controller_epoch_zk_version,
     }];
+    // A state znode's parents must exist before it can be created: create the missing ones in
+    // the same transaction (one listing per topic), not one write each, so a topic with
+    // thousands of partitions costs one transaction per batch.
+    ops.extend(missing_parents(control, &writes).await);
     for write in &writes {
         let path = znodes::partition_state_path(&write.topic, write.partition);
         ops.push(if write.expected_zk_version < 0 {
@@ -472,26 +487,98 @@ async fn write_states(
             tracing::warn!(%error, "controller write refused: /controller_epoch moved on");
             vec![Event::Fenced]
         }
+        Err(error) if session_lost(&error) => {
+            // Without the session this broker cannot vouch for being controller: step down;
+            // the control loop stands again once it has a session.
+            tracing::warn!(%error, "controller write failed without a session; resigning");
+            vec![Event::Fenced]
+        }
         Err(error) => {
             tracing::info!(%error, writes = writes.len(), "partition state write lost a race; reading them back");
             let mut events = Vec::with_capacity(writes.len());
+            let mut gone_topics = BTreeSet::new();
             for write in writes {
-                let state = view_reader::read_partition_state(
+                if gone_topics.contains(&write.topic) {
+                    continue;
+                }
+                let topic_exists = control
+                    .coordination
+                    .exists(&znodes::topic_path(&write.topic))
+                    .await
+                    .map_or(true, |stat| stat.is_some());
+                if !topic_exists {
+                    gone_topics.insert(write.topic.clone());
+                    events.push(Event::TopicDeleted {
+                        name: write.topic.clone(),
+                    });
+                    continue;
+                }
+                let state = match view_reader::read_partition_state(
                     &control.coordination,
                     &write.topic,
                     write.partition,
                 )
                 .await
-                .unwrap_or(None);
+                {
+                    Ok(state) => state,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read states back; resigning");
+                        return vec![Event::Fenced];
+                    }
+                };
                 events.push(Event::PartitionStateRead {
                     topic: write.topic,
                     partition: write.partition,
                     state,
+                    after_failed_write: true,
                 });
             }
             events
         }
     }
+}
+
+/// Creates for the `/brokers/topics/<t>/partitions[/<p>]` nodes that the state creates in
+/// `writes` need and that do not exist yet.
+async fn missing_parents(control: &ControlLoop, writes: &[StateWrite]) -> Vec<MultiOp> {
+    let mut ops = Vec::new();
+    let mut listed: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
+    for write in writes.iter().filter(|write| write.expected_zk_version < 0) {
+        let children = match listed.get(write.topic.as_str()) {
+            Some(children) => children.clone(),
+            None => {
+                let children = match control
+                    .coordination
+                    .children(&znodes::partitions_path(&write.topic))
+                    .await
+                {
+                    Ok(children) => Some(children.into_iter().collect::<BTreeSet<_>>()),
+                    Err(_) => None,
+                };
+                if children.is_none() {
+                    ops.push(MultiOp::Create {
+                        path: znodes::partitions_path(&write.topic),
+                        data: Bytes::new(),
+                        kind: NodeKind::Persistent,
+                    });
+                }
+                listed.insert(
+                    write.topic.as_str(),
+                    Some(children.clone().unwrap_or_default()),
+                );
+                children
+            }
+        };
+        let partition = write.partition.to_string();
+        if !children.is_some_and(|children| children.contains(&partition)) {
+            ops.push(MultiOp::Create {
+                path: znodes::partition_path(&write.topic, write.partition),
+                data: Bytes::new(),
+                kind: NodeKind::Persistent,
+            });
+        }
+    }
+    ops
 }
 
 /// The path a failed operation names.
@@ -503,6 +590,18 @@ fn error_path(error: &CoordinationError) -> Option<&str> {
         | CoordinationError::NotEmpty { path, .. } => Some(path),
         _ => None,
     }
+}
+
+/// Whether an operation failed because the session is gone or unreachable (as opposed to a
+/// version check or a missing node): the outcome of a write is then unknown.
+fn session_lost(error: &CoordinationError) -> bool {
+    matches!(
+        error,
+        CoordinationError::SessionExpired
+            | CoordinationError::ConnectionLoss
+            | CoordinationError::Closed
+            | CoordinationError::Timeout { .. }
+    )
 }
 
 /// Whether a failed transaction failed because `/controller_epoch` moved (a newer controller).
@@ -548,7 +647,7 @@ async fn delete_topic(control: &mut ControlLoop, name: &str, epoch_version: i32)
                 name: name.to_string(),
             }]
         }
-        Err(error) if fenced(&error) => vec![Event::Fenced],
+        Err(error) if fenced(&error) || session_lost(&error) => vec![Event::Fenced],
         Err(error) => {
             // Retried on a later tick by the machine.
             tracing::warn!(topic = name, %error, "topic deletion did not complete; will retry");

@@ -295,3 +295,6 @@ pub fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

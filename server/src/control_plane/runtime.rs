@@ -26,7 +26,7 @@ use crate::coordination::{
     Coordination, CoordinationError, SessionEvent, TreeEvent, TreeEventKind, TreeWatch,
 };
 
-/// How often waiting requests' deadlines and the controller's timer are checked.
+/// How often a controlled shutdown re-checks its progress while it waits.
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
 /// Watch events handled in one pass before the dirty znodes are re-read.
 const EVENTS_PER_PASS_MAX: usize = 10_000;
@@ -262,9 +262,10 @@ impl ControlLoop {
 
     async fn serve(&mut self, requests: &mut mpsc::Receiver<ControlRequest>) {
         let mut session = self.coordination.session_events();
-        let mut tick = tokio::time::interval(TICK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Wake only for a deadline (a waiting request, a controlled shutdown, the
+            // controller's timer): an idle control plane costs the shards nothing.
+            let next_deadline = self.next_deadline();
             let mut dirty = Dirty::default();
             tokio::select! {
                 request = requests.recv() => match request {
@@ -283,7 +284,7 @@ impl ControlLoop {
                     }
                     Some(event) => tracing::info!(?event, "coordination session"),
                 },
-                _ = tick.tick() => {
+                () = sleep_until(next_deadline) => {
                     self.on_tick().await;
                 }
             }
@@ -420,7 +421,20 @@ impl ControlLoop {
         self.publish(updates).await;
 
         // The controller: stand for it when there is none; feed it what changed.
-        if self.controller_id == crate::broker::topics::NO_LEADER && self.controller.is_none() {
+        if self.controller_id == self.config.broker_id && self.controller.is_none() {
+            // This broker's session holds /controller but it stepped down (fenced, or its
+            // store failed under it): give the znode up so a fresh election happens.
+            tracing::warn!("holding /controller without acting as controller; giving it up");
+            if let Err(error) = self
+                .coordination
+                .delete(znodes::CONTROLLER_PATH, None)
+                .await
+            {
+                tracing::warn!(%error, "could not give up /controller");
+            }
+        } else if self.controller_id == crate::broker::topics::NO_LEADER
+            && self.controller.is_none()
+        {
             self.stand_for_controller().await;
         } else if self.controller_id != self.config.broker_id && self.controller.is_some() {
             tracing::warn!(
@@ -457,6 +471,26 @@ impl ControlLoop {
         }
     }
 
+    /// The earliest moment something is due, if anything is.
+    fn next_deadline(&self) -> Option<Instant> {
+        let now_wall_ms = now_ms();
+        let controller = self
+            .controller
+            .as_ref()
+            .and_then(ControllerDriver::next_deadline_ms)
+            .map(|deadline_ms| {
+                let wait_ms = u64::try_from(deadline_ms.saturating_sub(now_wall_ms)).unwrap_or(0);
+                Instant::now() + Duration::from_millis(wait_ms)
+            });
+        let waiters = self.waiters.iter().map(Waiter::deadline).min();
+        // A controlled shutdown re-checks its progress on its own timer too.
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .map(|(deadline, _)| (*deadline).min(Instant::now() + TICK_INTERVAL));
+        [controller, waiters, shutdown].into_iter().flatten().min()
+    }
+
     async fn on_tick(&mut self) {
         admin::expire_waiters(self);
         if self.controller.is_some() {
@@ -483,7 +517,7 @@ impl ControlLoop {
                     })
                 })
                 .collect();
-            for outcome in futures_join_all(deliveries).await {
+            for outcome in strom_engine::runtime::join_all(deliveries).await {
                 if let Err(error) = outcome {
                     tracing::warn!(%error, "could not update a shard's metadata");
                 }
@@ -601,6 +635,14 @@ impl ControlLoop {
     }
 }
 
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next event of any watch (`None` when one ended: the session is going).
 async fn next_event(watches: &mut [TreeWatch]) -> Option<TreeEvent> {
     if watches.is_empty() {
@@ -610,42 +652,18 @@ async fn next_event(watches: &mut [TreeWatch]) -> Option<TreeEvent> {
         .iter_mut()
         .map(|watch| Box::pin(watch.next()))
         .collect();
-    let (event, _, _) = select_all(futures).await;
-    event
+    select_all(futures).await
 }
 
-/// Polls every future and returns the first to finish.
-async fn select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> (F::Output, usize, ()) {
+/// Polls every future and returns the output of the first to finish.
+async fn select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> F::Output {
     std::future::poll_fn(move |context| {
-        for (index, future) in futures.iter_mut().enumerate() {
+        for future in &mut futures {
             if let std::task::Poll::Ready(output) = std::pin::Pin::new(future).poll(context) {
-                return std::task::Poll::Ready((output, index, ()));
+                return std::task::Poll::Ready(output);
             }
         }
         std::task::Poll::Pending
-    })
-    .await
-}
-
-/// Awaits every future, all at once, and returns their outputs in order.
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(move |context| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(context) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(outputs.iter_mut().filter_map(Option::take).collect())
-        }
     })
     .await
 }

@@ -9,10 +9,10 @@
 //! same for both backends, so callers match on them and never on a backend.
 //!
 //! The client is `Clone + Send + Sync` (an `Arc` inside). The ZooKeeper
-//! backend runs its session on the tokio runtime that called
-//! [`Coordination::connect_zookeeper`] (the broker's control-plane thread), so
-//! that runtime must outlive the client; calls may come from any thread or
-//! runtime. The embedded backend's calls run synchronously under the store's
+//! backend runs its session task and its tree-watch tasks on the tokio
+//! runtime that called [`Coordination::connect_zookeeper`] (the broker's
+//! control-plane thread), so that runtime must outlive the client; calls may
+//! come from any thread or runtime (no tokio context needed). The embedded backend's calls run synchronously under the store's
 //! mutex (and write the snapshot for persistent changes), as the store did
 //! before it had this interface.
 

@@ -132,7 +132,7 @@ impl EmbeddedSession {
 
     pub(crate) fn watch_tree(&self, path: &str) -> Result<TreeWatch, CoordinationError> {
         self.check_open()?;
-        self.store.watch_tree(path)
+        self.store.watch_tree_in_session(path, self.session)
     }
 
     pub(crate) fn state_receiver(&self) -> watch::Receiver<SessionEvent> {

@@ -73,7 +73,7 @@ struct State {
     last_session_id: u64,
     watches: WatchRegistry,
     /// Persistent recursive watches (bounded by `limits.max_watches`).
-    tree_watches: Vec<TreeWatchSender>,
+    tree_watches: Vec<OwnedTreeWatch>,
     /// Snapshot directory; `None` keeps everything in memory.
     dir: Option<PathBuf>,
     limits: StoreLimits,
@@ -264,17 +264,41 @@ impl CoordinationStore {
         path: &str,
         max_queued_events: usize,
     ) -> Result<TreeWatch, CoordinationError> {
+        self.add_tree_watch(path, max_queued_events, None)
+    }
+
+    /// [`Self::watch_tree`] owned by `session`: when the session closes, the
+    /// watch delivers a `Resync` and ends, as a ZooKeeper session's watches do.
+    pub fn watch_tree_in_session(
+        &self,
+        path: &str,
+        session: SessionId,
+    ) -> Result<TreeWatch, CoordinationError> {
+        self.add_tree_watch(path, TREE_WATCH_MAX_QUEUED_EVENTS, Some(session))
+    }
+
+    fn add_tree_watch(
+        &self,
+        path: &str,
+        max_queued_events: usize,
+        session: Option<SessionId>,
+    ) -> Result<TreeWatch, CoordinationError> {
         path::validate(path)?;
         let mut state = self.lock()?;
+        if let Some(session) = session {
+            if !state.sessions.contains_key(&session) {
+                return Err(CoordinationError::UnknownSession { session });
+            }
+        }
         let max_watches = state.limits.max_watches;
         state
             .tree_watches
-            .retain(|sender| !sender.is_receiver_gone());
+            .retain(|watch| !watch.sender.is_receiver_gone());
         if state.tree_watches.len() >= max_watches {
             return Err(CoordinationError::TooManyWatches { max_watches });
         }
         let (sender, watch) = tree_watch::channel(path, max_queued_events.max(1));
-        state.tree_watches.push(sender);
+        state.tree_watches.push(OwnedTreeWatch { session, sender });
         Ok(watch)
     }
 
@@ -342,6 +366,16 @@ impl CoordinationStore {
             state.remove_node(&path);
             state.fire_deleted(&path);
         }
+        // The session's tree watches end with it (dropping a sender closes
+        // its watch after the Resync).
+        state.tree_watches.retain(|watch| {
+            if watch.session == Some(session) {
+                watch.sender.resync();
+                false
+            } else {
+                true
+            }
+        });
         Ok(())
     }
 
@@ -426,6 +460,13 @@ pub enum TxnResult {
     Set(Stat),
     /// The node was deleted.
     Deleted,
+}
+
+/// A tree watch and the session it ends with (`None`: the store's lifetime).
+#[derive(Debug)]
+struct OwnedTreeWatch {
+    session: Option<SessionId>,
+    sender: TreeWatchSender,
 }
 
 /// How to put back one applied change.
@@ -625,12 +666,12 @@ impl State {
     /// Sends `kind` at `path` to every tree watch covering it, and forgets
     /// watches whose receiver was dropped.
     fn fire_tree(&mut self, kind: TreeEventKind, path: &str) {
-        self.tree_watches.retain(|sender| {
-            if sender.is_receiver_gone() {
+        self.tree_watches.retain(|watch| {
+            if watch.sender.is_receiver_gone() {
                 return false;
             }
-            if sender.covers(path) {
-                sender.send(kind, path);
+            if watch.sender.covers(path) {
+                watch.sender.send(kind, path);
             }
             true
         });
@@ -1153,6 +1194,127 @@ mod tests {
         drop(store);
         let store = CoordinationStore::open(dir.path()).expect("reopened");
         assert_eq!(store.exists("/later").expect("valid"), None);
+    }
+
+    fn txn_create(path: &str, text: &'static str) -> TxnOp {
+        TxnOp::Create {
+            path: path.to_owned(),
+            data: data(text),
+            mode: CreateMode::Persistent,
+        }
+    }
+
+    #[test]
+    fn multi_applies_all_or_nothing_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/epoch", data("1"), CreateMode::Persistent)
+            .expect("created");
+        let before_root = store.exists("/").expect("valid");
+        let (_, mut watch) = store.watch_data("/t").expect("watch");
+        let mut tree = store.watch_tree("/").expect("tree watch");
+
+        let failing = [
+            txn_create("/t", "topic"),
+            txn_create("/t/0", "p0"),
+            TxnOp::Set {
+                path: "/epoch".into(),
+                data: data("2"),
+                version: Some(0),
+            },
+            TxnOp::Delete {
+                path: "/t/0".into(),
+                version: Some(0),
+            },
+            TxnOp::Check {
+                path: "/epoch".into(),
+                version: 0,
+            },
+        ];
+        assert!(matches!(
+            store.multi(&failing),
+            Err(CoordinationError::BadVersion { ref path, expected: 0, actual: Some(1) })
+                if path == "/epoch"
+        ));
+        assert_eq!(store.exists("/t").expect("valid"), None);
+        assert_eq!(store.get("/epoch").expect("exists").1.version, 0);
+        assert_eq!(
+            store.exists("/").expect("valid"),
+            before_root,
+            "cversion and all"
+        );
+        assert!(watch.try_recv().is_err(), "no event for an undone change");
+        assert_eq!(tree.try_next(), None);
+
+        let results = store
+            .multi(&[
+                TxnOp::Check {
+                    path: "/epoch".into(),
+                    version: 0,
+                },
+                txn_create("/t", "topic"),
+                txn_create("/t/0", "p0"),
+            ])
+            .expect("applied");
+        assert!(matches!(
+            results.as_slice(),
+            [
+                TxnResult::Checked,
+                TxnResult::Created(_),
+                TxnResult::Created(_)
+            ]
+        ));
+        assert_eq!(
+            watch.try_recv().map(|event| event.kind),
+            Ok(WatchEventKind::Created)
+        );
+        assert_eq!(
+            tree.try_next().map(|event| event.path),
+            Some("/t".to_owned())
+        );
+        drop(store);
+        let store = CoordinationStore::open(dir.path()).expect("reopened");
+        assert_eq!(store.get("/t/0").expect("survived").0, data("p0"));
+    }
+
+    #[test]
+    fn failed_snapshot_write_undoes_a_multi() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CoordinationStore::open(dir.path()).expect("new store");
+        store
+            .create("/keep", data("v0"), CreateMode::Persistent)
+            .expect("created");
+        let blocker = dir.path().join("coordination.snapshot.tmp");
+        std::fs::create_dir(&blocker).expect("mkdir");
+        assert!(matches!(
+            store.multi(&[
+                txn_create("/new", "x"),
+                TxnOp::Delete {
+                    path: "/keep".into(),
+                    version: None,
+                },
+            ]),
+            Err(CoordinationError::Io { .. })
+        ));
+        assert_eq!(store.exists("/new").expect("valid"), None);
+        assert_eq!(store.get("/keep").expect("still there").0, data("v0"));
+        assert_eq!(store.children("/").expect("root"), ["keep"]);
+    }
+
+    #[test]
+    fn tree_watch_sees_ephemeral_nodes_go_with_their_session() {
+        let store = store();
+        let session = store.open_session().expect("room");
+        store
+            .create("/e", Bytes::new(), CreateMode::Ephemeral { session })
+            .expect("created");
+        let mut tree = store.watch_tree("/e").expect("watch");
+        store.close_session(session).expect("open");
+        assert_eq!(
+            tree.try_next().map(|event| event.kind),
+            Some(TreeEventKind::Deleted)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! into a `Resync`; `close` waits until the server has ended the session, so
 //! the session's ephemeral nodes are gone when it returns.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,14 +28,19 @@ use super::tree_watch::{
 #[derive(Debug)]
 pub(crate) struct ZooKeeperSession {
     /// `None` once closed. Each call clones the client out (cheap: the
-    /// session is shared) so the lock is never held across an await.
-    client: Mutex<Option<zk::Client>>,
+    /// session is shared) so the lock is never held across an await. Tree
+    /// watch tasks hold it weakly: a client handle they kept would keep the
+    /// session open after `close`.
+    client: Arc<Mutex<Option<zk::Client>>>,
     session_id: i64,
     /// Session state as the crate reports it, kept apart from the client so
     /// it can still be read after `close`.
     state: zk::StateWatcher,
     session_timeout: Duration,
     connection_timeout_ms: u64,
+    /// The runtime that connected (and runs the crate's session task): tree
+    /// watch forwarders run there too, so `watch_tree` works from any thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl ZooKeeperSession {
@@ -95,7 +100,8 @@ impl ZooKeeperSession {
             state: client.state_watcher(),
             session_timeout: client.session_timeout(),
             connection_timeout_ms: settings.connection_timeout_ms,
-            client: Mutex::new(Some(client)),
+            runtime: tokio::runtime::Handle::current(),
+            client: Arc::new(Mutex::new(Some(client))),
         })
     }
 
@@ -104,11 +110,7 @@ impl ZooKeeperSession {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<zk::Client>> {
-        // Only `take` and `clone` run under the lock; neither can leave the
-        // option half-changed, so a poisoned lock is still consistent.
-        self.client
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_client(&self.client)
     }
 
     fn client(&self) -> Result<zk::Client, CoordinationError> {
@@ -273,7 +275,11 @@ impl ZooKeeperSession {
             .await
             .map_err(|error| self.error(error, "watch", path, None))?;
         let (sender, watch) = tree_watch::channel(path, TREE_WATCH_MAX_QUEUED_EVENTS);
-        tokio::spawn(forward_tree_events(watcher, sender));
+        self.runtime.spawn(forward_tree_events(
+            watcher,
+            sender,
+            Arc::downgrade(&self.client),
+        ));
         Ok(watch)
     }
 
@@ -297,13 +303,20 @@ impl ZooKeeperSession {
         // CloseSession; the server then deletes the session's ephemeral nodes
         // and the state becomes Closed.
         drop(client);
-        let closed = async {
+        let closed = async move {
             while !state.peek_state().is_terminated() {
                 state.changed().await;
             }
         };
-        // Bounded: a server that never answers lets the session expire anyway.
-        let _ = tokio::time::timeout(self.session_timeout, closed).await;
+        // Bounded: a server that never answers lets the session expire
+        // anyway. The timer runs on the session's runtime, so the caller
+        // needs no tokio context.
+        let bound = self.session_timeout;
+        let waited = self
+            .runtime
+            .spawn(async move { tokio::time::timeout(bound, closed).await });
+        // Err only if that runtime is shutting down: nothing left to wait for.
+        let _ = waited.await;
     }
 }
 
@@ -336,9 +349,27 @@ fn convert_state(state: zk::SessionState) -> SessionEvent {
     }
 }
 
+fn lock_client(client: &Mutex<Option<zk::Client>>) -> MutexGuard<'_, Option<zk::Client>> {
+    // Only `take` and `clone` run under the lock; neither can leave the
+    // option half-changed, so a poisoned lock is still consistent.
+    client
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Moves the crate's watch events into the bounded [`TreeWatch`] queue until
 /// the watch is dropped or the session ends.
-async fn forward_tree_events(mut watcher: zk::PersistentWatcher, sender: TreeWatchSender) {
+///
+/// After a reconnect the watch is registered again here: zookeeper-client
+/// 0.11.2 re-sends one-shot watches on reconnect but not persistent ones
+/// (its `resend_watches` never selects SetWatches2), so without this a tree
+/// watch would go silent after the first connection loss. Only then is the
+/// `Resync` queued, so the watcher's re-read cannot miss a later change.
+async fn forward_tree_events(
+    mut watcher: zk::PersistentWatcher,
+    sender: TreeWatchSender,
+    client: Weak<Mutex<Option<zk::Client>>>,
+) {
     let mut disconnected = false;
     loop {
         let event = tokio::select! {
@@ -355,11 +386,25 @@ async fn forward_tree_events(mut watcher: zk::PersistentWatcher, sender: TreeWat
             zk::EventType::Session => match event.session_state {
                 zk::SessionState::Disconnected => disconnected = true,
                 zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                    // Changes made while disconnected are not replayed
-                    // (ZOOKEEPER-4698): the watcher must re-read.
-                    if disconnected {
-                        disconnected = false;
-                        sender.resync();
+                    if !disconnected {
+                        continue;
+                    }
+                    match rewatch(&client, sender.path()).await {
+                        Ok(renewed) => {
+                            // The new registration first, then drop the old:
+                            // the crate removes a server watch when its last
+                            // local watcher goes.
+                            watcher = renewed;
+                            disconnected = false;
+                            sender.resync();
+                        }
+                        // Lost again: the next SyncConnected retries.
+                        Err(zk::Error::ConnectionLoss) => {}
+                        Err(error) => {
+                            tracing::warn!(path = sender.path(), %error, "tree watch not renewed after reconnect; ending it");
+                            sender.resync();
+                            return;
+                        }
                     }
                 }
                 state => {
@@ -373,6 +418,20 @@ async fn forward_tree_events(mut watcher: zk::PersistentWatcher, sender: TreeWat
             },
         }
     }
+}
+
+/// Registers the persistent recursive watch on `path` again.
+async fn rewatch(
+    client: &Weak<Mutex<Option<zk::Client>>>,
+    path: &str,
+) -> Result<zk::PersistentWatcher, zk::Error> {
+    let client = client
+        .upgrade()
+        .and_then(|client| lock_client(&client).clone())
+        .ok_or(zk::Error::ClientClosed)?;
+    client
+        .watch(path, zk::AddWatchMode::PersistentRecursive)
+        .await
 }
 
 fn persistent_options() -> zk::CreateOptions<'static> {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cluster;
+mod cluster_up;
 mod consume;
 mod group;
 mod produce;
@@ -68,7 +69,7 @@ pub enum ToolsCommand {
     Consume(ConsumeArgs),
     /// List, describe, reset offsets of and delete consumer groups.
     Group(GroupArgs),
-    /// Describe the cluster.
+    /// Describe the cluster, or start a local one.
     Cluster(ClusterArgs),
     /// Benchmark produce, consume and end-to-end throughput and latency; compare results.
     Bench(BenchArgs),
@@ -90,10 +91,10 @@ pub struct GroupArgs {
     pub command: GroupCommand,
 }
 
+/// `strom cluster`: unlike the other commands, the connection options belong to `info` only,
+/// because `cluster up` has its own `--brokers N` (how many to start).
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    #[command(flatten)]
-    pub connect: ConnectArgs,
     #[command(subcommand)]
     pub command: ClusterCommand,
 }
@@ -322,6 +323,8 @@ mod tests {
         .is_err());
         assert!(parse(&["bench", "produce", "--compression", "brotli"]).is_err());
         assert!(parse(&["bench", "compare", "a.json"]).is_err());
+        assert!(parse(&["cluster", "up", "--brokers", "three"]).is_err());
+        assert!(parse(&["cluster", "up", "--base-port", "70000"]).is_err());
     }
 
     #[test]
@@ -378,6 +381,24 @@ mod tests {
             ][..],
             &["group", "delete", "g"][..],
             &["cluster", "info"][..],
+            &["cluster", "info", "--json", "--brokers", "h:1"][..],
+            &["cluster", "up"][..],
+            &[
+                "cluster",
+                "up",
+                "--brokers",
+                "3",
+                "--dir",
+                "d",
+                "--base-port",
+                "19092",
+                "--zookeeper-port",
+                "12181",
+                "--shards-per-broker",
+                "2",
+                "--override",
+                "num.partitions=3",
+            ][..],
             &[
                 "bench",
                 "produce",

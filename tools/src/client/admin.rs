@@ -116,6 +116,61 @@ pub struct ClusterInfo {
     pub topics: Vec<TopicInfo>,
 }
 
+/// A partition as `cluster info` reports it: where it is and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionReplicas {
+    pub topic: String,
+    pub partition: i32,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Assigned replicas on brokers that are not live.
+    pub offline_replicas: Vec<i32>,
+}
+
+impl ClusterInfo {
+    /// Partitions without a leader (leader -1), ordered by topic and partition.
+    pub fn offline_partitions(&self) -> Vec<PartitionReplicas> {
+        self.partitions_where(|partition| partition.leader < 0)
+    }
+
+    /// Partitions whose ISR is smaller than their replica set, ordered by topic and partition.
+    pub fn under_replicated_partitions(&self) -> Vec<PartitionReplicas> {
+        self.partitions_where(|partition| partition.isr.len() < partition.replicas.len())
+    }
+
+    fn partitions_where(
+        &self,
+        wanted: impl Fn(&super::cluster::PartitionInfo) -> bool,
+    ) -> Vec<PartitionReplicas> {
+        let mut found: Vec<PartitionReplicas> = self
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|partition| wanted(partition))
+                    .map(|partition| PartitionReplicas {
+                        topic: topic.name.clone(),
+                        partition: partition.id,
+                        leader: partition.leader,
+                        leader_epoch: partition.leader_epoch,
+                        replicas: partition.replicas.clone(),
+                        isr: partition.isr.clone(),
+                        offline_replicas: partition.offline.clone(),
+                    })
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        found
+    }
+}
+
 /// Topic and partition.
 pub type TopicPartition = (String, i32);
 
@@ -700,4 +755,84 @@ pub async fn commit(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::cluster::PartitionInfo;
+
+    fn partition(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
+        PartitionInfo {
+            id,
+            error_code: 0,
+            leader,
+            leader_epoch: 4,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            offline: replicas
+                .iter()
+                .copied()
+                .filter(|replica| !isr.contains(replica))
+                .collect(),
+        }
+    }
+
+    fn topic(name: &str, partitions: Vec<PartitionInfo>) -> TopicInfo {
+        TopicInfo {
+            name: name.to_owned(),
+            id: uuid::Uuid::nil(),
+            is_internal: false,
+            partitions,
+        }
+    }
+
+    #[test]
+    fn offline_and_under_replicated_partitions_are_picked_and_ordered() {
+        let info = ClusterInfo {
+            cluster_id: None,
+            controller_id: 1,
+            brokers: Vec::new(),
+            topics: vec![
+                topic(
+                    "b",
+                    vec![
+                        partition(0, 1, &[1, 2, 3], &[1, 2, 3]),
+                        partition(1, -1, &[2, 3], &[3]),
+                    ],
+                ),
+                topic(
+                    "a",
+                    vec![
+                        partition(2, 1, &[1, 2], &[1]),
+                        partition(0, 2, &[2, 1], &[2]),
+                    ],
+                ),
+            ],
+        };
+        let offline = info.offline_partitions();
+        assert_eq!(offline.len(), 1);
+        assert_eq!(
+            offline[0],
+            PartitionReplicas {
+                topic: "b".into(),
+                partition: 1,
+                leader: -1,
+                leader_epoch: 4,
+                replicas: vec![2, 3],
+                isr: vec![3],
+                offline_replicas: vec![2],
+            }
+        );
+        let under: Vec<(String, i32)> = info
+            .under_replicated_partitions()
+            .into_iter()
+            .map(|p| (p.topic, p.partition))
+            .collect();
+        assert_eq!(
+            under,
+            vec![("a".into(), 0), ("a".into(), 2), ("b".into(), 1)],
+            "a fully replicated partition is not listed; order is topic, partition"
+        );
+    }
 }

@@ -87,12 +87,16 @@ pub enum Event {
     /// A [`Action::DeleteTopic`] completed, or `/brokers/topics/<name>` is gone.
     TopicDeleted { name: String },
     /// The current state znode of a partition (`None`: it does not exist).
-    /// Fed after a [`Action::WriteStates`] failed on a version check, for
-    /// every partition of that write, and when a leader changed the ISR.
+    /// Fed after a [`Action::WriteStates`] failed, for every partition of
+    /// that write (`after_failed_write`), and when a leader changed the ISR
+    /// (`/isr_change_notification`, or a watch on the state znode).
     PartitionStateRead {
         topic: String,
         partition: i32,
         state: Option<PartitionState>,
+        /// Read back because the controller's own write failed: the
+        /// controller re-applies what that write meant.
+        after_failed_write: bool,
     },
     /// A write's check of `/controller_epoch` failed: a newer controller exists.
     Fenced,
@@ -127,12 +131,17 @@ pub struct StateWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// One ZooKeeper `multi`: `Check("/controller_epoch",
-    /// controller_epoch_zk_version)` then one write per state (a `Create` of a
-    /// state znode needs `/brokers/topics/<t>/partitions/<p>` to exist first).
-    /// All or nothing. If the epoch check fails, feed [`Event::Fenced`];
-    /// if another op fails, read every partition of this write and feed one
-    /// [`Event::PartitionStateRead`] each. At most
-    /// [`super::STATE_WRITES_PER_MULTI_MAX`] writes.
+    /// controller_epoch_zk_version)` then one op per state: `Set` with the
+    /// expected version, or for -1 a `Create` (preceded in the same multi by
+    /// `Create`s of `/brokers/topics/<t>/partitions` and `.../<p>` where
+    /// missing; never create `/brokers/topics/<t>` itself). At most
+    /// [`super::STATE_WRITES_PER_MULTI_MAX`] states.
+    ///
+    /// All or nothing. If the epoch check fails, feed [`Event::Fenced`]. If
+    /// another op fails (BadVersion, NodeExists, NoNode), or the outcome is
+    /// unknown (connection loss, timeout), read every partition of this write
+    /// and feed one [`Event::PartitionStateRead`] each; but for a topic whose
+    /// `/brokers/topics/<t>` is gone, feed [`Event::TopicDeleted`] instead.
     WriteStates {
         controller_epoch_zk_version: i32,
         writes: Vec<StateWrite>,
@@ -145,8 +154,10 @@ pub enum Action {
         name: String,
         controller_epoch_zk_version: i32,
     },
-    /// The answer to [`Event::ElectLeaders`]: per partition the new leader, or
-    /// the error Kafka gives (ELECTION_NOT_NEEDED,
+    /// The answer to [`Event::ElectLeaders`]: per partition the leader the
+    /// controller decided on (its write comes earlier in the same list; if
+    /// that write fails the partition is decided again from the state read
+    /// back, like any other), or the error Kafka gives (ELECTION_NOT_NEEDED,
     /// PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE,
     /// UNKNOWN_TOPIC_OR_PARTITION). In the order asked.
     ElectLeadersDone {

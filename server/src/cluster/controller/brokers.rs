@@ -1,6 +1,6 @@
 //! Brokers dying, joining, restarting, and shutting down under control.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 
@@ -21,6 +21,13 @@ impl Active {
         brokers: BTreeMap<i32, i64>,
     ) {
         let unclean = config.unclean_leader_election_enable;
+        let restarted: BTreeSet<i32> = self
+            .live
+            .brokers
+            .iter()
+            .filter(|(id, epoch)| brokers.get(id).is_some_and(|e| e != *epoch))
+            .map(|(id, _)| *id)
+            .collect();
         let before = self.live.brokers.len();
         self.live
             .brokers
@@ -32,6 +39,7 @@ impl Active {
         self.live.brokers = brokers;
         self.live.forget_stale_shutdowns();
         reconcile_all(&self.live, unclean, step, &mut self.topics);
+        self.live.restarted = restarted;
     }
 
     /// Broker `broker` asks to stop. Each partition it leads moves to the

@@ -19,7 +19,9 @@ impl Active {
         }
         let status = |b| self.live.status(b);
         for (name, topic) in &self.topics {
-            if topic.states.len() != topic.assignment.len() {
+            if topic.states.len() != topic.assignment.len()
+                || topic.dead_leader_epochs.len() != topic.assignment.len()
+            {
                 return Err(format!(
                     "{name}: {} states for {} partitions",
                     topic.states.len(),
@@ -59,6 +61,12 @@ impl Active {
                     continue;
                 }
                 if s.leader != NO_LEADER {
+                    if s.leader_epoch <= topic.dead_leader_epochs[p] {
+                        return Err(format!(
+                            "{tp} led by {} in epoch {} that died",
+                            s.leader, s.leader_epoch
+                        ));
+                    }
                     if status(s.leader) == BrokerStatus::Offline
                         || !s.isr.contains(&s.leader)
                         || !assignment.contains(&s.leader)

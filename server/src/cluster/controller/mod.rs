@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 
 pub use api::{Action, ControllerConfig, ElectionKind, Event, StateWrite, TopicRecord};
 
-use crate::cluster::znodes::PartitionState;
+pub use crate::cluster::znodes::PartitionState;
 use state::{Liveness, Step, Topic};
 
 /// At most this many state writes go in one ZooKeeper `multi`: a state znode
@@ -132,6 +132,7 @@ impl Controller {
             let mut live = Liveness {
                 brokers,
                 shutting_down,
+                restarted: Default::default(),
             };
             live.forget_stale_shutdowns();
             let active = Active {
@@ -154,6 +155,16 @@ impl Controller {
             // Not the controller: events are stale leftovers.
             return Vec::new();
         };
+        if !matches!(
+            event,
+            Event::PartitionStateRead {
+                after_failed_write: true,
+                ..
+            }
+        ) {
+            // The previous step's writes are settled (see `Liveness::restarted`).
+            active.live.restarted.clear();
+        }
         let mut step = Step::new(now_ms, active.epoch);
         let resign = match event {
             Event::Elected { .. } => unreachable!("handled above"),
@@ -178,6 +189,7 @@ impl Controller {
                 topic,
                 partition,
                 state,
+                after_failed_write: _,
             } => active.state_read(&self.config, &mut step, &topic, partition, state),
             Event::ControlledShutdown {
                 broker,

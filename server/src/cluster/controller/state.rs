@@ -1,7 +1,7 @@
 //! The controller's view of the cluster and the one place that changes a
 //! partition's state ([`Topic::write`]) and re-checks it ([`reconcile`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -20,6 +20,12 @@ pub(crate) struct Liveness {
     /// entry matches the live epoch of that broker (a restarted broker is no
     /// longer shutting down).
     pub shutting_down: BTreeMap<i32, i64>,
+    /// Brokers the last BrokersChanged reported restarted (new epoch). Kept
+    /// only while the failures of that step's writes are fed back (cleared by
+    /// any event but a PartitionStateRead after a failed write): an ISR read
+    /// back then that lists one of them names its previous incarnation,
+    /// which the failed write had removed.
+    pub restarted: BTreeSet<i32>,
 }
 
 impl Liveness {
@@ -49,6 +55,11 @@ pub(crate) struct Topic {
     pub unclean: Option<bool>,
     /// Same length as `assignment`.
     pub states: Vec<Option<PartitionState>>,
+    /// Per partition (same length): the highest leader epoch whose leader the
+    /// controller saw die (-1: none). A state read back with a leader epoch
+    /// at or below it predates that death even if its leader is registered
+    /// again (it restarted): it is elected anew, never trusted.
+    pub dead_leader_epochs: Vec<i32>,
     /// Deletion requested: when to send DeleteTopic again if it has not
     /// completed. A topic being deleted gets no elections.
     pub deletion_retry_at_ms: Option<i64>,
@@ -60,11 +71,29 @@ impl Topic {
         states.resize(record.assignment.len(), None);
         Self {
             id: record.id,
+            dead_leader_epochs: vec![-1; record.assignment.len()],
             assignment: record.assignment,
             unclean: record.unclean_leader_election,
             states,
             deletion_retry_at_ms: None,
         }
+    }
+
+    /// Takes the assignment (and states, where the controller has none) of a
+    /// newer record of the same topic.
+    pub fn update(&mut self, record: TopicRecord) {
+        let count = record.assignment.len();
+        let mut incoming = record.states;
+        incoming.resize(count, None);
+        self.states.resize(count, None);
+        for (mine, theirs) in self.states.iter_mut().zip(incoming) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        self.dead_leader_epochs.resize(count, -1);
+        self.assignment = record.assignment;
+        self.unclean = record.unclean_leader_election;
     }
 
     pub fn deleting(&self) -> bool {
@@ -88,6 +117,13 @@ impl Topic {
             Some(s) if new_leader_epoch => (s.zk_version, s.leader_epoch.saturating_add(1)),
             Some(s) => (s.zk_version, s.leader_epoch),
             None => (-1, 0),
+        };
+        // A new leadership always goes above every epoch seen to die, even
+        // when the state znode vanished and is created again.
+        let leader_epoch = if new_leader_epoch || self.states[p].is_none() {
+            leader_epoch.max(self.dead_leader_epochs[p].saturating_add(1))
+        } else {
+            leader_epoch
         };
         let partition = i32::try_from(p).expect("partition counts fit in i32");
         let key = (name.to_owned(), partition);
@@ -184,19 +220,43 @@ pub(crate) fn reconcile(
             }
         }
         Some(s) => {
-            let leader_valid = s.leader != NO_LEADER
+            let leader_alive = s.leader != NO_LEADER
                 && status(s.leader) != BrokerStatus::Offline
-                && s.isr.contains(&s.leader)
-                && assignment.contains(&s.leader);
+                && s.leader_epoch > topic.dead_leader_epochs[p];
+            // Members that restarted in the broker change this read-back
+            // follows are their previous incarnations (see
+            // `Liveness::restarted`): out, unless nobody else is left.
+            let mut isr: Vec<i32> = s
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| (leader_alive && *b == s.leader) || !live.restarted.contains(b))
+                .collect();
+            if isr.is_empty() {
+                isr.clone_from(&s.isr);
+            }
+            let leader_valid =
+                leader_alive && isr.contains(&s.leader) && assignment.contains(&s.leader);
+            if leader_valid && status(s.leader) == BrokerStatus::ShuttingDown {
+                // A controlled shutdown whose write failed, or that found no
+                // other ISR member then: move the leadership if possible now.
+                if let Some(e) = election::controlled_shutdown(assignment, &isr, status) {
+                    topic.write(step, name, p, e.leader, e.isr, true);
+                    return;
+                }
+            }
             if leader_valid {
-                let isr = election::shrink_isr(&s.isr, s.leader, status);
+                let leader = s.leader;
+                let isr = election::shrink_isr(&isr, leader, status);
                 if isr != s.isr {
-                    let leader = s.leader;
                     topic.write(step, name, p, leader, isr, false);
                 }
             } else {
+                if s.leader != NO_LEADER && !leader_alive {
+                    topic.dead_leader_epochs[p] = topic.dead_leader_epochs[p].max(s.leader_epoch);
+                }
                 let unclean = topic.unclean.unwrap_or(default_unclean);
-                let e = election::offline_partition(assignment, &s.isr, s.leader, unclean, status);
+                let e = election::offline_partition(assignment, &isr, s.leader, unclean, status);
                 // Any change of leadership, even to none, is a new epoch.
                 let new_epoch = e.leader != NO_LEADER || s.leader != NO_LEADER;
                 if new_epoch || e.isr != s.isr {

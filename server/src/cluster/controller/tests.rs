@@ -475,6 +475,7 @@ fn preferred_election_results_and_errors() {
     expanded.zk_version += 1;
     let actions = h.handle(
         Event::PartitionStateRead {
+            after_failed_write: false,
             topic: "t".into(),
             partition: 0,
             state: Some(expanded.clone()),
@@ -552,6 +553,7 @@ fn imbalanced(config: ControllerConfig) -> Harness {
         s.zk_version += 1;
         h.handle(
             Event::PartitionStateRead {
+                after_failed_write: false,
                 topic: "t".into(),
                 partition: p,
                 state: Some(s),
@@ -715,6 +717,7 @@ fn failed_write_is_repaired_from_the_state_read_back() {
     };
     let actions = h.handle(
         Event::PartitionStateRead {
+            after_failed_write: true,
             topic: "t".into(),
             partition: 0,
             state: Some(real),
@@ -734,6 +737,7 @@ fn missing_state_read_back_is_created_again() {
     let mut h = with_topic(ControllerConfig::default(), &[1], vec![vec![1]]);
     let actions = h.handle(
         Event::PartitionStateRead {
+            after_failed_write: true,
             topic: "t".into(),
             partition: 0,
             state: None,
@@ -748,6 +752,7 @@ fn missing_state_read_back_is_created_again() {
     assert!(h
         .handle(
             Event::PartitionStateRead {
+                after_failed_write: true,
                 topic: "t".into(),
                 partition: 3,
                 state: None
@@ -758,6 +763,7 @@ fn missing_state_read_back_is_created_again() {
     assert!(h
         .handle(
             Event::PartitionStateRead {
+                after_failed_write: true,
                 topic: "u".into(),
                 partition: 0,
                 state: None
@@ -782,6 +788,7 @@ fn deposed_controller_resigns() {
     newer.controller_epoch = EPOCH + 1;
     let actions = h.handle(
         Event::PartitionStateRead {
+            after_failed_write: true,
             topic: "t".into(),
             partition: 0,
             state: Some(newer),
@@ -876,4 +883,143 @@ fn election_takes_over_where_the_previous_controller_left() {
         result: Ok(vec![])
     }));
     h.brokers(&[1, 2]);
+}
+
+#[test]
+fn restarted_leader_read_back_after_a_failed_write_is_not_trusted() {
+    // Found by the model: the leader shrank the ISR to itself (unseen), then
+    // restarted; the controller's election of 3 failed on the version check,
+    // and the state read back names the restarted broker as leader in its
+    // old epoch.
+    let mut h = with_topic(ControllerConfig::default(), &[1, 2, 3], vec![vec![2, 3]]);
+    let mut restarted = live(&[1, 2, 3]);
+    restarted.insert(2, 999);
+    let actions = h.handle(Event::BrokersChanged { brokers: restarted }, T0);
+    assert_eq!(write_of(&actions, "t", 0).map(|w| w.state.leader), Some(3));
+    let real = PartitionState {
+        leader: 2,
+        leader_epoch: 0,
+        isr: vec![2],
+        controller_epoch: EPOCH,
+        zk_version: 1,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            after_failed_write: true,
+            topic: "t".into(),
+            partition: 0,
+            state: Some(real),
+        },
+        T0,
+    );
+    let w = write_of(&actions, "t", 0).expect("elected again");
+    assert_eq!(w.expected_zk_version, 1);
+    assert_eq!(
+        (w.state.leader, w.state.leader_epoch),
+        (2, 1),
+        "the new incarnation, in a new epoch"
+    );
+}
+
+#[test]
+fn controlled_shutdown_whose_write_failed_is_redone_on_read_back() {
+    let mut h = with_topic(ControllerConfig::default(), &[1, 2], vec![vec![1, 2]]);
+    let epoch_1 = live(&[1])[&1];
+    let actions = h.handle(
+        Event::ControlledShutdown {
+            broker: 1,
+            broker_epoch: epoch_1,
+        },
+        T0,
+    );
+    assert_eq!(write_of(&actions, "t", 0).map(|w| w.state.leader), Some(2));
+    // The write failed: the leader had re-written the ISR (version 1).
+    let real = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2],
+        controller_epoch: EPOCH,
+        zk_version: 1,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            after_failed_write: true,
+            topic: "t".into(),
+            partition: 0,
+            state: Some(real),
+        },
+        T0,
+    );
+    let w = write_of(&actions, "t", 0).expect("moved again");
+    assert_eq!(
+        (
+            w.expected_zk_version,
+            w.state.leader,
+            w.state.isr.clone(),
+            w.state.leader_epoch
+        ),
+        (1, 2, vec![2], 1)
+    );
+}
+
+#[test]
+fn restarted_follower_in_an_isr_read_back_is_removed_again() {
+    // 2 restarts; the controller removes it from the ISR, but the write fails
+    // (the leader had just written the ISR). The ISR read back lists 2's
+    // previous incarnation: it goes again. A later ISR change by the leader
+    // (not a read-back) that lists 2 is accepted.
+    let mut h = with_topic(ControllerConfig::default(), &[1, 2, 3], vec![vec![1, 2, 3]]);
+    let mut restarted = live(&[1, 2, 3]);
+    restarted.insert(2, 999);
+    let actions = h.handle(Event::BrokersChanged { brokers: restarted }, T0);
+    assert_eq!(
+        write_of(&actions, "t", 0).map(|w| w.state.isr),
+        Some(vec![1, 3])
+    );
+    let read_back = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2],
+        controller_epoch: EPOCH,
+        zk_version: 1,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            topic: "t".into(),
+            partition: 0,
+            state: Some(read_back),
+            after_failed_write: true,
+        },
+        T0,
+    );
+    let w = write_of(&actions, "t", 0).expect("2 removed again");
+    assert_eq!(
+        (
+            w.expected_zk_version,
+            w.state.leader,
+            w.state.isr.clone(),
+            w.state.leader_epoch
+        ),
+        (1, 1, vec![1], 0)
+    );
+
+    h.handle(Event::Tick, T0);
+    let readmitted = PartitionState {
+        leader: 1,
+        leader_epoch: 0,
+        isr: vec![1, 2],
+        controller_epoch: EPOCH,
+        zk_version: 3,
+    };
+    let actions = h.handle(
+        Event::PartitionStateRead {
+            topic: "t".into(),
+            partition: 0,
+            state: Some(readmitted),
+            after_failed_write: false,
+        },
+        T0,
+    );
+    assert!(writes(&actions).is_empty());
+    assert_eq!(h.state("t", 0).isr, vec![1, 2]);
 }

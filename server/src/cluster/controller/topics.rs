@@ -52,16 +52,7 @@ impl Active {
     ) {
         let topic = match self.topics.get_mut(&name) {
             Some(topic) if topic.id == record.id => {
-                let incoming = Topic::from_record(record);
-                let mut states = incoming.states;
-                for (mine, theirs) in topic.states.iter_mut().zip(states.iter_mut()) {
-                    if mine.is_some() {
-                        *theirs = mine.take();
-                    }
-                }
-                topic.assignment = incoming.assignment;
-                topic.states = states;
-                topic.unclean = incoming.unclean;
+                topic.update(record);
                 topic
             }
             _ => {

@@ -408,5 +408,51 @@ proptest::proptest! {
         let _ = decode_cluster_id("/p", &data);
         let _ = ControlledShutdownRequest::decode("/p", &data);
         let _ = ProducerIdBlock::decode("/p", &data);
+        let _ = IsrChangeNotification::decode("/p", &data);
+        let _ = decode_config_change("/p", &data);
     }
+}
+
+#[test]
+fn isr_change_and_config_change_notifications() {
+    let json =
+        br#"{"version":1,"partitions":[{"topic":"t","partition":0},{"topic":"u","partition":3}]}"#;
+    let note =
+        IsrChangeNotification::decode("/isr_change_notification/isr_change_0000000001", json)
+            .expect("Kafka's JSON decodes");
+    assert_eq!(
+        note.partitions,
+        vec![("t".to_owned(), 0), ("u".to_owned(), 3)]
+    );
+    assert_eq!(&note.encode()[..], &json[..]);
+    assert!(IsrChangeNotification::decode(
+        "/i",
+        br#"{"version":1,"partitions":[{"topic":"t","partition":-1}]}"#
+    )
+    .is_err());
+    assert!(IsrChangeNotification::decode("/i", br#"{"version":2,"partitions":[]}"#).is_err());
+    assert_eq!(
+        format!("{ISR_CHANGE_NOTIFICATION_PREFIX}0000000001")
+            .rsplit_once('/')
+            .map(|(parent, _)| parent),
+        Some(ISR_CHANGE_NOTIFICATION_PATH)
+    );
+
+    let json = br#"{"version":2,"entity_path":"topics/t"}"#;
+    assert_eq!(
+        decode_config_change("/config/changes/config_change_0000000000", json).as_deref(),
+        Ok("topics/t")
+    );
+    assert_eq!(&encode_config_change("topics/t")[..], &json[..]);
+    assert!(decode_config_change(
+        "/c",
+        br#"{"version":1,"entity_type":"topics","entity_name":"t"}"#
+    )
+    .is_err());
+    assert_eq!(
+        format!("{CONFIG_CHANGE_PREFIX}0")
+            .rsplit_once('/')
+            .map(|(parent, _)| parent),
+        Some(CONFIG_CHANGES_PATH)
+    );
 }
