@@ -159,6 +159,7 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         control: control.clone(),
         cluster_id: started.cluster_id,
         shard_count: 1,
+        checkpointed_high_watermarks: Default::default(),
     });
     let shard_config = ShardSetConfig {
         shard_count: 1,

@@ -4,7 +4,8 @@
 //!   seconds; it leaves every ISR; restarted, it is a follower;
 //! - `kill -9` of the controller: another broker becomes controller with a higher epoch;
 //! - a controller frozen (SIGSTOP) past its session is deposed; when it wakes up it stands down,
-//!   and nothing it writes late survives: every state znode keeps the new controller's epoch.
+//!   and nothing it writes late survives: every state znode keeps the new controller's epoch;
+//! - a broker frozen past its session rejoins under a new broker epoch and no longer leads.
 
 mod common;
 
@@ -13,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{
     elect_preferred_leaders, wait_for, Cluster, PartitionMeta, ELECTION_NOT_NEEDED, NONE,
+    NOT_LEADER_OR_FOLLOWER,
 };
+use common::kafka_wire::Connection;
 use common::{unique_topic, BrokerOpts};
 use strom_server::coordination::{CoordinationError, MultiOp};
 
@@ -348,4 +351,74 @@ fn a_frozen_controller_is_deposed_and_its_late_writes_are_refused() {
 
 fn cluster_states(cluster: &mut Cluster, topic: &str) -> Vec<(i32, i32, Vec<i32>, i32)> {
     cluster.states_in_zk(topic, 3)
+}
+
+#[test]
+fn a_frozen_broker_rejoins_with_a_new_epoch_and_stops_leading() {
+    let opts = BrokerOpts::new().set("auto.leader.rebalance.enable", "false");
+    let mut cluster = Cluster::start(3, opts);
+    let topic = unique_topic("frozen-broker");
+    cluster.create_topic(1, &topic, 3, 3, &[]);
+    let controller = cluster.wait_controller(Duration::from_secs(10), None);
+    let victim = if controller == 3 { 2 } else { 3 };
+    let md = cluster.metadata(controller, Some(&[&topic]));
+    let (partition, old) = md
+        .topic(&topic)
+        .expect("topic")
+        .partitions
+        .iter()
+        .find(|(_, p)| p.leader == victim)
+        .map(|(i, p)| (*i, p.clone()))
+        .expect("the victim leads a partition");
+    let registration = format!("/brokers/ids/{victim}");
+    let (_, stat) = cluster.zk().get(&registration).expect("registration");
+    let epoch_before = stat.created_txid;
+
+    // Frozen past its session timeout: the cluster moves on without it.
+    cluster.signal(victim, libc::SIGSTOP);
+    let moved = cluster.wait_partition(
+        controller,
+        &topic,
+        partition,
+        cluster.session_timeout() + FAILOVER_SLACK,
+        "the frozen broker's leadership to move",
+        |p| p.leader >= 0 && p.leader != victim,
+    );
+    assert_eq!(moved.leader, next_leader(&old, victim));
+
+    // Woken up, it finds its session expired, registers again under a new broker epoch, and
+    // takes the cluster's current state: it no longer leads the partition it led.
+    cluster.signal(victim, libc::SIGCONT);
+    let epoch_after = wait_for(
+        Duration::from_secs(20),
+        "a new registration",
+        || match cluster.zk().get(&registration) {
+            Some((_, stat)) if stat.created_txid > epoch_before => Ok(stat.created_txid),
+            other => Err(format!(
+                "{registration}: {:?}",
+                other.map(|(_, s)| s.created_txid)
+            )),
+        },
+    );
+    assert!(epoch_after > epoch_before);
+    wait_for(
+        Duration::from_secs(20),
+        "the rejoined broker's own view",
+        || {
+            let p = cluster.partition(victim, &topic, partition)?;
+            if p.leader == moved.leader && p.leader_epoch == moved.leader_epoch {
+                Ok(())
+            } else {
+                Err(format!("{p:?}"))
+            }
+        },
+    );
+    let batch = strom_engine::batch::build::build_batch(0, 1, 10, 1_700_000_000_000, -1, -1, -1);
+    let (code, _) = Connection::open(cluster.broker(victim)).produce(&topic, partition, batch);
+    assert_eq!(
+        code, NOT_LEADER_OR_FOLLOWER,
+        "the old leader refuses produce after rejoining"
+    );
+    let log = cluster.broker(victim).log();
+    assert!(log.contains("coordination session expired"), "{log}");
 }

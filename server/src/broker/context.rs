@@ -19,4 +19,8 @@ pub struct BrokerContext {
     pub producer_ids: ProducerIdAllocator,
     pub cluster_id: String,
     pub shard_count: usize,
+    /// The high watermarks the log dir's `replication-offset-checkpoint` held at start: a
+    /// replicated partition opens with its high watermark there, not at its log end (which may
+    /// hold records its leader never confirmed).
+    pub checkpointed_high_watermarks: strom_engine::log::PartitionOffsets,
 }

@@ -15,7 +15,7 @@ use kafka_protocol::records::{
 };
 use tokio::sync::oneshot;
 
-use super::partition::{AckLevel, Partition};
+use super::partition::{AckLevel, AckWait, Partition};
 use crate::config::BrokerConfig;
 use crate::group::{Action, GroupConfig, GroupCoordinator, Input, Record, RequestToken, Response};
 
@@ -289,8 +289,16 @@ async fn append_records(
         .append(batch, AckLevel::All)
         .await
         .map_err(|error| error.to_string())?;
-    if let Some(wait) = outcome.wait {
-        wait.wait().await.map_err(|error| error.to_string())?;
+    match outcome.wait {
+        None => {}
+        Some(AckWait::Local(wait)) => wait.wait().await.map_err(|error| error.to_string())?,
+        Some(AckWait::Replicated(replicated)) => match replicated.await {
+            Ok(0) => {}
+            Ok(error_code) => {
+                return Err(format!("replication failed with error code {error_code}"))
+            }
+            Err(_) => return Err("the partition's leadership ended".into()),
+        },
     }
     Ok(())
 }

@@ -165,6 +165,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         control: control.clone(),
         cluster_id: started.cluster_id,
         shard_count,
+        checkpointed_high_watermarks: read_high_watermark_checkpoint(&log_dir),
     });
 
     let init_context = context.clone();
@@ -188,6 +189,11 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
                     Ok(listener) => {
                         strom_engine::io::spawn_local(run_listener(state.clone(), listener));
                         strom_engine::io::spawn_local(group_tick_loop(state.clone()));
+                        if shard == 0 {
+                            strom_engine::io::spawn_local(high_watermark_checkpoint_loop(
+                                state.clone(),
+                            ));
+                        }
                         strom_engine::io::spawn_local(retention_loop(state, retention_interval));
                         let _ = ready_tx.send(Ok(()));
                     }
@@ -206,7 +212,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         }
     }
     if let Some(error) = failure {
-        shutdown(shards, &log_dir_state);
+        shutdown(shards, &log_dir_state, &log_dir);
         control.stop_blocking();
         let _ = started.thread.join();
         return Err(BrokerError::Config(error));
@@ -223,7 +229,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
             control.controlled_shutdown_blocking(context.config.controlled_shutdown_timeout_ms);
         tracing::info!(?outcome, "controlled shutdown");
     }
-    shutdown(shards, &log_dir_state);
+    shutdown(shards, &log_dir_state, &log_dir);
     control.stop_blocking();
     let _ = started.thread.join();
     Ok(())
@@ -232,8 +238,24 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
 /// Closes every partition cleanly on its shard (all shards at once), stops the shards, then
 /// closes the log dir: one file-system sync and one clean-shutdown marker, written only if
 /// every shard closed all its partitions.
-fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>) {
+fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>, log_dir_path: &Path) {
     let started = std::time::Instant::now();
+    // The high watermarks as they stand, so the next start exposes no more than was confirmed.
+    let (hw_tx, hw_rx) = std::sync::mpsc::channel();
+    let mut asked_for_hw = 0;
+    for shard in 0..shards.shard_count() {
+        let hw_tx = hw_tx.clone();
+        let posted = shards
+            .router()
+            .try_post_to(shard, move |state: Rc<ShardState>| async move {
+                let _ = hw_tx.send(state.high_watermarks());
+            });
+        asked_for_hw += usize::from(posted.is_ok());
+    }
+    drop(hw_tx);
+    let high_watermarks: strom_engine::log::PartitionOffsets =
+        hw_rx.iter().take(asked_for_hw).flatten().collect();
+    write_high_watermark_checkpoint(log_dir_path, &high_watermarks);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut asked = 0;
     for shard in 0..shards.shard_count() {
@@ -289,6 +311,58 @@ async fn group_tick_loop(state: Rc<ShardState>) {
     while !state.stopping.get() {
         tokio::time::sleep(GROUP_TICK_INTERVAL).await;
         state.groups.tick(now_ms());
+    }
+}
+
+fn read_high_watermark_checkpoint(log_dir: &Path) -> strom_engine::log::PartitionOffsets {
+    let path = log_dir.join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
+    strom_engine::log::OffsetCheckpointFile::read(&path).unwrap_or_else(|error| {
+        // Replicated partitions then open with their high watermark at their log start, and
+        // learn it again from their leader (or, leading, from their followers).
+        tracing::warn!(path = %path.display(), %error, "unreadable high watermark checkpoint; ignoring it");
+        Default::default()
+    })
+}
+
+fn write_high_watermark_checkpoint(log_dir: &Path, offsets: &strom_engine::log::PartitionOffsets) {
+    let path = log_dir.join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
+    if let Err(error) = strom_engine::log::OffsetCheckpointFile::write(&path, offsets) {
+        tracing::warn!(path = %path.display(), %error, "could not write the high watermark checkpoint");
+    }
+}
+
+/// Writes every partition's high watermark to the log dir's `replication-offset-checkpoint`
+/// every `replica.high.watermark.checkpoint.interval.ms` (run on shard 0, gathering the other
+/// shards' by message).
+async fn high_watermark_checkpoint_loop(state: Rc<ShardState>) {
+    let interval = Duration::from_millis(
+        state
+            .broker
+            .config
+            .replica_high_watermark_checkpoint_interval_ms,
+    );
+    loop {
+        tokio::time::sleep(interval).await;
+        if state.stopping.get() {
+            return;
+        }
+        let mut offsets = strom_engine::log::PartitionOffsets::new();
+        for shard in 0..state.router.shard_count() {
+            match state
+                .run_on(shard, |other: Rc<ShardState>| async move {
+                    other.high_watermarks()
+                })
+                .await
+            {
+                Ok(found) => offsets.extend(found),
+                // A shard stopped: the broker is going down and writes its own at shutdown.
+                Err(_) => return,
+            }
+        }
+        let log_dir = state.broker.log_dir.clone();
+        // A small file, written rarely and off the data path: a blocking write is acceptable
+        // here, as for the other checkpoints the shards write.
+        write_high_watermark_checkpoint(&log_dir, &offsets);
     }
 }
 

@@ -89,7 +89,10 @@ pub async fn open_owned_partitions(
             let config = log_config(&broker.config, &topic.configs);
             let name: Rc<str> = Rc::from(topic.name.as_str());
             match Partition::open_in(dir, name, index, topic.id, config, scope).await {
-                Ok(partition) => sink.borrow_mut().push(partition),
+                Ok(partition) => {
+                    super::shard::restore_high_watermark(&broker, &topic, &partition);
+                    sink.borrow_mut().push(partition)
+                }
                 Err(error) => {
                     log_dir.mark_unclean();
                     tracing::error!(topic = %topic.name, index, %error, "could not open partition; it stays offline");

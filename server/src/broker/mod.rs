@@ -4,6 +4,7 @@
 pub mod context;
 pub mod group_placement;
 pub mod group_runtime;
+pub mod leader_replication;
 mod lifecycle;
 mod log_dir;
 pub mod metadata_cache;

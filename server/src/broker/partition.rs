@@ -17,17 +17,8 @@ use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
 use strom_engine::log::{AppendReceipt, LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
+use super::leader_replication::LeaderReplication;
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
-use crate::replication::{LeaderAction, LeaderState};
-
-/// Carries out what the leader's follower tracking ([`LeaderState`]) decides beyond this
-/// partition's log: ISR proposals (conditional partition-state znode writes through the control
-/// plane, whose outcome goes back through [`Partition::with_leader_state`]'s
-/// `isr_write_done`) and committed ISR changes. Set with the leader state when the broker takes
-/// up a leadership; high watermark moves are applied by the partition itself.
-pub trait LeaderActionSink {
-    fn apply(&self, partition: &Partition, action: LeaderAction);
-}
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
 
@@ -44,6 +35,8 @@ pub enum AppendError {
     Transactional,
     #[error("this broker is not the partition's leader")]
     NotLeader,
+    #[error("{0}")]
+    NotEnoughReplicas(#[from] crate::replication::NotEnoughReplicas),
 }
 
 /// What an accepted append returns before it is written.
@@ -53,8 +46,23 @@ pub struct AppendOutcome {
     pub log_start_offset: i64,
     /// Resolves when the append meets the requested acks; `None` for a duplicate (already
     /// stored) batch.
-    pub wait: Option<WaitOffset>,
+    pub wait: Option<AckWait>,
 }
+
+/// What an append's acknowledgement waits for. `Send`: the produce completes on the
+/// connection's shard, not necessarily the partition's.
+#[derive(Debug)]
+pub enum AckWait {
+    /// Written (or durable per the log's policy) on this broker.
+    Local(WaitOffset),
+    /// `acks=all` on a replicated partition: the high watermark passed the batch; resolves with
+    /// the produce's error code (see `LeaderReplication::wait_acks_all`).
+    Replicated(tokio::sync::oneshot::Receiver<i16>),
+}
+
+/// How long a replicated `acks=all` append is followed on the leader at most; the produce's own
+/// timeout is applied where the response is completed.
+const ACKS_ALL_FOLLOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How long the producer waits: written (`acks=1`) or durable per policy (`acks=all`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +90,12 @@ pub struct Partition {
     /// Whether this broker leads the partition (in that epoch). Only a leader takes produces
     /// and serves consumers; set by the control plane when the controller's decision arrives.
     is_leader: Cell<bool>,
+    /// Follower tracking, the ISR and the high watermark while this broker leads a replicated
+    /// partition (`None` when following, or with a single replica).
+    leader_replication: RefCell<Option<Rc<LeaderReplication>>>,
+    /// The topic's `min.insync.replicas` (over the broker default) for `acks=all`.
+    min_insync_replicas: Cell<usize>,
     producers: RefCell<ProducerStateTable>,
-    /// The leader's follower tracking while this broker leads with followers; `None` otherwise.
-    leader_state: RefCell<Option<LeaderState>>,
-    /// Where the leader state's ISR actions go (see [`LeaderActionSink`]).
-    leader_actions: RefCell<Option<Rc<dyn LeaderActionSink>>>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
     /// partitions, the create and rename of every snapshot was most of a clean stop.)
@@ -141,9 +150,9 @@ impl Partition {
             log,
             leader_epoch: Cell::new(-1),
             is_leader: Cell::new(false),
+            leader_replication: RefCell::new(None),
+            min_insync_replicas: Cell::new(1),
             producers: RefCell::new(producers),
-            leader_state: RefCell::new(None),
-            leader_actions: RefCell::new(None),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
     }
@@ -191,6 +200,24 @@ impl Partition {
     /// vouch for its leadership any more.
     pub fn resign_leadership(&self) {
         self.is_leader.set(false);
+        self.set_leader_replication(None);
+    }
+
+    /// Sets (or ends) the replication state of this leadership; the one it replaces is stopped,
+    /// which answers its waiting `acks=all` produces NOT_LEADER_OR_FOLLOWER.
+    pub fn set_leader_replication(&self, replication: Option<Rc<LeaderReplication>>) {
+        let old = std::mem::replace(&mut *self.leader_replication.borrow_mut(), replication);
+        if let Some(old) = old {
+            old.stop();
+        }
+    }
+
+    pub fn leader_replication(&self) -> Option<Rc<LeaderReplication>> {
+        self.leader_replication.borrow().clone()
+    }
+
+    pub fn set_min_insync_replicas(&self, min_insync_replicas: usize) {
+        self.min_insync_replicas.set(min_insync_replicas.max(1));
     }
 
     pub fn is_leader(&self) -> bool {
@@ -251,6 +278,12 @@ impl Partition {
         if !self.is_leader.get() {
             return Err(AppendError::NotLeader);
         }
+        // acks=all on a replicated partition: refused before it is appended when the ISR is
+        // too small (NOT_ENOUGH_REPLICAS); acks=1 and acks=0 are not affected.
+        let replication = self.leader_replication();
+        if let (AckLevel::All, Some(replication)) = (acks, &replication) {
+            replication.check_acks_all(self.min_insync_replicas.get())?;
+        }
         if header.has_producer_id() {
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?
@@ -271,7 +304,17 @@ impl Partition {
                 .record(&header, receipt.base_offset);
         }
         let base_offset = receipt.base_offset;
-        let wait = receipt.into_wait(acks == AckLevel::All);
+        let wait = match (acks, &replication) {
+            (AckLevel::All, Some(replication)) => {
+                let required_offset = base_offset + i64::from(header.last_offset_delta) + 1;
+                AckWait::Replicated(replication.wait_acks_all(
+                    required_offset,
+                    self.min_insync_replicas.get(),
+                    ACKS_ALL_FOLLOW_LIMIT,
+                ))
+            }
+            _ => AckWait::Local(receipt.into_wait(acks == AckLevel::All)),
+        };
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.log_start_offset(),
@@ -279,67 +322,14 @@ impl Partition {
         })
     }
 
-    /// Installs (or, with `None`, drops) the leader's follower tracking and where its ISR
-    /// actions go. The caller decides whether the log's high watermark still follows its log end
-    /// (`log.set_high_watermark_follows_log_end`): with followers it must not.
-    pub fn set_leader_state(
-        &self,
-        state: Option<LeaderState>,
-        actions: Option<Rc<dyn LeaderActionSink>>,
-    ) {
-        *self.leader_state.borrow_mut() = state;
-        *self.leader_actions.borrow_mut() = actions;
-    }
-
-    /// Runs `change` on the leader state, if any. The borrow ends before this returns, so the
-    /// actions `change` returns can be applied with [`Self::apply_leader_actions`] (which may
-    /// call back into the state).
-    pub fn with_leader_state<R>(&self, change: impl FnOnce(&mut LeaderState) -> R) -> Option<R> {
-        let mut state = self.leader_state.borrow_mut();
-        state.as_mut().map(change)
-    }
-
-    /// Carries out the leader state's actions in order: a high watermark move on the log
-    /// (waking `acks=all` produces and consumer fetches waiting on it), the rest through the
-    /// [`LeaderActionSink`].
-    pub fn apply_leader_actions(&self, actions: Vec<LeaderAction>) {
-        for action in actions {
-            match action {
-                LeaderAction::HighWatermark(offset) => self.log.set_high_watermark(offset),
-                other => {
-                    let sink = self.leader_actions.borrow().clone();
-                    match sink {
-                        Some(sink) => sink.apply(self, other),
-                        None => {
-                            tracing::warn!(topic = %self.topic, index = self.index, ?other, "no sink for a leader action; dropped")
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
-    /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
-    /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
-    /// the fetch handler on the owner shard, for fetches answered with records or an empty set
-    /// (not a diverging epoch or an error).
-    pub fn on_replica_fetch(
-        &self,
-        follower_id: i32,
-        fetch_offset: i64,
-        leader_log_end_offset: i64,
-        now_ms: i64,
-    ) {
-        let outcome = self.with_leader_state(|state| {
-            state.on_follower_fetch(follower_id, fetch_offset, leader_log_end_offset, now_ms)
-        });
-        match outcome {
-            None => {}
-            Some(Ok(actions)) => self.apply_leader_actions(actions),
-            Some(Err(error)) => {
-                tracing::debug!(topic = %self.topic, index = self.index, follower_id, %error, "replica fetch not counted");
-            }
+    /// under `log.durability=sync`): the leader's replication state counts it (catching up, ISR
+    /// expansion, the high watermark). Called by the fetch handler on the owner shard, for
+    /// fetches answered with records or an empty set (not a diverging epoch or an error). A
+    /// lone replica has no followers to count.
+    pub fn on_replica_fetch(&self, follower_id: i32, fetch_offset: i64, now_ms: i64) {
+        if let Some(replication) = self.leader_replication() {
+            replication.on_replica_fetch(follower_id, fetch_offset, now_ms);
         }
     }
 

@@ -12,6 +12,7 @@ use strom_engine::runtime::{ShardId, ShardRouter};
 use super::context::BrokerContext;
 use super::group_placement::OFFSETS_TOPIC;
 use super::group_runtime::{group_config, GroupRuntime};
+use super::leader_replication::LeaderReplication;
 use super::log_dir::{close_partitions, open_owned_partitions};
 use super::metadata_cache::{Applied, MetadataCache, MetadataChange, MetadataUpdate};
 use super::partition::{partition_dir, Partition};
@@ -88,17 +89,27 @@ impl ShardState {
             let applied = partition.apply_leadership(state.leader_epoch, leads);
             self.sync_follower(&partition, state);
             if !applied {
+                // The same epoch: the ISR may have changed (this leader's own write read back,
+                // or the controller removing a dead broker).
+                if let Some(replication) = partition.leader_replication() {
+                    if replication.leader_epoch() == state.leader_epoch {
+                        replication.on_state_from_store(state, crate::handlers::now_ms());
+                    }
+                }
                 continue;
             }
             tracing::debug!(topic = %topic.name, index, leader_epoch = state.leader_epoch, leads, "leadership applied");
             if leads {
                 // KIP-101: the new epoch starts at the log end before any write in it, so
-                // OffsetForLeaderEpoch answers it and followers truncate to the previous epoch's
-                // end even before anything is written in this one.
+                // OffsetForLeaderEpoch answers it (also for a lone replica, whose consumers ask
+                // about it) and followers truncate to the previous epoch's end even before
+                // anything is written in this one. (Replicated leaders record it again in
+                // `LeaderReplication::start`; a repeated epoch changes nothing.)
                 if let Err(error) = partition.log.start_leader_epoch(state.leader_epoch) {
                     tracing::error!(topic = %topic.name, index, %error, "could not record the new leader epoch");
                 }
             }
+            self.start_or_stop_replication(topic, &partition, state, leads);
             if topic.name == OFFSETS_TOPIC {
                 if leads {
                     self.load_group_coordinator(partition);
@@ -138,6 +149,47 @@ impl ShardState {
                 if let Some(partition) = self.partition(&topic.name, index) {
                     self.sync_follower(&partition, state);
                 }
+            }
+        }
+    }
+
+    /// A replicated partition's leader tracks its followers, the ISR and the high watermark
+    /// (see `leader_replication`); a single replica's high watermark follows its log end.
+    fn start_or_stop_replication(
+        &self,
+        topic: &TopicMetadata,
+        partition: &Rc<Partition>,
+        state: &super::topics::PartitionView,
+        leads: bool,
+    ) {
+        let config = &self.broker.config;
+        let min_insync_replicas = topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(config.min_insync_replicas as usize);
+        partition.set_min_insync_replicas(min_insync_replicas);
+        if !leads || state.replicas.len() < 2 {
+            partition.set_leader_replication(None);
+            // A follower's high watermark is its leader's (set by its fetcher); a lone
+            // replica's follows its own log end.
+            partition.log.set_high_watermark_follows_log_end(leads);
+            return;
+        }
+        match LeaderReplication::start(
+            partition,
+            state,
+            config.broker_id,
+            config.replica_lag_time_max_ms,
+            self.broker.control.clone(),
+            crate::handlers::now_ms(),
+        ) {
+            Ok(replication) => partition.set_leader_replication(Some(replication)),
+            Err(error) => {
+                // Without its replication state the leader cannot move the high watermark:
+                // it keeps the partition unled rather than acknowledge what is not replicated.
+                tracing::error!(topic = %topic.name, index = partition.index, %error, "could not take up leadership");
+                partition.resign_leadership();
             }
         }
     }
@@ -377,6 +429,7 @@ impl ShardState {
         let config = log_config(&self.broker.config, &topic.configs);
         let name: Rc<str> = Rc::from(topic.name.as_str());
         let partition = Partition::open(dir, name.clone(), index, topic.id, config).await?;
+        restore_high_watermark(&self.broker, topic, &partition);
         // Another request may have opened it while this one awaited recovery.
         let mut partitions = self.partitions.borrow_mut();
         let entry = partitions
@@ -426,6 +479,19 @@ impl ShardState {
         }
     }
 
+    /// This shard's partitions' high watermarks, for the log dir's checkpoint.
+    pub fn high_watermarks(&self) -> Vec<((String, i32), i64)> {
+        self.partitions()
+            .into_iter()
+            .map(|partition| {
+                (
+                    (partition.topic.to_string(), partition.index),
+                    partition.log.high_watermark(),
+                )
+            })
+            .collect()
+    }
+
     /// Applies retention to every partition of this shard, and compacts those whose
     /// cleanup.policy is compact (e.g. `__consumer_offsets`).
     pub async fn enforce_retention(&self, now_ms: i64) {
@@ -453,4 +519,27 @@ impl ShardState {
         self.fetchers.unfollow_all();
         close_partitions(self.partitions(), log_dir).await;
     }
+}
+
+/// A replicated partition opens with the high watermark of the log dir's checkpoint (its log
+/// start without one): its log end may hold records its leader never confirmed, which consumers
+/// must not see. A lone replica's high watermark follows its log end.
+pub fn restore_high_watermark(
+    broker: &BrokerContext,
+    topic: &TopicMetadata,
+    partition: &Partition,
+) {
+    let replicated = topic
+        .partition(partition.index)
+        .is_some_and(|state| state.replicas.len() > 1);
+    if !replicated {
+        return;
+    }
+    partition.log.set_high_watermark_follows_log_end(false);
+    let checkpointed = broker
+        .checkpointed_high_watermarks
+        .get(&(topic.name.clone(), partition.index))
+        .copied()
+        .unwrap_or_else(|| partition.log.log_start_offset());
+    partition.log.reset_high_watermark(checkpointed);
 }

@@ -120,7 +120,7 @@ pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
         "index.interval.bytes" => config.log_index_interval_bytes.to_string(),
         "max.message.bytes" => config.message_max_bytes.to_string(),
         "message.timestamp.type" => "CreateTime".to_string(),
-        "min.insync.replicas" => "1".to_string(),
+        "min.insync.replicas" => config.min_insync_replicas.to_string(),
         "retention.bytes" => config
             .log_retention_bytes
             .map_or(-1, |v| v as i64)

@@ -35,6 +35,14 @@ pub struct PartitionView {
     pub isr: Vec<i32>,
     /// The epoch of the controller that wrote this state; -1 before the first election.
     pub controller_epoch: i32,
+    /// The state znode's version (-1 before the first election): a leader's ISR change is
+    /// written only over this version, so it never overwrites a newer decision.
+    #[serde(default = "no_zk_version")]
+    pub zk_version: i32,
+}
+
+fn no_zk_version() -> i32 {
+    -1
 }
 
 impl PartitionView {
@@ -46,6 +54,7 @@ impl PartitionView {
             leader_epoch: -1,
             isr: Vec::new(),
             controller_epoch: -1,
+            zk_version: -1,
         }
     }
 }

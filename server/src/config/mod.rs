@@ -62,12 +62,6 @@ const KNOWN_KEYS: &[&str] = &[
     "log.durability",
     "log.flush.interval.ms",
     "log.write.inline",
-    "replica.fetch.max.bytes",
-    "replica.fetch.min.bytes",
-    "replica.fetch.wait.max.ms",
-    "replica.fetch.response.max.bytes",
-    "replica.fetch.backoff.ms",
-    "replica.socket.timeout.ms",
     "zookeeper.connect",
     "zookeeper.session.timeout.ms",
     "zookeeper.connection.timeout.ms",
@@ -77,6 +71,15 @@ const KNOWN_KEYS: &[&str] = &[
     "leader.imbalance.per.broker.percentage",
     "controlled.shutdown.enable",
     "controlled.shutdown.timeout.ms",
+    "replica.lag.time.max.ms",
+    "min.insync.replicas",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.backoff.ms",
+    "num.replica.fetchers",
+    "replica.high.watermark.checkpoint.interval.ms",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
@@ -177,11 +180,6 @@ pub struct BrokerConfig {
     /// (`pwritev`) instead of through io_uring, whose worker threads take every buffered ext4
     /// write; see `LogConfig::write_inline`.
     pub log_write_inline: bool,
-    /// How followers fetch from their leaders: `replica.fetch.max.bytes` (per partition),
-    /// `replica.fetch.min.bytes`, `replica.fetch.wait.max.ms`,
-    /// `replica.fetch.response.max.bytes`, `replica.fetch.backoff.ms`,
-    /// `replica.socket.timeout.ms` (Kafka's keys and defaults).
-    pub replica_fetch: ReplicaFetchSettings,
     /// `zookeeper.connect`: `host:port[,host:port…][/chroot]`, validated by
     /// the coordination client's parser (a host without a port means ZooKeeper's 2181, as its own clients read it). `None`: a single broker on the embedded store.
     pub zookeeper_connect: Option<String>,
@@ -207,6 +205,27 @@ pub struct BrokerConfig {
     pub controlled_shutdown_enable: bool,
     /// `controlled.shutdown.timeout.ms` (Strom): the bound on that wait.
     pub controlled_shutdown_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up with its leader for this long leaves
+    /// the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `min.insync.replicas`: the fewest ISR members an `acks=all` produce needs (topics may
+    /// override it).
+    pub min_insync_replicas: u32,
+    /// `replica.fetch.max.bytes`: bytes a follower asks per partition in one fetch.
+    pub replica_fetch_max_bytes: u32,
+    /// `replica.fetch.response.max.bytes`: bytes a follower asks per fetch in all.
+    pub replica_fetch_response_max_bytes: u32,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits on the leader for data.
+    pub replica_fetch_wait_max_ms: u32,
+    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
+    pub replica_fetch_min_bytes: u32,
+    /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
+    pub replica_fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetcher connections per (leader broker, shard).
+    pub num_replica_fetchers: u32,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
+    /// written to each log dir's `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -393,7 +412,6 @@ impl BrokerConfig {
                 i64::MAX,
             )?),
             log_write_inline: settings.boolean("log.write.inline", true)?,
-            replica_fetch: ReplicaFetchSettings::from_settings(settings)?,
             zookeeper_connect,
             zookeeper_session_timeout_ms: to_u64(i64::from(zookeeper_session_timeout_ms)),
             zookeeper_connection_timeout_ms: to_u64(i64::from(settings.integer(
@@ -421,6 +439,50 @@ impl BrokerConfig {
             controlled_shutdown_timeout_ms: to_u64(settings.integer(
                 "controlled.shutdown.timeout.ms",
                 CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT,
+                1,
+                i64::MAX,
+            )?),
+            replica_lag_time_max_ms: to_u64(settings.integer(
+                "replica.lag.time.max.ms",
+                10_000,
+                1,
+                i64::MAX,
+            )?),
+            min_insync_replicas: settings.integer("min.insync.replicas", 1, 1, i32::MAX as u32)?,
+            replica_fetch_max_bytes: settings.integer(
+                "replica.fetch.max.bytes",
+                1 << 20,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_response_max_bytes: settings.integer(
+                "replica.fetch.response.max.bytes",
+                10 << 20,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_wait_max_ms: settings.integer(
+                "replica.fetch.wait.max.ms",
+                500,
+                0,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_min_bytes: settings.integer(
+                "replica.fetch.min.bytes",
+                1,
+                1,
+                i32::MAX as u32,
+            )?,
+            replica_fetch_backoff_ms: to_u64(settings.integer(
+                "replica.fetch.backoff.ms",
+                1_000,
+                0,
+                i64::MAX,
+            )?),
+            num_replica_fetchers: settings.integer("num.replica.fetchers", 1, 1, 64)?,
+            replica_high_watermark_checkpoint_interval_ms: to_u64(settings.integer(
+                "replica.high.watermark.checkpoint.interval.ms",
+                5_000,
                 1,
                 i64::MAX,
             )?),
@@ -538,48 +600,6 @@ fn to_u32(value: i32) -> u32 {
 }
 
 /// For values already range-checked to be non-negative.
-/// Kafka's `replica.fetch.*` settings (see [`BrokerConfig::replica_fetch`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaFetchSettings {
-    pub max_bytes: i32,
-    pub min_bytes: i32,
-    pub wait_max_ms: i32,
-    pub response_max_bytes: i32,
-    pub backoff_ms: u64,
-    pub socket_timeout_ms: u64,
-}
-
-/// The longest `replica.fetch.wait.max.ms`: the fetch handler holds no fetch longer.
-const REPLICA_FETCH_WAIT_MAX_MS_LIMIT: i32 = 60_000;
-
-impl ReplicaFetchSettings {
-    fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        Ok(ReplicaFetchSettings {
-            max_bytes: settings.integer("replica.fetch.max.bytes", 1 << 20, 1, i32::MAX)?,
-            min_bytes: settings.integer("replica.fetch.min.bytes", 1, 1, i32::MAX)?,
-            wait_max_ms: settings.integer(
-                "replica.fetch.wait.max.ms",
-                500,
-                0,
-                REPLICA_FETCH_WAIT_MAX_MS_LIMIT,
-            )?,
-            response_max_bytes: settings.integer(
-                "replica.fetch.response.max.bytes",
-                10 << 20,
-                1,
-                i32::MAX,
-            )?,
-            backoff_ms: to_u64(settings.integer("replica.fetch.backoff.ms", 1_000, 0, i64::MAX)?),
-            socket_timeout_ms: to_u64(settings.integer(
-                "replica.socket.timeout.ms",
-                30_000,
-                1,
-                i64::MAX,
-            )?),
-        })
-    }
-}
-
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -636,45 +656,6 @@ mod tests {
         assert_eq!(config.leader_imbalance_per_broker_percentage, 10);
         assert!(config.controlled_shutdown_enable);
         assert_eq!(config.controlled_shutdown_timeout_ms, 30_000);
-        let fetch = &config.replica_fetch;
-        assert_eq!(
-            (fetch.max_bytes, fetch.min_bytes, fetch.wait_max_ms),
-            (1 << 20, 1, 500)
-        );
-        assert_eq!(
-            (
-                fetch.response_max_bytes,
-                fetch.backoff_ms,
-                fetch.socket_timeout_ms
-            ),
-            (10 << 20, 1_000, 30_000)
-        );
-    }
-
-    #[test]
-    fn replica_fetch_keys_parse_and_are_bounded() {
-        let config = parse(
-            "replica.fetch.max.bytes=2048\n\
-             replica.fetch.min.bytes=10\n\
-             replica.fetch.wait.max.ms=100\n\
-             replica.fetch.response.max.bytes=4096\n\
-             replica.fetch.backoff.ms=50\n\
-             replica.socket.timeout.ms=700\n",
-        )
-        .expect("valid");
-        assert_eq!(
-            config.replica_fetch,
-            ReplicaFetchSettings {
-                max_bytes: 2048,
-                min_bytes: 10,
-                wait_max_ms: 100,
-                response_max_bytes: 4096,
-                backoff_ms: 50,
-                socket_timeout_ms: 700,
-            }
-        );
-        assert!(parse("replica.fetch.wait.max.ms=60001\n").is_err());
-        assert!(parse("replica.fetch.max.bytes=0\n").is_err());
     }
 
     #[test]
@@ -722,6 +703,32 @@ mod tests {
         // broker.id=0 set explicitly is a valid id in a cluster.
         let config = parse("zookeeper.connect=127.0.0.1:2181\nbroker.id=0").expect("valid");
         assert_eq!(config.broker_id, 0);
+    }
+
+    #[test]
+    fn replication_keys_default_to_kafkas_and_can_be_set() {
+        let config = parse("").expect("defaults");
+        assert_eq!(config.replica_lag_time_max_ms, 10_000);
+        assert_eq!(config.min_insync_replicas, 1);
+        assert_eq!(config.replica_fetch_max_bytes, 1 << 20);
+        assert_eq!(config.replica_fetch_response_max_bytes, 10 << 20);
+        assert_eq!(config.replica_fetch_wait_max_ms, 500);
+        assert_eq!(config.replica_fetch_min_bytes, 1);
+        assert_eq!(config.replica_fetch_backoff_ms, 1_000);
+        assert_eq!(config.num_replica_fetchers, 1);
+        assert_eq!(config.replica_high_watermark_checkpoint_interval_ms, 5_000);
+        let config =
+            parse("replica.lag.time.max.ms=3000\nmin.insync.replicas=2\nnum.replica.fetchers=2")
+                .expect("valid");
+        assert_eq!(
+            (
+                config.replica_lag_time_max_ms,
+                config.min_insync_replicas,
+                config.num_replica_fetchers
+            ),
+            (3_000, 2, 2)
+        );
+        assert!(parse("min.insync.replicas=0").is_err());
     }
 
     #[test]

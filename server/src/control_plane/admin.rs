@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::runtime::ControlLoop;
-use super::ControlRequest;
+use super::{AlterIsrError, ControlRequest, IsrChange};
 use crate::broker::group_placement::OFFSETS_TOPIC;
 use crate::broker::topics::{validate_new_topic, TopicError, TopicMetadata};
 use crate::cluster::assignment;
-use crate::cluster::znodes::{self, ProducerIdBlock, TopicAssignment, TopicConfig};
+use crate::cluster::znodes::{self, PartitionState, ProducerIdBlock, TopicAssignment, TopicConfig};
 use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 
 /// Ids reserved per write of `/latest_producer_id_block` (Kafka's block size).
@@ -282,6 +282,9 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
             )
             .await;
         }
+        ControlRequest::AlterIsr { change, reply } => {
+            let _ = reply.send(alter_isr(control, &change).await);
+        }
         ControlRequest::EnsureOffsetsTopic => ensure_offsets_topic(control).await,
         ControlRequest::ReserveProducerIds { reply } => {
             let _ = reply.send(reserve_producer_ids(control).await);
@@ -521,6 +524,49 @@ async fn delete_topic(control: &mut ControlLoop, name: &str) -> Result<TopicMeta
             Ok(topic)
         }
         Err(error) => Err(store_error(error)),
+    }
+}
+
+/// Writes a leader's new ISR over the state version it saw (Kafka 2.8's leaders write ISR
+/// changes to the state znode themselves, conditionally). The controller and every broker learn
+/// of it through their watches.
+async fn alter_isr(control: &mut ControlLoop, change: &IsrChange) -> Result<i32, AlterIsrError> {
+    let controller_epoch = control
+        .topics
+        .get(&change.topic)
+        .and_then(|topic| {
+            usize::try_from(change.partition)
+                .ok()
+                .and_then(|p| topic.states.get(p))
+        })
+        .and_then(Option::as_ref)
+        .filter(|state| state.leader == change.leader && state.leader_epoch == change.leader_epoch)
+        .map(|state| state.controller_epoch)
+        .ok_or(AlterIsrError::Stale)?;
+    let state = PartitionState {
+        leader: change.leader,
+        leader_epoch: change.leader_epoch,
+        isr: change.isr.clone(),
+        controller_epoch,
+        zk_version: change.expected_zk_version + 1,
+    };
+    match control
+        .coordination
+        .set(
+            &znodes::partition_state_path(&change.topic, change.partition),
+            state.encode(),
+            Some(change.expected_zk_version),
+        )
+        .await
+    {
+        Ok(stat) => {
+            tracing::info!(topic = %change.topic, partition = change.partition, isr = ?change.isr, "ISR changed");
+            Ok(stat.version)
+        }
+        Err(CoordinationError::BadVersion { .. } | CoordinationError::NoNode { .. }) => {
+            Err(AlterIsrError::Stale)
+        }
+        Err(error) => Err(AlterIsrError::Store(error.to_string())),
     }
 }
 

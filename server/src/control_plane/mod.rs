@@ -63,6 +63,11 @@ pub enum ControlRequest {
         partitions: Option<Vec<(String, i32)>>,
         reply: oneshot::Sender<Result<ElectionResults, TopicError>>,
     },
+    /// A leader's ISR change, written over the state znode version it last saw.
+    AlterIsr {
+        change: IsrChange,
+        reply: oneshot::Sender<Result<i32, AlterIsrError>>,
+    },
     /// Creates `__consumer_offsets` if it is missing and enough brokers are live.
     EnsureOffsetsTopic,
     ReserveProducerIds {
@@ -77,6 +82,30 @@ pub enum ControlRequest {
     },
     /// Close the session (this broker's ephemeral znodes go) and end the thread.
     Stop,
+}
+
+/// A leader's new ISR for one of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    /// The leader and its epoch: written unchanged, with the new ISR.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    /// The state znode version the leader last saw.
+    pub expected_zk_version: i32,
+}
+
+/// Why an ISR change was not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlterIsrError {
+    /// The state znode moved on (a new leader, or the controller removed a dead broker): the
+    /// leader waits for the new state instead of retrying blindly.
+    #[error("the partition state changed since the leader read it")]
+    Stale,
+    #[error("coordination store: {0}")]
+    Store(String),
 }
 
 /// Per partition: the new leader, or the Kafka error code and message of why none was elected.
@@ -185,6 +214,17 @@ impl ControlPlane {
             reply,
         })
         .await?
+    }
+
+    /// Writes a leader's ISR change; returns the state znode's new version.
+    pub async fn alter_isr(&self, change: IsrChange) -> Result<i32, AlterIsrError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .try_send(ControlRequest::AlterIsr { change, reply })
+            .map_err(|_| AlterIsrError::Store("the control plane is busy or stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AlterIsrError::Store("the control plane stopped".into()))?
     }
 
     pub async fn reserve_producer_ids(&self) -> Result<ProducerIdBlock, TopicError> {

@@ -35,6 +35,7 @@ impl StoredTopic {
                     leader_epoch: state.leader_epoch,
                     isr: state.isr.clone(),
                     controller_epoch: state.controller_epoch,
+                    zk_version: state.zk_version,
                 },
                 None => PartitionView::unelected(replicas.clone()),
             })

@@ -57,6 +57,7 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
         AppendError::BatchCount(_) => code(ResponseError::InvalidRecord),
         AppendError::Transactional => code(ResponseError::TransactionalIdAuthorizationFailed),
         AppendError::NotLeader => code(ResponseError::NotLeaderOrFollower),
+        AppendError::NotEnoughReplicas(_) => code(ResponseError::NotEnoughReplicas),
     }
 }
 

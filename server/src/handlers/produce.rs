@@ -16,11 +16,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use strom_engine::log::WaitOffset;
 
 use super::error_codes::{append_error_code, code, leadership_error, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
-use crate::broker::partition::AckLevel;
+use crate::broker::partition::{AckLevel, AckWait};
 use crate::broker::shard::ShardState;
 use crate::network::Response;
 use crate::protocol::frame::encode_raw_response_frame;
@@ -34,7 +33,7 @@ enum Queued {
     Accepted {
         base_offset: i64,
         log_start_offset: i64,
-        wait: Option<WaitOffset>,
+        wait: Option<AckWait>,
     },
 }
 
@@ -201,11 +200,21 @@ async fn complete(
                     let error = match wait {
                         None => NONE,
                         Some(_) if acks == AckLevel::None => NONE,
-                        Some(wait) => match tokio::time::timeout_at(deadline, wait.wait()).await {
-                            Ok(Ok(())) => NONE,
-                            Ok(Err(_)) => code(ResponseError::KafkaStorageError),
-                            Err(_) => code(ResponseError::RequestTimedOut),
-                        },
+                        Some(AckWait::Local(wait)) => {
+                            match tokio::time::timeout_at(deadline, wait.wait()).await {
+                                Ok(Ok(())) => NONE,
+                                Ok(Err(_)) => code(ResponseError::KafkaStorageError),
+                                Err(_) => code(ResponseError::RequestTimedOut),
+                            }
+                        }
+                        Some(AckWait::Replicated(replicated)) => {
+                            match tokio::time::timeout_at(deadline, replicated).await {
+                                Ok(Ok(error_code)) => error_code,
+                                // The leader's waiter ended without an answer: it stopped leading.
+                                Ok(Err(_)) => code(ResponseError::NotLeaderOrFollower),
+                                Err(_) => code(ResponseError::RequestTimedOut),
+                            }
+                        }
                     };
                     (
                         error,

@@ -1,5 +1,6 @@
-//! The follower's fetchers: one task per (leader broker, local shard), carrying every partition of
-//! this shard that follows that leader, fetching them with one Kafka Fetch as a replica.
+//! The follower's fetchers: one task per (leader broker, local shard) — or `num.replica.fetchers`
+//! of them, each partition in a fixed one — carrying every partition of this shard that follows
+//! that leader, fetching them with one Kafka Fetch as a replica.
 //!
 //! Life of a followed partition: [`FetcherSet::follow`] puts it in the leader's fetcher in
 //! [`Phase::Truncating`]: before its first fetch in a new leader epoch it asks the leader
@@ -73,6 +74,9 @@ pub struct FetcherConfig {
     pub backoff_ms: u64,
     pub socket_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// `num.replica.fetchers`: fetchers (connections) per leader broker on each shard; a
+    /// partition's is fixed by its name and index.
+    pub fetchers_per_leader: u32,
 }
 
 impl FetcherConfig {
@@ -87,22 +91,33 @@ impl FetcherConfig {
             backoff_ms: REPLICA_FETCH_BACKOFF_MS,
             socket_timeout_ms: REPLICA_SOCKET_TIMEOUT_MS,
             request_timeout_ms: REPLICA_REQUEST_TIMEOUT_MS,
+            fetchers_per_leader: 1,
         }
     }
 
-    /// From the broker's `replica.fetch.*` settings.
+    /// From the broker's `replica.fetch.*` and `num.replica.fetchers` settings.
     pub fn from_broker(config: &crate::config::BrokerConfig) -> Self {
-        let fetch = &config.replica_fetch;
+        let to_i32 = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
         FetcherConfig {
             broker_id: config.broker_id,
-            max_wait_ms: fetch.wait_max_ms,
-            min_bytes: fetch.min_bytes,
-            response_max_bytes: fetch.response_max_bytes,
-            partition_max_bytes: fetch.max_bytes,
-            backoff_ms: fetch.backoff_ms,
-            socket_timeout_ms: fetch.socket_timeout_ms,
+            max_wait_ms: to_i32(config.replica_fetch_wait_max_ms),
+            min_bytes: to_i32(config.replica_fetch_min_bytes),
+            response_max_bytes: to_i32(config.replica_fetch_response_max_bytes),
+            partition_max_bytes: to_i32(config.replica_fetch_max_bytes),
+            backoff_ms: config.replica_fetch_backoff_ms,
+            socket_timeout_ms: REPLICA_SOCKET_TIMEOUT_MS,
             request_timeout_ms: REPLICA_REQUEST_TIMEOUT_MS,
+            fetchers_per_leader: config.num_replica_fetchers.max(1),
         }
+    }
+
+    /// Which of a leader's fetchers carries `topic`/`index` (Kafka's rule: the partition's
+    /// hash modulo `num.replica.fetchers`).
+    fn fetcher_slot(&self, topic: &str, index: i32) -> u32 {
+        let hash = crate::broker::group_placement::java_string_hash(topic)
+            .wrapping_mul(31)
+            .wrapping_add(index);
+        hash.unsigned_abs() % self.fetchers_per_leader.max(1)
     }
 
     fn backoff(&self) -> Duration {
@@ -222,13 +237,16 @@ struct Fetcher {
     shared: Rc<FetcherShared>,
 }
 
-/// A shard's fetchers, by leader broker id. Lives in the shard's state; every method runs on the
-/// shard thread.
+/// A fetcher: (leader broker id, slot among that leader's `num.replica.fetchers`).
+type FetcherId = (i32, u32);
+
+/// A shard's fetchers, by leader broker id (and slot). Lives in the shard's state; every method
+/// runs on the shard thread.
 pub struct FetcherSet {
     config: FetcherConfig,
-    fetchers: RefCell<HashMap<i32, Fetcher>>,
-    /// Which leader each followed partition fetches from.
-    leader_of: RefCell<HashMap<PartitionKey, i32>>,
+    fetchers: RefCell<HashMap<FetcherId, Fetcher>>,
+    /// Which fetcher each followed partition is in.
+    fetcher_of: RefCell<HashMap<PartitionKey, FetcherId>>,
     next_generation: Cell<u64>,
 }
 
@@ -237,7 +255,7 @@ impl FetcherSet {
         FetcherSet {
             config,
             fetchers: RefCell::new(HashMap::new()),
-            leader_of: RefCell::new(HashMap::new()),
+            fetcher_of: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
         }
     }
@@ -256,16 +274,20 @@ impl FetcherSet {
             "a broker does not follow itself"
         );
         let key: PartitionKey = (partition.topic.clone(), partition.index);
-        let previous_leader = self.leader_of.borrow().get(&key).copied();
-        if let Some(previous) = previous_leader.filter(|&previous| previous != leader.id) {
+        let id: FetcherId = (
+            leader.id,
+            self.config.fetcher_slot(&partition.topic, partition.index),
+        );
+        let previous = self.fetcher_of.borrow().get(&key).copied();
+        if let Some(previous) = previous.filter(|&previous| previous != id) {
             self.remove_from(previous, &key);
         }
         // A follower's high watermark is the leader's (clamped to its own log end), set by the
         // fetcher, not its own log end.
         partition.log.set_high_watermark_follows_log_end(false);
         let mut fetchers = self.fetchers.borrow_mut();
-        let fetcher = fetchers.entry(leader.id).or_insert_with(|| {
-            tracing::info!(leader = leader.id, host = %leader.host, port = leader.port, "starting replica fetcher");
+        let fetcher = fetchers.entry(id).or_insert_with(|| {
+            tracing::info!(leader = leader.id, slot = id.1, host = %leader.host, port = leader.port, "starting replica fetcher");
             start_fetcher(leader.clone(), self.config.clone())
         });
         {
@@ -296,7 +318,7 @@ impl FetcherSet {
             );
         }
         drop(partitions);
-        self.leader_of.borrow_mut().insert(key, leader.id);
+        self.fetcher_of.borrow_mut().insert(key, id);
         fetcher.shared.changed.notify_one();
     }
 
@@ -304,15 +326,15 @@ impl FetcherSet {
     /// removed). A fetcher left with no partition stops.
     pub fn unfollow(&self, topic: &str, index: i32) {
         let key: PartitionKey = (Rc::from(topic), index);
-        let leader = self.leader_of.borrow_mut().remove(&key);
-        if let Some(leader) = leader {
-            self.remove_from(leader, &key);
+        let id = self.fetcher_of.borrow_mut().remove(&key);
+        if let Some(id) = id {
+            self.remove_from(id, &key);
         }
     }
 
     /// Stops every fetcher (shutdown, or a lost coordination session).
     pub fn unfollow_all(&self) {
-        self.leader_of.borrow_mut().clear();
+        self.fetcher_of.borrow_mut().clear();
         for (_, fetcher) in self.fetchers.borrow_mut().drain() {
             fetcher.shared.partitions.borrow_mut().clear();
             fetcher.shared.stopped.set(true);
@@ -323,28 +345,28 @@ impl FetcherSet {
     /// The leader `topic`/`index` fetches from, and its phase (for tests and diagnostics).
     pub fn followed(&self, topic: &str, index: i32) -> Option<(i32, Phase)> {
         let key: PartitionKey = (Rc::from(topic), index);
-        let leader = *self.leader_of.borrow().get(&key)?;
+        let id = *self.fetcher_of.borrow().get(&key)?;
         let fetchers = self.fetchers.borrow();
         let phase = fetchers
-            .get(&leader)?
+            .get(&id)?
             .shared
             .partitions
             .borrow()
             .get(&key)?
             .phase;
-        Some((leader, phase))
+        Some((id.0, phase))
     }
 
-    /// Leaders with a running fetcher.
-    pub fn leaders(&self) -> Vec<i32> {
-        let mut leaders: Vec<i32> = self.fetchers.borrow().keys().copied().collect();
-        leaders.sort_unstable();
-        leaders
+    /// Running fetchers: (leader broker id, slot), sorted.
+    pub fn fetcher_ids(&self) -> Vec<(i32, u32)> {
+        let mut ids: Vec<FetcherId> = self.fetchers.borrow().keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
-    fn remove_from(&self, leader: i32, key: &PartitionKey) {
+    fn remove_from(&self, id: FetcherId, key: &PartitionKey) {
         let mut fetchers = self.fetchers.borrow_mut();
-        let Some(fetcher) = fetchers.get(&leader) else {
+        let Some(fetcher) = fetchers.get(&id) else {
             return;
         };
         let empty = {
@@ -357,10 +379,11 @@ impl FetcherSet {
             // (its partitions are gone).
             fetcher.shared.stopped.set(true);
             fetcher.shared.changed.notify_one();
-            fetchers.remove(&leader);
+            fetchers.remove(&id);
             tracing::info!(
-                leader,
-                "replica fetcher stopped: no partition follows that leader"
+                leader = id.0,
+                slot = id.1,
+                "replica fetcher stopped: no partition left in it"
             );
         }
     }

@@ -432,7 +432,7 @@ mod with_a_fake_leader {
                 epoch: 0,
             };
             fetchers.follow(partition.clone(), leader, 2);
-            assert_eq!(fetchers.leaders(), vec![1]);
+            assert_eq!(fetchers.fetcher_ids(), vec![(1, 0)]);
             for _ in 0..500 {
                 if partition.log.log_end_offset() == 6 && partition.high_watermark() == 5 {
                     break;
@@ -473,7 +473,7 @@ mod with_a_fake_leader {
 
             fetchers.unfollow("t", 0);
             assert!(
-                fetchers.leaders().is_empty(),
+                fetchers.fetcher_ids().is_empty(),
                 "the last partition stops the fetcher"
             );
             assert_eq!(fetchers.followed("t", 0), None);
