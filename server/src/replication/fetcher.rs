@@ -9,10 +9,11 @@
 //! its log end offset (its durable end under `log.durability=sync`, so the leader counts only
 //! durable progress), appends what came back as it is, and takes the leader's high watermark
 //! (clamped to its own log end). A diverging epoch in a response (Fetch v12, KIP-320) truncates
-//! again. NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition until the metadata
-//! gives a new leader or epoch (the next `follow`); other partition errors retry it after
-//! `replica.fetch.backoff.ms`; a connection error drops the connection and reconnects after the
-//! same backoff.
+//! again. NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition: it starts over
+//! with the truncation step when the next `follow` gives a new leader or epoch, or after
+//! `replica.fetch.backoff.ms` (the leader may only have been behind on the same metadata); other
+//! partition errors retry it after the backoff; a connection error drops the connection and
+//! reconnects after the same backoff.
 //!
 //! Membership changes while a request is out: every followed partition carries a generation,
 //! bumped by each `follow`, and a response is applied to a partition only if its generation is
@@ -138,8 +139,10 @@ pub enum Phase {
         ask_epoch: Option<i32>,
     },
     Fetching,
-    /// The leader refused it (not the leader, or the epoch is stale): wait for the metadata to
-    /// move on (the next `follow`).
+    /// The leader refused it (not the leader, or our epoch is stale): the metadata should move
+    /// on (a `follow` in a new epoch resets it). Meanwhile it starts over from the truncation
+    /// step after the backoff, since a leader may only be behind on the same metadata (a
+    /// follower that paused for good would then never fetch again).
     Paused {
         error_code: i16,
     },
@@ -190,6 +193,13 @@ impl FetcherShared {
         }
     }
 
+    fn pause(&self, key: &PartitionKey, generation: u64, error_code: i16, backoff: Duration) {
+        self.update(key, generation, |followed| {
+            followed.phase = Phase::Paused { error_code };
+            followed.retry_at = Some(Instant::now() + backoff);
+        });
+    }
+
     fn retry_later(&self, key: &PartitionKey, generation: u64, backoff: Duration) {
         self.update(key, generation, |followed| {
             followed.retry_at = Some(Instant::now() + backoff);
@@ -220,13 +230,11 @@ impl FetcherShared {
             .collect()
     }
 
-    /// The earliest retry time among partitions that will become ready; `None` when none will
-    /// (every partition is paused, or there are none).
+    /// The earliest retry time among waiting partitions; `None` when none waits.
     fn next_retry(&self) -> Option<Instant> {
         self.partitions
             .borrow()
             .values()
-            .filter(|followed| !matches!(followed.phase, Phase::Paused { .. }))
             .filter_map(|followed| followed.retry_at)
             .min()
     }
@@ -406,7 +414,10 @@ async fn run_fetcher(shared: Rc<FetcherShared>, config: FetcherConfig) {
     let mut connection: Option<LeaderConnection> = None;
     while !shared.stopped.get() {
         let now = Instant::now();
-        let truncating = shared.ready(now, |phase| matches!(phase, Phase::Truncating { .. }));
+        // Paused partitions start over with the truncation step once their backoff is over.
+        let truncating = shared.ready(now, |phase| {
+            matches!(phase, Phase::Truncating { .. } | Phase::Paused { .. })
+        });
         let has_fetching = shared.partitions.borrow().values().any(|followed| {
             followed.phase == Phase::Fetching && followed.retry_at.is_none_or(|at| at <= now)
         });
@@ -538,10 +549,8 @@ async fn truncation_round(
                 apply_truncation(shared, &key, generation, &partition, (epoch, end_offset)).await;
             }
             ErrorClass::Pause => {
-                tracing::info!(topic = %key.0, index = key.1, error_code, "leader refused OffsetForLeaderEpoch; waiting for new metadata");
-                shared.update(&key, generation, |followed| {
-                    followed.phase = Phase::Paused { error_code };
-                });
+                tracing::info!(topic = %key.0, index = key.1, error_code, "leader refused OffsetForLeaderEpoch; asking again after the backoff");
+                shared.pause(&key, generation, error_code, config.backoff());
             }
             ErrorClass::Retry => shared.retry_later(&key, generation, config.backoff()),
         }
@@ -689,10 +698,8 @@ async fn fetch_round(
                 set_follower_high_watermark(&partition, high_watermark);
             }
             PartitionOutcome::Pause { error_code } => {
-                tracing::info!(topic = %key.0, index = key.1, error_code, "leader refused the fetch; waiting for new metadata");
-                shared.update(&key, generation, |followed| {
-                    followed.phase = Phase::Paused { error_code };
-                });
+                tracing::info!(topic = %key.0, index = key.1, error_code, "leader refused the fetch; asking again after the backoff");
+                shared.pause(&key, generation, error_code, config.backoff());
             }
             PartitionOutcome::OutOfRange => {
                 // The leader's log no longer holds (or does not yet hold) our offset: check for
