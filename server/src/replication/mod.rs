@@ -18,6 +18,10 @@ pub mod truncation;
 
 #[cfg(test)]
 mod leader_tests;
+#[cfg(test)]
+mod truncation_model_tests;
+#[cfg(test)]
+mod truncation_tests;
 
 pub use leader::{
     AcksAllProgress, FollowerFetchError, InvalidLeaderState, IsrWriteFailed, LeaderAction,
