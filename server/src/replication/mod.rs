@@ -17,6 +17,8 @@ pub mod leader;
 pub mod truncation;
 
 #[cfg(test)]
+mod leader_model_tests;
+#[cfg(test)]
 mod leader_tests;
 #[cfg(test)]
 mod truncation_model_tests;
