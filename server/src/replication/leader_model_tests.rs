@@ -178,17 +178,20 @@ impl Model {
             Op::Land => match self.writes.pop_front() {
                 None => Vec::new(),
                 Some(w) => {
+                    let expected = w.expected_zk_version;
                     let result = self.land(w);
-                    self.state.isr_write_done(result, self.now_ms)
+                    self.state.isr_write_done(expected, result, self.now_ms)
                 }
             },
             Op::Fail { landed } => match self.writes.pop_front() {
                 None => Vec::new(),
                 Some(w) => {
+                    let expected = w.expected_zk_version;
                     if landed {
                         let _ = self.land(w);
                     }
-                    self.state.isr_write_done(Err(IsrWriteFailed), self.now_ms)
+                    self.state
+                        .isr_write_done(expected, Err(IsrWriteFailed), self.now_ms)
                 }
             },
             Op::ControllerRemoves { follower } => {
