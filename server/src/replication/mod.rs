@@ -17,7 +17,13 @@ pub mod leader;
 pub mod truncation;
 
 #[cfg(test)]
+mod leader_model_tests;
+#[cfg(test)]
 mod leader_tests;
+#[cfg(test)]
+mod truncation_model_tests;
+#[cfg(test)]
+mod truncation_tests;
 
 pub use leader::{
     AcksAllProgress, FollowerFetchError, InvalidLeaderState, IsrWriteFailed, LeaderAction,
