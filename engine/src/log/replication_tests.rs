@@ -285,6 +285,10 @@ fn a_missing_corrupt_or_disagreeing_checkpoint_is_rebuilt_from_the_batches() {
                 "epoch started after the last batch",
                 Some("0\n2\n1 0\n3 41\n"),
             ),
+            (
+                "epoch started inside the last batch",
+                Some("0\n3\n1 0\n3 2\n4 41\n"),
+            ),
         ] {
             match damage {
                 None => std::fs::remove_file(&path).expect("remove"),
