@@ -133,6 +133,7 @@ impl ShardState {
             config.broker_id,
             config.replica_lag_time_max_ms,
             self.broker.control.clone(),
+            self.broker.topics.clone(),
             crate::handlers::now_ms(),
         ) {
             Ok(replication) => partition.set_leader_replication(Some(replication)),
