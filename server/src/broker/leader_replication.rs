@@ -112,12 +112,20 @@ impl LeaderReplication {
         self.state.borrow().isr().to_vec()
     }
 
-    /// A follower fetched at `fetch_offset` (its log end, or its durable end under `sync`).
-    pub fn on_replica_fetch(self: &Rc<Self>, follower: i32, fetch_offset: i64, now_ms: i64) {
+    /// A follower fetched at `fetch_offset` (its log end, or its durable end under `sync`) while
+    /// the leader's log ended at `leader_log_end_offset` (as of the read it was served).
+    pub fn on_replica_fetch(
+        self: &Rc<Self>,
+        follower: i32,
+        fetch_offset: i64,
+        leader_log_end_offset: i64,
+        now_ms: i64,
+    ) {
         let Some(partition) = self.partition.upgrade() else {
             return;
         };
-        let leader_end = partition.log.durable_end_offset();
+        // Under `sync`, only what is durable here counts towards the high watermark.
+        let leader_end = leader_log_end_offset.min(partition.log.durable_end_offset());
         let outcome =
             self.state
                 .borrow_mut()

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use strom_engine::batch::BatchHeader;
-use strom_engine::log::{LogConfig, PartitionLog, ShutdownScope, WaitOffset};
+use strom_engine::log::{AppendReceipt, LogConfig, PartitionLog, ShutdownScope, WaitOffset};
 
 use super::leader_replication::LeaderReplication;
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
@@ -322,6 +322,43 @@ impl Partition {
         })
     }
 
+    /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
+    /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
+    /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
+    /// the fetch handler on the owner shard, for fetches answered with records or an empty set
+    /// (not a diverging epoch or an error).
+    pub fn on_replica_fetch(
+        &self,
+        follower_id: i32,
+        fetch_offset: i64,
+        leader_log_end_offset: i64,
+        now_ms: i64,
+    ) {
+        if let Some(replication) = self.leader_replication() {
+            replication.on_replica_fetch(follower_id, fetch_offset, leader_log_end_offset, now_ms);
+        }
+    }
+
+    /// Appends batches fetched from the leader as they are (offsets, leader epochs, producer ids
+    /// kept; CRCs checked), and records their producer ids and sequences so that, should this
+    /// replica become leader, a producer's retry gets its original offsets back (never a
+    /// duplicate). The first batch must start at the log's next offset. Refused on the leader.
+    /// Never suspends between the check and the append (see the module comment); the caller
+    /// bounds the queue with `log.wait_for_queue_room` first.
+    pub fn append_replicated(&self, records: Bytes) -> Result<AppendReceipt, AppendError> {
+        if self.is_leader.get() {
+            return Err(AppendError::NotLeader);
+        }
+        let validated = self.log.validate_replicated_record_set(&records)?;
+        let headers: Vec<BatchHeader> = validated.headers().to_vec();
+        let receipt = self.log.append_replicated_now(records, validated)?;
+        let mut producers = self.producers.borrow_mut();
+        for header in headers.iter().filter(|header| header.has_producer_id()) {
+            producers.record(header, header.base_offset);
+        }
+        Ok(receipt)
+    }
+
     /// Closes the log cleanly and snapshots producer state so the next start skips the scan.
     /// The snapshot is not synced here: the log dir's close syncs the file system once before
     /// it marks the shutdown clean, and a snapshot that does not parse is ignored on open.
@@ -401,5 +438,82 @@ mod tests {
         open_and_close();
         let bytes = std::fs::read(dir.join(PRODUCER_SNAPSHOT_FILE)).expect("read");
         assert!(serde_json::from_slice::<ProducerSnapshot>(&bytes).is_ok());
+    }
+
+    /// A batch as a leader stored it: at `base_offset`, stamped with `leader_epoch` (bytes 12..16,
+    /// outside the CRC).
+    fn leader_batch(base_offset: i64, leader_epoch: i32, producer_id: i64, sequence: i32) -> Bytes {
+        let mut batch = strom_engine::batch::build::build_batch(
+            base_offset,
+            2,
+            8,
+            1_000,
+            producer_id,
+            0,
+            sequence,
+        );
+        batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        Bytes::from(batch)
+    }
+
+    /// Issue 10, idempotent producers across failover: a follower records the producer ids and
+    /// sequences of the batches it replicates, so once it leads, a producer's retry of a batch
+    /// it copied is acknowledged with the original offsets instead of stored twice.
+    #[test]
+    fn a_follower_that_becomes_leader_knows_the_replicated_producer_sequences() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        strom_engine::io::start_runtime(64, async move {
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(
+                partition.apply_leadership(3, false),
+                "a follower in epoch 3"
+            );
+            let first = partition
+                .append_replicated(leader_batch(0, 3, 77, 0))
+                .expect("replicated append");
+            let second = partition
+                .append_replicated(leader_batch(2, 3, 77, 2))
+                .expect("replicated append");
+            assert_eq!(
+                (first.base_offset, second.last_offset),
+                (0, 3),
+                "the leader's offsets"
+            );
+            second.written().wait().await.expect("written");
+            assert_eq!(partition.log.leader_epoch_entries(), vec![(3, 0)]);
+            assert!(
+                partition
+                    .append_replicated(leader_batch(7, 3, 77, 4))
+                    .is_err(),
+                "a gap is refused"
+            );
+
+            assert!(partition.apply_leadership(4, true), "leader in epoch 4");
+            // The producer retries its second batch against the new leader.
+            let retry = partition
+                .append(leader_batch(0, -1, 77, 2), AckLevel::Leader)
+                .await
+                .expect("a duplicate is acknowledged");
+            assert_eq!(retry.base_offset, 2, "the original offset");
+            assert!(retry.wait.is_none(), "nothing appended");
+            assert_eq!(partition.log.next_offset(), 4);
+            assert!(
+                matches!(
+                    partition.append_replicated(leader_batch(4, 4, 77, 4)),
+                    Err(AppendError::NotLeader)
+                ),
+                "a leader takes no replicated appends"
+            );
+            partition.close().await.expect("close");
+        });
     }
 }

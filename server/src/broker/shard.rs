@@ -18,7 +18,8 @@ use super::metadata_cache::{Applied, MetadataCache, MetadataChange, MetadataUpda
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
 use super::topic_config::log_config;
-use super::topics::TopicMetadata;
+use super::topics::{PartitionView, TopicMetadata};
+use crate::replication::fetcher::{FetcherConfig, FetcherSet};
 
 pub type Router = ShardRouter<ShardState>;
 
@@ -35,6 +36,8 @@ pub struct ShardState {
     partitions: RefCell<PartitionTable>,
     /// Group coordinators of the `__consumer_offsets` partitions this shard owns.
     pub groups: Rc<GroupRuntime>,
+    /// The replica fetchers of this shard's follower replicas, one per leader broker.
+    pub fetchers: FetcherSet,
     /// Set when shutdown starts: connections stop reading new requests.
     pub stopping: std::cell::Cell<bool>,
 }
@@ -56,6 +59,7 @@ impl ShardState {
             broker: broker.clone(),
             partitions: RefCell::new(HashMap::new()),
             groups: Rc::new(GroupRuntime::default()),
+            fetchers: FetcherSet::new(FetcherConfig::from_broker(&broker.config)),
             stopping: std::cell::Cell::new(false),
         };
         for partition in open_owned_partitions(id, broker, log_dir).await {
@@ -82,7 +86,9 @@ impl ShardState {
                 continue;
             };
             let leads = state.leader == broker_id;
-            if !partition.apply_leadership(state.leader_epoch, leads) {
+            let applied = partition.apply_leadership(state.leader_epoch, leads);
+            self.sync_follower(&partition, state);
+            if !applied {
                 // The same epoch: the ISR may have changed (this leader's own write read back,
                 // or the controller removing a dead broker).
                 if let Some(replication) = partition.leader_replication() {
@@ -93,6 +99,7 @@ impl ShardState {
                 continue;
             }
             tracing::debug!(topic = %topic.name, index, leader_epoch = state.leader_epoch, leads, "leadership applied");
+            // (Leaders record the new epoch's start in the log: `start_or_stop_replication`.)
             self.start_or_stop_replication(topic, &partition, state, leads);
             if topic.name == OFFSETS_TOPIC {
                 if leads {
@@ -122,6 +129,12 @@ impl ShardState {
         partition.set_min_insync_replicas(min_insync_replicas);
         if !leads || state.replicas.len() < 2 {
             partition.set_leader_replication(None);
+            if leads {
+                // KIP-101: the new epoch starts at the log end before any write in it.
+                if let Err(error) = partition.log.start_leader_epoch(state.leader_epoch) {
+                    tracing::error!(topic = %topic.name, index = partition.index, %error, "could not record the new leader epoch");
+                }
+            }
             // A follower's high watermark is its leader's (set by its fetcher); a lone
             // replica's follows its own log end.
             partition.log.set_high_watermark_follows_log_end(leads);
@@ -142,6 +155,39 @@ impl ShardState {
                 // it keeps the partition unled rather than acknowledge what is not replicated.
                 tracing::error!(topic = %topic.name, index = partition.index, %error, "could not take up leadership");
                 partition.resign_leadership();
+            }
+        }
+    }
+
+    /// Starts or stops fetching a replica from its leader as the metadata says: a follower of
+    /// the epoch it applied, whose leader is live, fetches from it; a leader, or a replica whose
+    /// leader is unknown or gone, does not. Repeating it is harmless (`follow` of the same leader
+    /// and epoch changes nothing), so it also runs when the live brokers change.
+    fn sync_follower(&self, partition: &Rc<Partition>, state: &PartitionView) {
+        let broker_id = self.broker.config.broker_id;
+        let current = partition.leader_epoch.get() == state.leader_epoch;
+        let leader = self.metadata.members().broker(state.leader).cloned();
+        match leader {
+            Some(leader) if current && !partition.is_leader() && leader.id != broker_id => {
+                self.fetchers
+                    .follow(partition.clone(), leader, state.leader_epoch);
+            }
+            _ if current || partition.is_leader() => {
+                self.fetchers.unfollow(&partition.topic, partition.index);
+            }
+            // A stale view: keep what the newer decision set up.
+            _ => {}
+        }
+    }
+
+    /// Re-checks every replica's fetcher (the live brokers changed: a leader may have come
+    /// back, or moved to a new address).
+    fn sync_all_followers(&self) {
+        for topic in self.metadata.topics() {
+            for (state, index) in topic.metadata.partition_states.iter().zip(0..) {
+                if let Some(partition) = self.partition(&topic.name, index) {
+                    self.sync_follower(&partition, state);
+                }
             }
         }
     }
@@ -263,7 +309,7 @@ impl ShardState {
                     self.remove_topic_replicas(name).await;
                     self.notify_partitions_changed(name);
                 }
-                MetadataChange::Members(_) => {}
+                MetadataChange::Members(_) => self.sync_all_followers(),
             },
         }
     }
@@ -396,6 +442,7 @@ impl ShardState {
     /// directory is renamed first so a crash mid-delete never leaves a half-deleted partition
     /// that looks live.
     pub async fn remove_partition(&self, topic: &str, index: i32, delete_files: bool) {
+        self.fetchers.unfollow(topic, index);
         let removed = {
             let mut partitions = self.partitions.borrow_mut();
             let removed = partitions
@@ -467,6 +514,7 @@ impl ShardState {
     /// dir's, written once all shards are done). A failure marks `log_dir` unclean.
     pub async fn shutdown(&self, log_dir: Arc<LogDir>) {
         self.stopping.set(true);
+        self.fetchers.unfollow_all();
         close_partitions(self.partitions(), log_dir).await;
     }
 }

@@ -1,6 +1,7 @@
-//! OffsetForLeaderEpoch (key 23, v2–v4): the end offset of a leader epoch, which consumers use to
-//! detect log truncation after a leader change. With one epoch per partition so far, the current
-//! epoch ends at the log end and later epochs are unknown.
+//! OffsetForLeaderEpoch (key 23, v2–v4): the end offset of a leader epoch, answered from the
+//! leader's epoch cache (KIP-101): the largest epoch at or below the one asked and where it ends
+//! (the next epoch's start, or the log end). Consumers use it to detect log truncation after a
+//! leader change; followers, to find where their log diverges from the leader's.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -32,15 +33,11 @@ async fn offsets_for_epochs(ctx: RequestContext, request: OffsetForLeaderEpochRe
             );
             let outcome =
                 on_partition_owner(&ctx.shard, &name, index, move |partition| async move {
-                    let epoch = match partition.check_leader_epoch(current_epoch) {
-                        Ok(epoch) => epoch,
-                        Err(error) => return (code(error), -1, -1),
-                    };
-                    if asked_epoch > epoch {
-                        (NONE, -1, -1)
-                    } else {
-                        (NONE, epoch, partition.log.log_end_offset())
+                    if let Err(error) = partition.check_leader_epoch(current_epoch) {
+                        return (code(error), -1, -1);
                     }
+                    let (epoch, end_offset) = partition.log.end_offset_for_epoch(asked_epoch);
+                    (NONE, epoch, end_offset)
                 })
                 .await;
             let (error_code, leader_epoch, end_offset) =

@@ -12,8 +12,15 @@
 //! - [`leader`]: [`LeaderState`], one per partition this broker leads.
 //! - [`truncation`]: the follower's truncation decision and the leader's
 //!   diverging-epoch check on a replica fetch.
+//!
+//! And the wire, which does the I/O:
+//! - [`leader_connection`]: a follower's Kafka client connection to a leader broker.
+//! - [`fetcher`]: one fetcher task per (leader broker, local shard), fetching every partition of
+//!   that shard that follows that leader (Fetch as a replica, OffsetForLeaderEpoch truncation).
 
+pub mod fetcher;
 pub mod leader;
+pub mod leader_connection;
 pub mod truncation;
 
 #[cfg(test)]

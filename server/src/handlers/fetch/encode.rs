@@ -8,10 +8,12 @@
 //!              partitions: [ partition_index i32, error_code i16, high_watermark i64,
 //!                            last_stable_offset i64, log_start_offset i64 (v5+),
 //!                            aborted_transactions: nullable array (null here),
-//!                            preferred_read_replica i32 (v11+), records: bytes ] ]
+//!                            preferred_read_replica i32 (v11+), records: bytes,
+//!                            diverging_epoch (v12+, tagged field 0: epoch i32, end_offset i64) ] ]
 //! ```
-//! v12+ is flexible: compact arrays/strings/bytes (unsigned varint length + 1) and an empty
-//! tagged-field section after every struct and after the response header.
+//! v12+ is flexible: compact arrays/strings/bytes (unsigned varint length + 1) and a tagged-field
+//! section after every struct and after the response header (empty, except a replica fetch's
+//! diverging epoch).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use strom_engine::log::FileRange;
@@ -25,7 +27,15 @@ pub struct PartitionOut {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Option<FileRange>,
+    /// For a replica fetch whose last fetched epoch the leader's log does not hold as the
+    /// follower does (KIP-320): (the leader's largest epoch <= it, where that epoch ends).
+    pub diverging_epoch: Option<(i32, i64)>,
 }
+
+/// Tag of `diverging_epoch` in a v12+ FetchResponse partition.
+const DIVERGING_EPOCH_TAG: u64 = 0;
+/// Encoded size of the diverging epoch struct: epoch i32, end_offset i64, empty tagged fields.
+const DIVERGING_EPOCH_BYTES: u64 = 4 + 8 + 1;
 
 pub struct TopicOut {
     pub name: String,
@@ -121,7 +131,17 @@ pub fn encode_fetch_response(
                 chunks.push(Chunk::File(range));
             }
             if flexible {
-                put_uvarint(&mut out, 0); // partition tagged fields
+                match partition.diverging_epoch {
+                    Some((epoch, end_offset)) => {
+                        put_uvarint(&mut out, 1); // one tagged field
+                        put_uvarint(&mut out, DIVERGING_EPOCH_TAG);
+                        put_uvarint(&mut out, DIVERGING_EPOCH_BYTES);
+                        out.put_i32(epoch);
+                        out.put_i64(end_offset);
+                        put_uvarint(&mut out, 0); // the struct's own tagged fields
+                    }
+                    None => put_uvarint(&mut out, 0), // partition tagged fields
+                }
             }
         }
         if flexible {
@@ -172,6 +192,7 @@ mod tests {
                         last_stable_offset: 10,
                         log_start_offset: 2,
                         records: Some(range),
+                        diverging_epoch: None,
                     },
                     PartitionOut {
                         partition_index: 1,
@@ -180,6 +201,7 @@ mod tests {
                         last_stable_offset: 5,
                         log_start_offset: 0,
                         records: None,
+                        diverging_epoch: (version >= 12).then_some((3, 17)),
                     },
                 ],
             }];
@@ -217,6 +239,18 @@ mod tests {
             );
             assert_eq!(topic.partitions[0].high_watermark, 10);
             assert_eq!(topic.partitions[1].error_code, 1);
+            let diverging = &topic.partitions[1].diverging_epoch;
+            if version >= 12 {
+                assert_eq!(
+                    (diverging.epoch, diverging.end_offset),
+                    (3, 17),
+                    "v{version}"
+                );
+            }
+            assert_eq!(
+                topic.partitions[0].diverging_epoch.epoch, -1,
+                "v{version}: absent means -1"
+            );
             assert_eq!(
                 topic.partitions[1].records.as_deref().map(<[u8]>::len),
                 Some(0),

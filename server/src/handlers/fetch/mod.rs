@@ -7,6 +7,13 @@
 //! partitions grouped by owner shard, and each owner reads all of its partitions in one message
 //! (a direct call for this shard), the owners concurrently. A long poll sleeps until a
 //! partition's high watermark moves (not on every write or sync), then reads again.
+//!
+//! Replica fetches: a fetch whose replica id is >= 0 (`replica_id` before v15, `replica_state`
+//! from v15) comes from a follower broker. It reads up to the log end offset instead of the high
+//! watermark (isolation does not apply), long-polls on the log end, gets a `diverging_epoch`
+//! (v12+, KIP-320) when its last fetched epoch does not end where the leader's does at or after
+//! its fetch offset, and reports its fetch offset to the partition's replica-fetch observer (the
+//! leader's follower tracking).
 
 mod encode;
 
@@ -19,7 +26,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::StrBytes;
-use strom_engine::log::FileRange;
+use strom_engine::log::{FileRange, Progress};
 use strom_engine::runtime::join_all;
 use tokio::sync::watch;
 
@@ -39,8 +46,11 @@ struct PartitionRead {
     high_watermark: i64,
     log_start_offset: i64,
     records: Option<FileRange>,
-    /// Changes when the partition's high watermark moves (asked for on the first read only).
-    high_watermark_changes: Option<watch::Receiver<i64>>,
+    /// Replica fetches only (see [`diverging_epoch`]).
+    diverging_epoch: Option<(i32, i64)>,
+    /// Changes when what this fetch may read grows: the high watermark for consumers, the log
+    /// end for replicas (asked for on the first read only).
+    changes: Option<ReadableEnd>,
 }
 
 impl PartitionRead {
@@ -50,9 +60,56 @@ impl PartitionRead {
             high_watermark: -1,
             log_start_offset: -1,
             records: None,
-            high_watermark_changes: None,
+            diverging_epoch: None,
+            changes: None,
         }
     }
+}
+
+/// What a long poll waits on: the high watermark (consumers) or the log's progress (replicas,
+/// which read up to the log end).
+enum ReadableEnd {
+    HighWatermark(watch::Receiver<i64>),
+    LogEnd(watch::Receiver<Progress>),
+}
+
+impl ReadableEnd {
+    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        match self {
+            ReadableEnd::HighWatermark(receiver) => receiver.changed().await,
+            ReadableEnd::LogEnd(receiver) => receiver.changed().await,
+        }
+    }
+}
+
+/// A follower's fetch, as the leader's read needs it.
+#[derive(Clone, Copy)]
+struct ReplicaFetch {
+    follower_id: i32,
+    /// The epoch of the follower's last batch (-1: none, or a version before v12).
+    last_fetched_epoch: i32,
+}
+
+/// KIP-320, the rule of `replication::truncation::diverging_epoch` on the engine's epoch lookup
+/// (no copy of the epoch list per fetch): the follower's log diverges from the leader's when the
+/// leader's copy of the follower's last fetched epoch is older (the leader never had that epoch)
+/// or ends before the follower's fetch offset; `Ok(Some(answer))` tells it where to truncate.
+/// An epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE (`Err`), as in Kafka.
+/// `end_offset_for_epoch` answers (the largest epoch <= asked, its end offset), (-1, -1) when
+/// unknown.
+fn diverging_epoch(
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+    end_offset_for_epoch: impl FnOnce(i32) -> (i32, i64),
+) -> Result<Option<(i32, i64)>, ResponseError> {
+    if last_fetched_epoch < 0 {
+        return Ok(None);
+    }
+    let (epoch, end_offset) = end_offset_for_epoch(last_fetched_epoch);
+    if epoch < 0 || end_offset < 0 {
+        return Err(ResponseError::OffsetOutOfRange);
+    }
+    Ok((epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset)))
 }
 
 /// How the owner shard finds a partition's topic.
@@ -72,6 +129,8 @@ struct ReadWork {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// `Some` for a follower's fetch.
+    replica: Option<ReplicaFetch>,
 }
 
 /// A partition of the request, in request order.
@@ -105,25 +164,65 @@ async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) ->
     if let Err(error) = partition.check_leader_epoch(work.current_leader_epoch) {
         return PartitionRead::error(code(error));
     }
-    // The watermark is read and the subscription taken in one step, so a move after this read
+    // The bound is read and the subscription taken in one step, so a move after this read
     // always wakes the long poll.
     let high_watermark = partition.high_watermark();
     let log_start_offset = partition.log.log_start_offset();
-    let high_watermark_changes = subscribe.then(|| partition.log.subscribe_high_watermark());
+    let log_end_offset = partition.log.log_end_offset();
+    let (read_up_to, changes) = match work.replica {
+        None => (
+            high_watermark,
+            subscribe.then(|| ReadableEnd::HighWatermark(partition.log.subscribe_high_watermark())),
+        ),
+        Some(_) => (
+            log_end_offset,
+            subscribe.then(|| ReadableEnd::LogEnd(partition.log.subscribe())),
+        ),
+    };
+    if let Some(replica) = work.replica {
+        let diverging =
+            match diverging_epoch(replica.last_fetched_epoch, work.fetch_offset, |epoch| {
+                partition.log.end_offset_for_epoch(epoch)
+            }) {
+                Ok(diverging) => diverging,
+                Err(error) => return PartitionRead::error(code(error)),
+            };
+        if diverging.is_some() {
+            // The follower truncates first; its fetch offset is no log end of ours to count.
+            return PartitionRead {
+                error_code: NONE,
+                high_watermark,
+                log_start_offset,
+                records: None,
+                diverging_epoch: diverging,
+                changes,
+            };
+        }
+    }
     let (error_code, records) = match partition
         .log
-        .read(work.fetch_offset, work.max_bytes, high_watermark)
+        .read(work.fetch_offset, work.max_bytes, read_up_to)
         .await
     {
         Ok(records) => (NONE, records),
         Err(error) => (engine_error_code(&error), None),
     };
+    if let (Some(replica), true) = (work.replica, error_code == NONE && subscribe) {
+        // Once per fetch request (its first read), with the offset the follower has reached.
+        partition.on_replica_fetch(
+            replica.follower_id,
+            work.fetch_offset,
+            log_end_offset,
+            super::now_ms(),
+        );
+    }
     PartitionRead {
         error_code,
         high_watermark,
         log_start_offset,
         records,
-        high_watermark_changes,
+        diverging_epoch: None,
+        changes,
     }
 }
 
@@ -141,16 +240,15 @@ async fn read_on_owner(
     work.iter().map(|item| item.slot).zip(results).collect()
 }
 
-/// Waits until any of `receivers` reports a change (the high watermark moved) or they all
-/// closed.
-async fn any_change(receivers: &mut [watch::Receiver<i64>]) {
+/// Waits until any of `receivers` reports a change (what the fetch may read grew) or one closed.
+async fn any_change(receivers: &mut [ReadableEnd]) {
     if receivers.is_empty() {
         return std::future::pending().await;
     }
     type ChangeWait<'a> = Pin<Box<dyn Future<Output = Result<(), watch::error::RecvError>> + 'a>>;
     let mut waits: Vec<ChangeWait<'_>> = receivers
         .iter_mut()
-        .map(|receiver| Box::pin(receiver.changed()) as Pin<Box<dyn Future<Output = _>>>)
+        .map(|receiver| Box::pin(receiver.changed()) as ChangeWait<'_>)
         .collect();
     std::future::poll_fn(move |cx| {
         for wait in &mut waits {
@@ -167,9 +265,20 @@ pub async fn handle(ctx: RequestContext, request: FetchRequest) -> ResponseFutur
     Box::pin(fetch(ctx, request))
 }
 
+/// The follower broker a fetch comes from, if it is a replica fetch.
+fn replica_id(request: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    (id >= 0).then_some(id)
+}
+
 /// Resolves the request's topics in this shard's metadata cache and routes each partition.
 fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTopic> {
     let version = ctx.version();
+    let follower_id = replica_id(request, version);
     let shard_count = ctx.shard.broker.shard_count;
     let broker_id = ctx.shard.broker.config.broker_id;
     let unknown_topic = code(if version >= 13 {
@@ -223,6 +332,10 @@ fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTop
                             fetch_offset: partition.fetch_offset,
                             max_bytes: partition_max_bytes,
                             current_leader_epoch: partition.current_leader_epoch,
+                            replica: follower_id.map(|follower_id| ReplicaFetch {
+                                follower_id,
+                                last_fetched_epoch: partition.last_fetched_epoch,
+                            }),
                         },
                     };
                     slot += 1;
@@ -317,7 +430,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
             work_by_owner[owner].push(work);
         }
     }
-    let mut high_watermark_changes: Vec<watch::Receiver<i64>> = Vec::new();
+    let mut readable_end_changes: Vec<ReadableEnd> = Vec::new();
     let mut first_round = true;
     loop {
         let mut reads: Vec<Option<PartitionRead>> = (0..partition_count).map(|_| None).collect();
@@ -332,7 +445,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
             )
             .await;
         for (slot, mut read) in reads_by_slot {
-            high_watermark_changes.extend(read.high_watermark_changes.take());
+            readable_end_changes.extend(read.changes.take());
             reads[slot] = Some(read);
         }
         first_round = false;
@@ -345,9 +458,14 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                 partition.route.is_err()
                     || read.as_ref().is_some_and(|read| read.error_code != NONE)
             });
+        // A follower told to truncate must hear it now, not after the long poll.
+        let any_diverging = reads
+            .iter()
+            .flatten()
+            .any(|read| read.diverging_epoch.is_some());
         let now = Instant::now();
         let enough = min_bytes == 0 || total_bytes >= min_bytes;
-        if enough || any_error || now >= deadline || ctx.shard.stopping.get() {
+        if enough || any_error || any_diverging || now >= deadline || ctx.shard.stopping.get() {
             let mut reads = reads.into_iter();
             let topics_out = wanted
                 .iter()
@@ -372,6 +490,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                                 last_stable_offset: read.high_watermark,
                                 log_start_offset: read.log_start_offset,
                                 records: read.records,
+                                diverging_epoch: read.diverging_epoch,
                             }
                         })
                         .collect(),
@@ -384,11 +503,54 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                 topics_out,
             ));
         }
-        // Long poll: wait until a high watermark moves, or the deadline.
+        // Long poll: wait until a high watermark (a replica's: a log end) moves, or the deadline.
         drop(reads);
         tokio::select! {
-            () = any_change(&mut high_watermark_changes) => {}
+            () = any_change(&mut readable_end_changes) => {}
             () = tokio::time::sleep(deadline - now) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::truncation;
+
+    /// The handler's check on the engine's lookup agrees with the replication logic's rule on
+    /// the epoch list, for every last fetched epoch and fetch offset around a leader's history.
+    #[test]
+    fn the_diverging_epoch_follows_the_replication_rule() {
+        let leader_epochs = [(1, 0), (3, 10), (4, 25)];
+        let leader_leo = 40;
+        for last_fetched_epoch in -1..=6 {
+            for fetch_offset in [0, 5, 10, 11, 25, 30, 40] {
+                let ours = diverging_epoch(last_fetched_epoch, fetch_offset, |epoch| {
+                    let answer =
+                        truncation::end_offset_for_epoch(&leader_epochs, leader_leo, epoch);
+                    (answer.epoch, answer.end_offset)
+                });
+                let rule = truncation::diverging_epoch(
+                    &leader_epochs,
+                    leader_leo,
+                    fetch_offset,
+                    last_fetched_epoch,
+                );
+                let rule = rule
+                    .map(|answer| answer.map(|answer| (answer.epoch, answer.end_offset)))
+                    .map_err(|_| ResponseError::OffsetOutOfRange);
+                assert_eq!(
+                    ours, rule,
+                    "last fetched epoch {last_fetched_epoch}, fetch offset {fetch_offset}"
+                );
+            }
+        }
+        // A follower that wrote past the end of epoch 3 as the leader kept it truncates.
+        assert_eq!(
+            diverging_epoch(3, 30, |_| (3, 25)),
+            Ok(Some((3, 25))),
+            "the leader's epoch 3 ends before the follower's fetch offset"
+        );
+        assert_eq!(diverging_epoch(-1, 30, |_| unreachable!()), Ok(None));
     }
 }
