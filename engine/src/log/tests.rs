@@ -656,8 +656,18 @@ fn a_crash_mid_segment_with_many_segments_recovers_only_the_tail() {
         for _ in 0..100 {
             append_written(&log, batch(1, 200, 0)).await;
         }
-        // Let the syncer seal rolled segments and move the recovery point.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Let the syncer seal rolled segments and move the recovery point (a loaded machine
+        // may take a while; a fixed sleep made this test flaky).
+        for _ in 0..400 {
+            if log.sealed_up_to_active_segment() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(
+            log.sealed_up_to_active_segment(),
+            "the syncer sealed the rolled segments"
+        );
     });
     run(async {
         let (log, report) = PartitionLog::open(dir.path(), small_segments())

@@ -166,7 +166,9 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: Option<u64>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
-    /// `offsets.topic.replication.factor`.
+    /// `offsets.topic.replication.factor` (Kafka's 3): in a cluster, `__consumer_offsets` is
+    /// created once this many brokers are live. A single broker on the embedded store creates
+    /// it with one replica.
     pub offsets_topic_replication_factor: i16,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u32,
@@ -394,7 +396,7 @@ impl BrokerConfig {
             )?,
             offsets_topic_replication_factor: settings.integer(
                 "offsets.topic.replication.factor",
-                1,
+                3,
                 1,
                 i16::MAX,
             )?,
@@ -692,7 +694,7 @@ mod tests {
         assert_eq!(config.socket_request_max_bytes, 104_857_600);
         assert_eq!(config.queued_max_request_bytes, Some(16 << 20));
         assert_eq!(config.offsets_topic_num_partitions, 50);
-        assert_eq!(config.offsets_topic_replication_factor, 1);
+        assert_eq!(config.offsets_topic_replication_factor, 3);
         assert_eq!(config.group_initial_rebalance_delay_ms, 3_000);
         assert_eq!(config.group_min_session_timeout_ms, 6_000);
         assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
