@@ -238,6 +238,69 @@ mod tests {
         ));
     }
 
+    /// The batch with only the records at `keep` (indexes), as compaction leaves it: header
+    /// kept (base offset, lastOffsetDelta), record count, length and CRC updated.
+    fn thinned(bytes: &[u8], keep: &[usize]) -> Vec<u8> {
+        let records: Vec<_> = crate::batch::RecordEntries::new(bytes)
+            .map(|record| record.expect("valid record").bytes.to_vec())
+            .collect();
+        let mut out = bytes[..BATCH_HEADER_BYTES].to_vec();
+        for &index in keep {
+            out.extend_from_slice(&records[index]);
+        }
+        let length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
+        out[8..12].copy_from_slice(&length.to_be_bytes());
+        out[57..61].copy_from_slice(&(keep.len() as i32).to_be_bytes());
+        let crc = crc32c::crc32c(&out[21..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_stored_batch_may_have_lost_records_to_compaction() {
+        let bytes = build_batch_with(0, 4, 10, 1_000, -1, -1, -1);
+        assert!(
+            validate_stored_batch(&bytes).is_ok(),
+            "a whole batch is fine"
+        );
+        for keep in [&[1usize, 3][..], &[3], &[]] {
+            let thinned = thinned(&bytes, keep);
+            let header = validate_stored_batch(&thinned).expect("a compacted batch");
+            assert_eq!(header.record_count, keep.len() as i32);
+            assert_eq!(header.last_offset_delta, 3);
+            assert!(
+                matches!(
+                    validate_batch(&thinned),
+                    Err(BatchError::CountMismatch { .. })
+                ),
+                "a producer may not send it"
+            );
+        }
+        // Records out of order are not what compaction leaves.
+        let reordered = thinned(&bytes, &[2, 1]);
+        assert!(matches!(
+            validate_stored_batch(&reordered),
+            Err(BatchError::MalformedRecord { .. })
+        ));
+        // More records than lastOffsetDelta allows.
+        let mut too_many = bytes.clone();
+        too_many[23..27].copy_from_slice(&2i32.to_be_bytes());
+        let crc = crc32c::crc32c(&too_many[21..]);
+        too_many[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_stored_batch(&too_many),
+            Err(BatchError::CountMismatch { .. })
+        ));
+        // Damage is caught as for a producer's batch.
+        let mut damaged = thinned(&bytes, &[0, 2]);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(matches!(
+            validate_stored_batch(&damaged),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
     #[test]
     fn splits_concatenated_batches() {
         let mut set = build_batch_with(0, 2, 10, 0, -1, -1, -1);

@@ -308,11 +308,17 @@ pub(super) async fn load(
     // appended); anything past the end was never written.
     cache.truncate_from_end(log_end_offset.saturating_add(1));
     let agrees = match last_batch(segments).await? {
-        Some(last) if last.partition_leader_epoch >= 0 => {
-            cache.epoch_for_offset(last.base_offset) == Some(last.partition_leader_epoch)
+        Some(last) => {
+            // An epoch starts at a batch or at the log end, never inside the last batch.
+            let starts_inside = cache.entries().iter().any(|entry| {
+                entry.start_offset > last.base_offset && entry.start_offset < log_end_offset
+            });
+            // Batches from before leader epochs (-1) have nothing to contradict.
+            let epoch_matches = last.partition_leader_epoch < 0
+                || cache.epoch_for_offset(last.base_offset) == Some(last.partition_leader_epoch);
+            epoch_matches && !starts_inside
         }
-        // No batch, or only batches from before leader epochs: nothing to contradict.
-        _ => true,
+        None => true,
     };
     if stored.is_none() || !agrees {
         if stored.is_some() {

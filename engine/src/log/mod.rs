@@ -287,4 +287,6 @@ impl PartitionLog {
 #[cfg(test)]
 mod hot_path_tests;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;

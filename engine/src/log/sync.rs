@@ -117,6 +117,15 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether every segment before the active one is sealed (index written, recovery point
+    /// moved past it): tests wait for this instead of sleeping a guessed time.
+    #[cfg(test)]
+    pub(crate) fn sealed_up_to_active_segment(&self) -> bool {
+        let state = self.state.borrow();
+        let active_base = state.segments.keys().next_back().copied().unwrap_or(0);
+        state.recovery_point >= active_base
+    }
+
     /// Whether the syncer has work now.
     fn has_sync_work(&self) -> bool {
         let state = self.state.borrow();

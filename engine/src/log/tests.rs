@@ -10,11 +10,11 @@ use super::segment::{segment_path, LOG_SUFFIX};
 use super::*;
 use crate::batch::{split_record_set, BatchHeader};
 
-fn run<F: Future>(future: F) -> F::Output {
+pub(super) fn run<F: Future>(future: F) -> F::Output {
     crate::io::start_runtime(256, future)
 }
 
-fn batch(count: i32, value_bytes: usize, timestamp_ms: i64) -> Bytes {
+pub(super) fn batch(count: i32, value_bytes: usize, timestamp_ms: i64) -> Bytes {
     Bytes::from(crate::batch::build::build_batch(
         0,
         count,
@@ -26,7 +26,7 @@ fn batch(count: i32, value_bytes: usize, timestamp_ms: i64) -> Bytes {
     ))
 }
 
-fn small_segments() -> LogConfig {
+pub(super) fn small_segments() -> LogConfig {
     LogConfig {
         segment_bytes: 4096,
         index_interval_bytes: 256,
@@ -42,7 +42,7 @@ fn stored(original: &Bytes, base_offset: i64) -> Vec<u8> {
 }
 
 /// Reads every batch from the log start to the end, in order.
-async fn read_all(log: &PartitionLog) -> Vec<Vec<u8>> {
+pub(super) async fn read_all(log: &PartitionLog) -> Vec<Vec<u8>> {
     let mut batches = Vec::new();
     let mut offset = log.log_start_offset();
     while let Some(range) = log.read(offset, 1 << 20, i64::MAX).await.expect("read") {
@@ -55,7 +55,7 @@ async fn read_all(log: &PartitionLog) -> Vec<Vec<u8>> {
     batches
 }
 
-async fn append_written(log: &PartitionLog, bytes: Bytes) -> AppendReceipt {
+pub(super) async fn append_written(log: &PartitionLog, bytes: Bytes) -> AppendReceipt {
     let receipt = log.append(bytes, 0).await.expect("append");
     receipt.written().wait().await.expect("written");
     receipt
@@ -656,8 +656,18 @@ fn a_crash_mid_segment_with_many_segments_recovers_only_the_tail() {
         for _ in 0..100 {
             append_written(&log, batch(1, 200, 0)).await;
         }
-        // Let the syncer seal rolled segments and move the recovery point.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Let the syncer seal rolled segments and move the recovery point (a loaded machine
+        // may take a while; a fixed sleep made this test flaky).
+        for _ in 0..400 {
+            if log.sealed_up_to_active_segment() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(
+            log.sealed_up_to_active_segment(),
+            "the syncer sealed the rolled segments"
+        );
     });
     run(async {
         let (log, report) = PartitionLog::open(dir.path(), small_segments())
@@ -677,14 +687,14 @@ fn a_crash_mid_segment_with_many_segments_recovers_only_the_tail() {
 
 /// A stored record as read back: offset, key, value, timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Rec {
+pub(super) struct Rec {
     offset: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     timestamp_ms: i64,
 }
 
-fn compacted(delete_retention_ms: i64) -> LogConfig {
+pub(super) fn compacted(delete_retention_ms: i64) -> LogConfig {
     LogConfig {
         cleanup_policy: CleanupPolicy::Compact,
         delete_retention_ms,
@@ -775,7 +785,7 @@ async fn records_of(log: &PartitionLog) -> Vec<Rec> {
 
 /// Waits until every sealed segment is synced with its indexes persisted (the syncer's work
 /// after a roll), then marks everything committed, as a single-replica owner does.
-async fn settle(log: &PartitionLog) {
+pub(super) async fn settle(log: &PartitionLog) {
     for _ in 0..2000 {
         let settled = {
             let state = log.state.borrow();
@@ -830,7 +840,7 @@ fn active_base(log: &PartitionLog) -> i64 {
 
 /// Batches of 3 records over 13 keys (plus a null-key record now and then), timestamps strictly
 /// increasing: 10_000 + 10 * batch + record.
-async fn append_history(log: &PartitionLog, batches: i64) -> Vec<Rec> {
+pub(super) async fn append_history(log: &PartitionLog, batches: i64) -> Vec<Rec> {
     append_history_with(log, batches, |index, j| {
         format!("key-{}", (index * 3 + j) % 13)
     })

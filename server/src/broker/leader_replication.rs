@@ -9,13 +9,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{oneshot, watch};
 
 use super::partition::Partition;
-use super::topics::PartitionView;
+use super::topics::{PartitionView, TopicRegistry};
 use crate::control_plane::{ControlPlane, IsrChange};
 /// A Kafka error code (0: none).
 pub type ErrorCode = i16;
@@ -34,6 +35,8 @@ pub struct LeaderReplication {
     state: RefCell<LeaderState>,
     partition: Weak<Partition>,
     control: ControlPlane,
+    /// The broker's view of the cluster, to re-read the partition's state after a lost race.
+    view: Arc<TopicRegistry>,
     /// Bumped on every committed ISR change and when this leadership ends, so waiting `acks=all`
     /// produces look again.
     events: watch::Sender<u64>,
@@ -46,14 +49,15 @@ impl LeaderReplication {
     /// that feeds the leader's progress and the ISR timer to the state.
     pub fn start(
         partition: &Rc<Partition>,
-        view: &PartitionView,
+        state_view: &PartitionView,
         broker_id: i32,
         replica_lag_time_max_ms: u64,
         control: ControlPlane,
+        view: Arc<TopicRegistry>,
         now_ms: i64,
     ) -> Result<Rc<Self>, String> {
         let log = &partition.log;
-        log.start_leader_epoch(view.leader_epoch)
+        log.start_leader_epoch(state_view.leader_epoch)
             .map_err(|error| error.to_string())?;
         log.set_high_watermark_follows_log_end(false);
         let config = LeaderConfig {
@@ -62,11 +66,11 @@ impl LeaderReplication {
         let tick_interval_ms = config.tick_interval_ms();
         let start = LeaderStart {
             leader: broker_id,
-            leader_epoch: view.leader_epoch,
+            leader_epoch: state_view.leader_epoch,
             epoch_start_offset: log.next_offset(),
-            replicas: view.replicas.clone(),
-            isr: view.isr.clone(),
-            isr_zk_version: view.zk_version,
+            replicas: state_view.replicas.clone(),
+            isr: state_view.isr.clone(),
+            isr_zk_version: state_view.zk_version,
             high_watermark: log.high_watermark(),
             log_end_offset: log.durable_end_offset(),
         };
@@ -76,6 +80,7 @@ impl LeaderReplication {
             state: RefCell::new(state),
             partition: Rc::downgrade(partition),
             control,
+            view,
             events,
             stopped: Cell::new(false),
         });
@@ -107,12 +112,20 @@ impl LeaderReplication {
         self.state.borrow().isr().to_vec()
     }
 
-    /// A follower fetched at `fetch_offset` (its log end, or its durable end under `sync`).
-    pub fn on_replica_fetch(self: &Rc<Self>, follower: i32, fetch_offset: i64, now_ms: i64) {
+    /// A follower fetched at `fetch_offset` (its log end, or its durable end under `sync`) while
+    /// the leader's log ended at `leader_log_end_offset` (as of the read it was served).
+    pub fn on_replica_fetch(
+        self: &Rc<Self>,
+        follower: i32,
+        fetch_offset: i64,
+        leader_log_end_offset: i64,
+        now_ms: i64,
+    ) {
         let Some(partition) = self.partition.upgrade() else {
             return;
         };
-        let leader_end = partition.log.durable_end_offset();
+        // Under `sync`, only what is durable here counts towards the high watermark.
+        let leader_end = leader_log_end_offset.min(partition.log.durable_end_offset());
         let outcome =
             self.state
                 .borrow_mut()
@@ -140,6 +153,24 @@ impl LeaderReplication {
             Err(error) => {
                 tracing::warn!(topic = %partition.topic, index = partition.index, %error, "ignoring a partition state this leader cannot take")
             }
+        }
+    }
+
+    /// Feeds the partition's state as the broker's view has it now, if it still names this
+    /// leader and epoch (otherwise a new leadership is on its way and this one ends).
+    fn reread_state(self: &Rc<Self>, partition: &Rc<Partition>, now_ms: i64) {
+        let Some(topic) = self.view.get(&partition.topic) else {
+            return;
+        };
+        let Some(state) = topic.partition(partition.index) else {
+            return;
+        };
+        let (leader, leader_epoch) = {
+            let current = self.state.borrow();
+            (current.leader(), current.leader_epoch())
+        };
+        if state.leader == leader && state.leader_epoch == leader_epoch {
+            self.on_state_from_store(state, now_ms);
         }
     }
 
@@ -246,11 +277,19 @@ impl LeaderReplication {
                     Err(IsrWriteFailed)
                 }
             };
-            let actions = replication
-                .state
-                .borrow_mut()
-                .isr_write_done(result, crate::handlers::now_ms());
+            let failed = result.is_err();
+            let now_ms = crate::handlers::now_ms();
+            let actions =
+                replication
+                    .state
+                    .borrow_mut()
+                    .isr_write_done(expected_zk_version, result, now_ms);
             replication.execute(&partition, actions);
+            if failed {
+                // The state moved on under this leader: take what the store now says (a later
+                // change reaches `on_state_from_store` through the metadata as well).
+                replication.reread_state(&partition, now_ms);
+            }
         });
     }
 }

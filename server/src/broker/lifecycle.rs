@@ -177,6 +177,10 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         async move { ShardState::start(id, router, context, log_dir).await }
     })
     .map_err(io_error("start shards"))?;
+    // From here on every change the control plane sees reaches the shards: before any listener
+    // accepts a request, so a topic created through one is in every shard's cache when the
+    // creation is answered.
+    control.attach(shards.router().clone());
 
     // Every shard listens on the same port; the kernel spreads connections across them.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -217,8 +221,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         let _ = started.thread.join();
         return Err(BrokerError::Config(error));
     }
-    // From here on every change the control plane sees reaches the shards.
-    control.attach(shards.router().clone());
+
     let open_ms = opening.elapsed().as_millis();
     tracing::info!(%address, shards = shard_count, open_ms, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
 

@@ -323,13 +323,19 @@ impl Partition {
     }
 
     /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
-    /// under `log.durability=sync`): the leader's replication state counts it (catching up, ISR
-    /// expansion, the high watermark). Called by the fetch handler on the owner shard, for
-    /// fetches answered with records or an empty set (not a diverging epoch or an error). A
-    /// lone replica has no followers to count.
-    pub fn on_replica_fetch(&self, follower_id: i32, fetch_offset: i64, now_ms: i64) {
+    /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
+    /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
+    /// the fetch handler on the owner shard, for fetches answered with records or an empty set
+    /// (not a diverging epoch or an error).
+    pub fn on_replica_fetch(
+        &self,
+        follower_id: i32,
+        fetch_offset: i64,
+        leader_log_end_offset: i64,
+        now_ms: i64,
+    ) {
         if let Some(replication) = self.leader_replication() {
-            replication.on_replica_fetch(follower_id, fetch_offset, now_ms);
+            replication.on_replica_fetch(follower_id, fetch_offset, leader_log_end_offset, now_ms);
         }
     }
 

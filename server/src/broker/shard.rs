@@ -99,16 +99,7 @@ impl ShardState {
                 continue;
             }
             tracing::debug!(topic = %topic.name, index, leader_epoch = state.leader_epoch, leads, "leadership applied");
-            if leads {
-                // KIP-101: the new epoch starts at the log end before any write in it, so
-                // OffsetForLeaderEpoch answers it (also for a lone replica, whose consumers ask
-                // about it) and followers truncate to the previous epoch's end even before
-                // anything is written in this one. (Replicated leaders record it again in
-                // `LeaderReplication::start`; a repeated epoch changes nothing.)
-                if let Err(error) = partition.log.start_leader_epoch(state.leader_epoch) {
-                    tracing::error!(topic = %topic.name, index, %error, "could not record the new leader epoch");
-                }
-            }
+            // (Leaders record the new epoch's start in the log: `start_or_stop_replication`.)
             self.start_or_stop_replication(topic, &partition, state, leads);
             if topic.name == OFFSETS_TOPIC {
                 if leads {
@@ -116,6 +107,54 @@ impl ShardState {
                 } else {
                     self.groups.unload(index);
                 }
+            }
+        }
+    }
+
+    /// A replicated partition's leader tracks its followers, the ISR and the high watermark
+    /// (see `leader_replication`); a single replica's high watermark follows its log end.
+    fn start_or_stop_replication(
+        &self,
+        topic: &TopicMetadata,
+        partition: &Rc<Partition>,
+        state: &super::topics::PartitionView,
+        leads: bool,
+    ) {
+        let config = &self.broker.config;
+        let min_insync_replicas = topic
+            .configs
+            .get("min.insync.replicas")
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(config.min_insync_replicas as usize);
+        partition.set_min_insync_replicas(min_insync_replicas);
+        if !leads || state.replicas.len() < 2 {
+            partition.set_leader_replication(None);
+            if leads {
+                // KIP-101: the new epoch starts at the log end before any write in it.
+                if let Err(error) = partition.log.start_leader_epoch(state.leader_epoch) {
+                    tracing::error!(topic = %topic.name, index = partition.index, %error, "could not record the new leader epoch");
+                }
+            }
+            // A follower's high watermark is its leader's (set by its fetcher); a lone
+            // replica's follows its own log end.
+            partition.log.set_high_watermark_follows_log_end(leads);
+            return;
+        }
+        match LeaderReplication::start(
+            partition,
+            state,
+            config.broker_id,
+            config.replica_lag_time_max_ms,
+            self.broker.control.clone(),
+            self.broker.topics.clone(),
+            crate::handlers::now_ms(),
+        ) {
+            Ok(replication) => partition.set_leader_replication(Some(replication)),
+            Err(error) => {
+                // Without its replication state the leader cannot move the high watermark:
+                // it keeps the partition unled rather than acknowledge what is not replicated.
+                tracing::error!(topic = %topic.name, index = partition.index, %error, "could not take up leadership");
+                partition.resign_leadership();
             }
         }
     }
@@ -149,47 +188,6 @@ impl ShardState {
                 if let Some(partition) = self.partition(&topic.name, index) {
                     self.sync_follower(&partition, state);
                 }
-            }
-        }
-    }
-
-    /// A replicated partition's leader tracks its followers, the ISR and the high watermark
-    /// (see `leader_replication`); a single replica's high watermark follows its log end.
-    fn start_or_stop_replication(
-        &self,
-        topic: &TopicMetadata,
-        partition: &Rc<Partition>,
-        state: &super::topics::PartitionView,
-        leads: bool,
-    ) {
-        let config = &self.broker.config;
-        let min_insync_replicas = topic
-            .configs
-            .get("min.insync.replicas")
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(config.min_insync_replicas as usize);
-        partition.set_min_insync_replicas(min_insync_replicas);
-        if !leads || state.replicas.len() < 2 {
-            partition.set_leader_replication(None);
-            // A follower's high watermark is its leader's (set by its fetcher); a lone
-            // replica's follows its own log end.
-            partition.log.set_high_watermark_follows_log_end(leads);
-            return;
-        }
-        match LeaderReplication::start(
-            partition,
-            state,
-            config.broker_id,
-            config.replica_lag_time_max_ms,
-            self.broker.control.clone(),
-            crate::handlers::now_ms(),
-        ) {
-            Ok(replication) => partition.set_leader_replication(Some(replication)),
-            Err(error) => {
-                // Without its replication state the leader cannot move the high watermark:
-                // it keeps the partition unled rather than acknowledge what is not replicated.
-                tracing::error!(topic = %topic.name, index = partition.index, %error, "could not take up leadership");
-                partition.resign_leadership();
             }
         }
     }

@@ -62,6 +62,12 @@ const KNOWN_KEYS: &[&str] = &[
     "log.durability",
     "log.flush.interval.ms",
     "log.write.inline",
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.socket.timeout.ms",
     "zookeeper.connect",
     "zookeeper.session.timeout.ms",
     "zookeeper.connection.timeout.ms",
@@ -160,7 +166,9 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: Option<u64>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
-    /// `offsets.topic.replication.factor`.
+    /// `offsets.topic.replication.factor` (Kafka's 3): in a cluster, `__consumer_offsets` is
+    /// created once this many brokers are live. A single broker on the embedded store creates
+    /// it with one replica.
     pub offsets_topic_replication_factor: i16,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u32,
@@ -180,6 +188,11 @@ pub struct BrokerConfig {
     /// (`pwritev`) instead of through io_uring, whose worker threads take every buffered ext4
     /// write; see `LogConfig::write_inline`.
     pub log_write_inline: bool,
+    /// How followers fetch from their leaders: `replica.fetch.max.bytes` (per partition),
+    /// `replica.fetch.min.bytes`, `replica.fetch.wait.max.ms`,
+    /// `replica.fetch.response.max.bytes`, `replica.fetch.backoff.ms`,
+    /// `replica.socket.timeout.ms` (Kafka's keys and defaults).
+    pub replica_fetch: ReplicaFetchSettings,
     /// `zookeeper.connect`: `host:port[,host:port…][/chroot]`, validated by
     /// the coordination client's parser (a host without a port means ZooKeeper's 2181, as its own clients read it). `None`: a single broker on the embedded store.
     pub zookeeper_connect: Option<String>,
@@ -383,7 +396,7 @@ impl BrokerConfig {
             )?,
             offsets_topic_replication_factor: settings.integer(
                 "offsets.topic.replication.factor",
-                1,
+                3,
                 1,
                 i16::MAX,
             )?,
@@ -412,6 +425,7 @@ impl BrokerConfig {
                 i64::MAX,
             )?),
             log_write_inline: settings.boolean("log.write.inline", true)?,
+            replica_fetch: ReplicaFetchSettings::from_settings(settings)?,
             zookeeper_connect,
             zookeeper_session_timeout_ms: to_u64(i64::from(zookeeper_session_timeout_ms)),
             zookeeper_connection_timeout_ms: to_u64(i64::from(settings.integer(
@@ -600,6 +614,48 @@ fn to_u32(value: i32) -> u32 {
 }
 
 /// For values already range-checked to be non-negative.
+/// Kafka's `replica.fetch.*` settings (see [`BrokerConfig::replica_fetch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaFetchSettings {
+    pub max_bytes: i32,
+    pub min_bytes: i32,
+    pub wait_max_ms: i32,
+    pub response_max_bytes: i32,
+    pub backoff_ms: u64,
+    pub socket_timeout_ms: u64,
+}
+
+/// The longest `replica.fetch.wait.max.ms`: the fetch handler holds no fetch longer.
+const REPLICA_FETCH_WAIT_MAX_MS_LIMIT: i32 = 60_000;
+
+impl ReplicaFetchSettings {
+    fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Ok(ReplicaFetchSettings {
+            max_bytes: settings.integer("replica.fetch.max.bytes", 1 << 20, 1, i32::MAX)?,
+            min_bytes: settings.integer("replica.fetch.min.bytes", 1, 1, i32::MAX)?,
+            wait_max_ms: settings.integer(
+                "replica.fetch.wait.max.ms",
+                500,
+                0,
+                REPLICA_FETCH_WAIT_MAX_MS_LIMIT,
+            )?,
+            response_max_bytes: settings.integer(
+                "replica.fetch.response.max.bytes",
+                10 << 20,
+                1,
+                i32::MAX,
+            )?,
+            backoff_ms: to_u64(settings.integer("replica.fetch.backoff.ms", 1_000, 0, i64::MAX)?),
+            socket_timeout_ms: to_u64(settings.integer(
+                "replica.socket.timeout.ms",
+                30_000,
+                1,
+                i64::MAX,
+            )?),
+        })
+    }
+}
+
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -638,7 +694,7 @@ mod tests {
         assert_eq!(config.socket_request_max_bytes, 104_857_600);
         assert_eq!(config.queued_max_request_bytes, Some(16 << 20));
         assert_eq!(config.offsets_topic_num_partitions, 50);
-        assert_eq!(config.offsets_topic_replication_factor, 1);
+        assert_eq!(config.offsets_topic_replication_factor, 3);
         assert_eq!(config.group_initial_rebalance_delay_ms, 3_000);
         assert_eq!(config.group_min_session_timeout_ms, 6_000);
         assert_eq!(config.group_max_session_timeout_ms, 1_800_000);
@@ -656,6 +712,45 @@ mod tests {
         assert_eq!(config.leader_imbalance_per_broker_percentage, 10);
         assert!(config.controlled_shutdown_enable);
         assert_eq!(config.controlled_shutdown_timeout_ms, 30_000);
+        let fetch = &config.replica_fetch;
+        assert_eq!(
+            (fetch.max_bytes, fetch.min_bytes, fetch.wait_max_ms),
+            (1 << 20, 1, 500)
+        );
+        assert_eq!(
+            (
+                fetch.response_max_bytes,
+                fetch.backoff_ms,
+                fetch.socket_timeout_ms
+            ),
+            (10 << 20, 1_000, 30_000)
+        );
+    }
+
+    #[test]
+    fn replica_fetch_keys_parse_and_are_bounded() {
+        let config = parse(
+            "replica.fetch.max.bytes=2048\n\
+             replica.fetch.min.bytes=10\n\
+             replica.fetch.wait.max.ms=100\n\
+             replica.fetch.response.max.bytes=4096\n\
+             replica.fetch.backoff.ms=50\n\
+             replica.socket.timeout.ms=700\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.replica_fetch,
+            ReplicaFetchSettings {
+                max_bytes: 2048,
+                min_bytes: 10,
+                wait_max_ms: 100,
+                response_max_bytes: 4096,
+                backoff_ms: 50,
+                socket_timeout_ms: 700,
+            }
+        );
+        assert!(parse("replica.fetch.wait.max.ms=60001\n").is_err());
+        assert!(parse("replica.fetch.max.bytes=0\n").is_err());
     }
 
     #[test]

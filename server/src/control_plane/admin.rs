@@ -576,7 +576,12 @@ pub(super) async fn ensure_offsets_topic(control: &mut ControlLoop) {
     if control.topics.contains_key(OFFSETS_TOPIC) {
         return;
     }
-    let replication_factor = control.config.offsets_topic_replication_factor;
+    // A single broker on its embedded store has no one to replicate to.
+    let replication_factor = if control.config.zookeeper_connect.is_none() {
+        1
+    } else {
+        control.config.offsets_topic_replication_factor
+    };
     if control.brokers.len() < usize::try_from(replication_factor).unwrap_or(usize::MAX) {
         tracing::debug!(
             live = control.brokers.len(),

@@ -98,15 +98,15 @@ impl FetcherConfig {
 
     /// From the broker's `replica.fetch.*` and `num.replica.fetchers` settings.
     pub fn from_broker(config: &crate::config::BrokerConfig) -> Self {
-        let to_i32 = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+        let fetch = &config.replica_fetch;
         FetcherConfig {
             broker_id: config.broker_id,
-            max_wait_ms: to_i32(config.replica_fetch_wait_max_ms),
-            min_bytes: to_i32(config.replica_fetch_min_bytes),
-            response_max_bytes: to_i32(config.replica_fetch_response_max_bytes),
-            partition_max_bytes: to_i32(config.replica_fetch_max_bytes),
-            backoff_ms: config.replica_fetch_backoff_ms,
-            socket_timeout_ms: REPLICA_SOCKET_TIMEOUT_MS,
+            max_wait_ms: fetch.wait_max_ms,
+            min_bytes: fetch.min_bytes,
+            response_max_bytes: fetch.response_max_bytes,
+            partition_max_bytes: fetch.max_bytes,
+            backoff_ms: fetch.backoff_ms,
+            socket_timeout_ms: fetch.socket_timeout_ms,
             request_timeout_ms: REPLICA_REQUEST_TIMEOUT_MS,
             fetchers_per_leader: config.num_replica_fetchers.max(1),
         }

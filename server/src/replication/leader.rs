@@ -121,15 +121,17 @@ pub enum LeaderAction {
     HighWatermark(i64),
     /// Write the partition-state znode with this ISR (leader and leader epoch
     /// unchanged), conditional on its version being `expected_zk_version`;
-    /// report the outcome with [`LeaderState::isr_write_done`]. After a
+    /// report the outcome with [`LeaderState::isr_write_done`] (the re-read
+    /// after a failure must come after that report). After a
     /// success, also create an `/isr_change_notification` node.
     ProposeIsr {
         isr: Vec<i32>,
         expected_zk_version: i32,
     },
-    /// This ISR is now committed (the write landed or the znode was read):
-    /// update what Metadata shows and re-check waiting `acks=all` produces
-    /// ([`LeaderState::acks_all_progress`]).
+    /// This ISR is now committed: a write landed, or a read of the znode
+    /// changed it or settled the write in flight (then it may be the ISR
+    /// held before). Update what Metadata shows and re-check waiting
+    /// `acks=all` produces ([`LeaderState::acks_all_progress`]).
     IsrChanged { isr: Vec<i32>, zk_version: i32 },
 }
 
@@ -392,26 +394,37 @@ impl LeaderState {
         actions
     }
 
-    /// The outcome of the ISR write proposed last: `Ok(new_zk_version)` when
-    /// it landed. A result with no write in flight (the znode read already
-    /// settled it) is ignored.
+    /// The outcome of the ISR write proposed with `expected_zk_version`:
+    /// `Ok(new_zk_version)` when it landed. Report every write's outcome,
+    /// even of one a read has settled since: a result for another write than
+    /// the one in flight is ignored (writes in flight at the same time have
+    /// different expected versions, since a read settles a write only at a
+    /// newer version or after its failure was reported), so a late failure of
+    /// a superseded write is never taken for the current one's.
     pub fn isr_write_done(
         &mut self,
+        expected_zk_version: i32,
         result: Result<i32, IsrWriteFailed>,
         now_ms: i64,
     ) -> Vec<LeaderAction> {
         let mut actions = Vec::new();
-        let Some(pending) = self.pending.as_mut() else {
+        let Some(pending) = self
+            .pending
+            .as_mut()
+            .filter(|p| p.expected_zk_version == expected_zk_version)
+        else {
             return actions;
         };
         match result {
             Err(IsrWriteFailed) => pending.failed = true,
             Ok(zk_version) => {
                 let pending = self.pending.take().expect("checked above");
-                // A version not past the one we hold means a read of the
-                // znode newer than this write was applied already.
                 if zk_version > self.isr_zk_version {
                     self.commit_isr(pending.isr, zk_version, &mut actions);
+                } else {
+                    // Not past the version held: a newer read was applied
+                    // already. The write is settled all the same.
+                    self.announce_isr(&mut actions);
                 }
             }
         }
@@ -439,9 +452,11 @@ impl LeaderState {
         let newer =
             zk_version > self.isr_zk_version || (zk_version == self.isr_zk_version && !in_flight);
         if newer {
-            self.pending = None;
+            let settled_a_write = self.pending.take().is_some();
             if isr != self.isr || zk_version != self.isr_zk_version {
                 self.commit_isr(isr, zk_version, &mut actions);
+            } else if settled_a_write {
+                self.announce_isr(&mut actions);
             }
             self.maybe_advance_high_watermark(now_ms, &mut actions);
         }
@@ -464,10 +479,14 @@ impl LeaderState {
     /// After appending an `acks=all` batch ending before `required_offset`
     /// (its last offset + 1): done once the high watermark reaches it, unless
     /// the committed ISR shrank below `min_insync_replicas` meanwhile. If it
-    /// did and an expansion is in flight, the answer waits for that write
-    /// (re-check on [`LeaderAction::IsrChanged`]). Kafka counts the maximal
-    /// ISR here; Strom counts what is committed, so an acknowledged batch is
-    /// always on `min_insync_replicas` electable replicas.
+    /// did and an expansion is in flight, the answer waits until that write
+    /// settles. Kafka counts the maximal ISR here; Strom counts what is
+    /// committed, so an acknowledged batch is always on `min_insync_replicas`
+    /// electable replicas.
+    ///
+    /// The answer changes only when a call returns
+    /// [`LeaderAction::HighWatermark`] or [`LeaderAction::IsrChanged`]:
+    /// re-check waiting produces then (and time them out on their own).
     pub fn acks_all_progress(
         &self,
         required_offset: i64,
@@ -479,10 +498,11 @@ impl LeaderState {
         if self.isr.len() >= min_insync_replicas {
             return AcksAllProgress::Done;
         }
+        // Until a read settles it, a failed expansion may have landed.
         let expanding = self
             .pending
             .as_ref()
-            .is_some_and(|p| !p.failed && p.isr.len() > self.isr.len());
+            .is_some_and(|p| p.isr.len() > self.isr.len());
         if expanding {
             AcksAllProgress::Waiting
         } else {
@@ -632,9 +652,13 @@ impl LeaderState {
     fn commit_isr(&mut self, isr: Vec<i32>, zk_version: i32, actions: &mut Vec<LeaderAction>) {
         self.isr = isr;
         self.isr_zk_version = zk_version;
+        self.announce_isr(actions);
+    }
+
+    fn announce_isr(&self, actions: &mut Vec<LeaderAction>) {
         actions.push(LeaderAction::IsrChanged {
             isr: self.isr.clone(),
-            zk_version,
+            zk_version: self.isr_zk_version,
         });
     }
 

@@ -225,7 +225,7 @@ fn a_shrink_in_flight_keeps_the_high_watermark_on_the_committed_isr() {
     assert_eq!(fetch(&mut s, 2, 9, 9, LAG_MS + 3), vec![]);
     assert_eq!(s.high_watermark(), 5);
     assert_eq!(
-        s.isr_write_done(Ok(VERSION + 1), LAG_MS + 4),
+        s.isr_write_done(VERSION, Ok(VERSION + 1), LAG_MS + 4),
         vec![
             changed(&[1, 2], VERSION + 1),
             LeaderAction::HighWatermark(9)
@@ -252,7 +252,7 @@ fn a_follower_rejoins_at_the_high_watermark_within_the_current_epoch() {
         vec![propose(&[1, 2, 3], VERSION)]
     );
     assert_eq!(
-        s.isr_write_done(Ok(VERSION + 1), 6),
+        s.isr_write_done(VERSION, Ok(VERSION + 1), 6),
         vec![changed(&[1, 2, 3], VERSION + 1)]
     );
 }
@@ -308,7 +308,7 @@ fn only_one_isr_write_is_in_flight() {
     fetch(&mut s, 3, 11, 11, 3);
     assert_eq!(s.tick(11, LAG_MS + 5), vec![], "the shrink waits");
     assert_eq!(
-        s.isr_write_done(Ok(VERSION + 1), LAG_MS + 6),
+        s.isr_write_done(VERSION, Ok(VERSION + 1), LAG_MS + 6),
         vec![changed(&[1, 2, 3], VERSION + 1)]
     );
     assert_eq!(s.tick(11, LAG_MS + 7), vec![propose(&[1, 3], VERSION + 1)]);
@@ -321,7 +321,10 @@ fn a_write_that_lost_a_race_blocks_until_the_znode_is_read() {
     fetch(&mut s, 2, 10, 10, 0);
     assert_eq!(s.tick(10, LAG_MS + 1), vec![propose(&[1, 2], VERSION)]);
     // The controller removed 2 (its broker died) first: the write fails.
-    assert_eq!(s.isr_write_done(Err(IsrWriteFailed), LAG_MS + 2), vec![]);
+    assert_eq!(
+        s.isr_write_done(VERSION, Err(IsrWriteFailed), LAG_MS + 2),
+        vec![]
+    );
     assert!(s.isr_write_in_flight().is_some());
     assert_eq!(s.tick(10, LAG_MS + 3), vec![], "blocked until a read");
     // The read shows the controller's ISR; the leader proposes again from it.
@@ -338,10 +341,14 @@ fn a_failed_write_with_an_unchanged_znode_unblocks_on_the_read() {
     let mut s = start(&[1, 2]);
     s.on_leader_append(10, 0);
     assert_eq!(s.tick(10, LAG_MS + 1), vec![propose(&[1], VERSION)]);
-    assert_eq!(s.isr_write_done(Err(IsrWriteFailed), LAG_MS + 2), vec![]);
+    assert_eq!(
+        s.isr_write_done(VERSION, Err(IsrWriteFailed), LAG_MS + 2),
+        vec![]
+    );
     assert_eq!(
         s.isr_from_store(vec![1, 2], VERSION, LAG_MS + 3),
-        Ok(vec![])
+        Ok(vec![changed(&[1, 2], VERSION)]),
+        "the write is settled: waiting produces are re-checked"
     );
     assert_eq!(s.tick(10, LAG_MS + 4), vec![propose(&[1], VERSION)]);
 }
@@ -365,7 +372,10 @@ fn stale_reads_and_late_results_are_ignored() {
             LeaderAction::HighWatermark(10)
         ])
     );
-    assert_eq!(s.isr_write_done(Ok(VERSION + 1), LAG_MS + 4), vec![]);
+    assert_eq!(
+        s.isr_write_done(VERSION, Ok(VERSION + 1), LAG_MS + 4),
+        vec![]
+    );
     assert_eq!(
         s.isr_from_store(vec![1, 2], VERSION, LAG_MS + 5),
         Ok(vec![])
@@ -479,7 +489,7 @@ fn min_insync_replicas_counts_the_committed_isr() {
     // 3 never fetched: it leaves; the shrink in flight does not count yet.
     assert_eq!(s.tick(10, LAG_MS + 1), vec![propose(&[1, 2], VERSION)]);
     assert_eq!(s.can_accept_acks_all(3), Ok(()));
-    s.isr_write_done(Ok(VERSION + 1), LAG_MS + 2);
+    s.isr_write_done(VERSION, Ok(VERSION + 1), LAG_MS + 2);
     assert_eq!(s.high_watermark(), 10);
     assert_eq!(s.acks_all_progress(10, 2), AcksAllProgress::Done);
     assert_eq!(
@@ -497,8 +507,31 @@ fn an_expansion_in_flight_defers_the_after_append_verdict() {
     s.on_leader_append(10, 0);
     assert_eq!(fetch(&mut s, 2, 10, 10, 1), vec![propose(&[1, 2], VERSION)]);
     assert_eq!(s.acks_all_progress(10, 2), AcksAllProgress::Waiting);
-    s.isr_write_done(Ok(VERSION + 1), 2);
+    s.isr_write_done(VERSION, Ok(VERSION + 1), 2);
     assert_eq!(s.acks_all_progress(10, 2), AcksAllProgress::Done);
+}
+
+#[test]
+fn a_failed_expansion_decides_the_after_append_verdict_on_the_read() {
+    let mut s = start(&[1]);
+    s.on_leader_append(10, 0);
+    fetch(&mut s, 2, 10, 10, 1);
+    assert_eq!(s.isr_write_done(VERSION, Err(IsrWriteFailed), 2), vec![]);
+    assert_eq!(
+        s.acks_all_progress(10, 2),
+        AcksAllProgress::Waiting,
+        "the write may have landed"
+    );
+    // It did not: the read settles it, announcing the ISR so that waiting
+    // produces are re-checked.
+    assert_eq!(
+        s.isr_from_store(vec![1], VERSION, 3),
+        Ok(vec![changed(&[1], VERSION)])
+    );
+    assert_eq!(
+        s.acks_all_progress(10, 2),
+        AcksAllProgress::NotEnoughReplicasAfterAppend
+    );
 }
 
 #[test]
@@ -509,7 +542,7 @@ fn a_recently_caught_up_follower_holds_the_high_watermark_and_rejoins_under_traf
     let mut s = start(&[1]);
     s.on_leader_append(10, 0);
     fetch(&mut s, 2, 10, 10, 0);
-    s.isr_write_done(Err(IsrWriteFailed), 0);
+    s.isr_write_done(VERSION, Err(IsrWriteFailed), 0);
     s.isr_from_store(vec![1], VERSION, 0).expect("valid");
     s.on_leader_append(20, 1);
     // Caught up (at 0, by the previous-fetch rule), it holds the high
@@ -526,7 +559,7 @@ fn a_follower_no_longer_caught_up_stops_holding_the_high_watermark() {
     s.on_leader_append(10, 0);
     // Out of the ISR and caught up at 0; its expansion loses and is re-read.
     fetch(&mut s, 2, 10, 10, 0);
-    s.isr_write_done(Err(IsrWriteFailed), 0);
+    s.isr_write_done(VERSION, Err(IsrWriteFailed), 0);
     s.isr_from_store(vec![1], VERSION, 0).expect("valid");
     assert_eq!(s.on_leader_append(20, 1), vec![]);
     assert_eq!(s.high_watermark(), 10);
@@ -548,7 +581,7 @@ fn a_follower_that_joined_gets_a_full_lag_time() {
         fetch(&mut s, 3, 8, 10, 50_000),
         vec![propose(&[1, 2, 3], VERSION)]
     );
-    s.isr_write_done(Ok(VERSION + 1), 50_001);
+    s.isr_write_done(VERSION, Ok(VERSION + 1), 50_001);
     fetch(&mut s, 2, 10, 10, 50_002);
     assert_eq!(s.tick(10, 50_000 + LAG_MS), vec![]);
     assert_eq!(
@@ -561,4 +594,35 @@ fn a_follower_that_joined_gets_a_full_lag_time() {
 fn tick_interval_is_half_the_lag_time() {
     assert_eq!(LeaderConfig::default().tick_interval_ms(), 5_000);
     assert_eq!(LeaderConfig::default().replica_lag_time_max_ms, 10_000);
+}
+
+#[test]
+fn a_late_result_of_a_superseded_write_is_not_taken_for_the_current_one() {
+    let mut s = start(&[1, 3]);
+    s.on_leader_append(1, 0);
+    // 2 joins: write A expects VERSION.
+    assert_eq!(
+        fetch(&mut s, 2, 1, 1, 1),
+        vec![propose(&[1, 3, 2], VERSION)]
+    );
+    // The controller removed 3 first; the watch fires before A's answer.
+    assert_eq!(
+        s.isr_from_store(vec![1], VERSION + 1, 2),
+        Ok(vec![changed(&[1], VERSION + 1)])
+    );
+    // 2 fetches again: write B expects VERSION + 1.
+    assert_eq!(
+        fetch(&mut s, 2, 1, 1, 3),
+        vec![propose(&[1, 2], VERSION + 1)]
+    );
+    // A's failure arrives: not B's.
+    assert_eq!(s.isr_write_done(VERSION, Err(IsrWriteFailed), 4), vec![]);
+    // A read at B's expected version therefore does not settle B...
+    assert_eq!(s.isr_from_store(vec![1], VERSION + 1, 5), Ok(vec![]));
+    assert!(s.isr_write_in_flight().is_some());
+    // ...and B's success is taken.
+    assert_eq!(
+        s.isr_write_done(VERSION + 1, Ok(VERSION + 2), 6),
+        vec![changed(&[1, 2], VERSION + 2)]
+    );
 }

@@ -24,7 +24,13 @@ pub mod leader_connection;
 pub mod truncation;
 
 #[cfg(test)]
+mod leader_model_tests;
+#[cfg(test)]
 mod leader_tests;
+#[cfg(test)]
+mod truncation_model_tests;
+#[cfg(test)]
+mod truncation_tests;
 
 pub use leader::{
     AcksAllProgress, FollowerFetchError, InvalidLeaderState, IsrWriteFailed, LeaderAction,

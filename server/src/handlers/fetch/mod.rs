@@ -209,7 +209,12 @@ async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) ->
     };
     if let (Some(replica), true) = (work.replica, error_code == NONE && subscribe) {
         // Once per fetch request (its first read), with the offset the follower has reached.
-        partition.on_replica_fetch(replica.follower_id, work.fetch_offset, super::now_ms());
+        partition.on_replica_fetch(
+            replica.follower_id,
+            work.fetch_offset,
+            log_end_offset,
+            super::now_ms(),
+        );
     }
     PartitionRead {
         error_code,
