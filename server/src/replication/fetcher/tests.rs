@@ -50,12 +50,28 @@ fn the_broker_defaults_are_kafkas() {
         &[
             "replica.fetch.wait.max.ms=50",
             "replica.fetch.max.bytes=4096",
+            "num.replica.fetchers=3",
         ],
     )
     .expect("valid");
     expected.max_wait_ms = 50;
     expected.partition_max_bytes = 4096;
-    assert_eq!(FetcherConfig::from_broker(&tuned), expected);
+    expected.fetchers_per_leader = 3;
+    let tuned = FetcherConfig::from_broker(&tuned);
+    assert_eq!(tuned, expected);
+    let slots: std::collections::BTreeSet<u32> = (0..30)
+        .map(|index| tuned.fetcher_slot("orders", index))
+        .collect();
+    assert_eq!(
+        slots.into_iter().collect::<Vec<_>>(),
+        [0, 1, 2],
+        "a leader's partitions spread over its fetchers"
+    );
+    assert_eq!(
+        tuned.fetcher_slot("orders", 7),
+        tuned.fetcher_slot("orders", 7),
+        "a partition's fetcher is fixed"
+    );
 }
 
 #[test]
@@ -288,10 +304,13 @@ mod with_a_fake_leader {
         framed
     }
 
-    /// Serves one follower connection: OffsetForLeaderEpoch from `epochs`, Fetch from `batches`
-    /// ((base offset, bytes), contiguous) with `high_watermark`; logs what it was asked.
+    /// Serves one follower connection: OffsetForLeaderEpoch from `epochs` (the first `refusals`
+    /// answered NOT_LEADER_OR_FOLLOWER, as a leader still behind on the metadata answers), Fetch
+    /// from `batches` ((base offset, bytes), contiguous) with `high_watermark`; logs what it was
+    /// asked.
     async fn serve(
         listener: tokio::net::TcpListener,
+        mut refusals: usize,
         epochs: Vec<(i32, i64)>,
         batches: Vec<(i64, Vec<u8>)>,
         log_end: i64,
@@ -318,6 +337,12 @@ mod with_a_fake_leader {
                 ));
                 let (epoch, end_offset) =
                     strom_engine_like_end_offset(&epochs, log_end, partition.leader_epoch);
+                let error_code = if refusals > 0 {
+                    refusals -= 1;
+                    ResponseError::NotLeaderOrFollower.code()
+                } else {
+                    0
+                };
                 frame(
                     header.correlation_id,
                     version,
@@ -326,6 +351,7 @@ mod with_a_fake_leader {
                             .with_topic(ask.topics[0].topic.clone())
                             .with_partitions(vec![EpochAnswer::default()
                                 .with_partition(partition.partition)
+                                .with_error_code(error_code)
                                 .with_leader_epoch(epoch)
                                 .with_end_offset(end_offset)]),
                     ]),
@@ -374,7 +400,8 @@ mod with_a_fake_leader {
     }
 
     /// A follower whose log diverged (it wrote offsets 2..4 in epoch 1, which the leader never
-    /// had) asks the leader where epoch 1 ends, truncates there, fetches the leader's epoch-2
+    /// had) asks the leader where epoch 1 ends (again after the leader first refuses), truncates
+    /// there, fetches the leader's epoch-2
     /// batches as they are, and takes the leader's high watermark.
     #[test]
     fn a_divergent_follower_truncates_then_copies_the_leaders_batches() {
@@ -394,6 +421,7 @@ mod with_a_fake_leader {
             let asked = Rc::new(RefCell::new(Vec::new()));
             strom_engine::io::spawn_local(serve(
                 listener,
+                1,
                 vec![(1, 0), (2, 2)],
                 leader_batches.clone(),
                 6,
@@ -463,11 +491,12 @@ mod with_a_fake_leader {
 
             let asked = asked.borrow().clone();
             assert_eq!(
-                asked[0], "epochs replica=2 epoch=1",
-                "truncation first: {asked:?}"
+                asked[..2],
+                ["epochs replica=2 epoch=1", "epochs replica=2 epoch=1"],
+                "truncation first, asked again after a refusal: {asked:?}"
             );
             assert_eq!(
-                asked[1], "fetch replica=2 offset=2 epoch=2",
+                asked[2], "fetch replica=2 offset=2 epoch=2",
                 "then a fetch from the truncation point: {asked:?}"
             );
 
