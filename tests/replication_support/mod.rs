@@ -195,3 +195,14 @@ pub fn leader_of(cluster: &Cluster, observer: i32, topic: &str, partition: i32) 
 pub fn others(id: i32) -> Vec<i32> {
     (1..=3).filter(|b| *b != id).collect()
 }
+
+/// Kafka's default `replica.fetch.wait.max.ms`, which the brokers under test keep.
+pub const REPLICA_FETCH_WAIT_MAX: Duration = Duration::from_millis(500);
+
+/// After SIGSTOP of a follower: waits until the long-poll fetch it had at the leader when it
+/// froze has been answered (empty, at `replica.fetch.wait.max.ms`). A record appended before that
+/// would be sent to the frozen follower's socket and copied the moment it is thawed; after it,
+/// the frozen follower has no fetch outstanding and copies nothing.
+pub fn let_pending_fetches_expire() {
+    std::thread::sleep(REPLICA_FETCH_WAIT_MAX * 3);
+}
