@@ -20,7 +20,7 @@ use common::{unique_topic, BrokerOpts};
 use replication_support::*;
 
 const LONG_LAG_TIME_MAX_MS: u64 = 20_000;
-const SESSION_TIMEOUT_MS: u64 = 30_000;
+const SESSION_TIMEOUT_MS: u64 = 12_000;
 
 #[test]
 fn consumers_see_only_records_below_the_high_watermark_and_keep_them_across_failover() {
