@@ -8,8 +8,9 @@
 //! its log end offset (its durable end under `log.durability=sync`, so the leader counts only
 //! durable progress), appends what came back as it is, and takes the leader's high watermark
 //! (clamped to its own log end). A diverging epoch in a response (Fetch v12, KIP-320) truncates
-//! again. NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition until the metadata
-//! gives a new leader or epoch (the next `follow`); other partition errors retry it after
+//! again. FENCED_LEADER_EPOCH pauses the partition until the metadata gives a new leader or epoch
+//! (the next `follow`); other partition errors, NOT_LEADER_OR_FOLLOWER included (the leader may
+//! not have applied a leadership the follower already read), retry it after
 //! `replica.fetch.backoff.ms`; a connection error drops the connection and reconnects after the
 //! same backoff.
 //!
@@ -821,9 +822,13 @@ fn classify_error(error_code: i16) -> ErrorClass {
         return ErrorClass::None;
     }
     match ResponseError::try_from_code(error_code) {
-        Some(ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch) => {
-            ErrorClass::Pause
-        }
+        // Our epoch is older than the leader's: only new metadata helps.
+        Some(ResponseError::FencedLeaderEpoch) => ErrorClass::Pause,
+        // NOT_LEADER_OR_FOLLOWER is retried after the backoff (as Kafka's fetcher does): this
+        // follower may have read the new leadership from the store before the leader applied
+        // it, and pausing would wait for a metadata change that a quiet topic never makes (the
+        // replica would stay out of the ISR for good). A leader that really moved on is
+        // replaced by the next `follow` anyway.
         _ => ErrorClass::Retry,
     }
 }
