@@ -158,6 +158,15 @@ fn acknowledged_records_survive_repeated_leader_kills_exactly_once_and_in_order(
             "partition {p}: records out of order"
         );
     }
+    // Nothing but what was sent: a record read back without a delivery report can only be one
+    // whose report was a failure (sent, maybe written, never acknowledged).
+    let failed = result["failed"].as_u64().expect("failed count") as usize;
+    assert!(
+        records.len() <= acked.len() + failed,
+        "{} records read, {} acknowledged, {failed} failed",
+        records.len(),
+        acked.len()
+    );
     let at: BTreeMap<(i32, i64), u64> = by_partition
         .iter()
         .flat_map(|(p, read)| read.iter().map(move |(o, seq)| ((*p, *o), *seq)))
