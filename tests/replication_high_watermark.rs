@@ -105,8 +105,20 @@ fn consumers_see_only_records_below_the_high_watermark_and_keep_them_across_fail
         after.leader_epoch > before.leader_epoch,
         "{before:?} -> {after:?}"
     );
-    let (again, high) = consume_all(&cluster.bootstrap(after.leader), &topic);
-    assert_eq!(high.get(&0), Some(&70), "the new leader's high watermark");
+    // The new leader's high watermark passes the records once the surviving follower has
+    // fetched from it (until then it may be the follower's older one).
+    let again = wait_for(
+        Duration::from_secs(20),
+        "the new leader to serve what the consumer saw",
+        || {
+            let (records, high) = consume_all(&cluster.bootstrap(after.leader), &topic);
+            if high.get(&0) >= Some(&70) {
+                Ok(records)
+            } else {
+                Err(format!("high watermark {high:?}"))
+            }
+        },
+    );
     assert_eq!(
         again, seen,
         "the same records at the same offsets after failover"
