@@ -303,6 +303,28 @@ fn a_missing_corrupt_or_disagreeing_checkpoint_is_rebuilt_from_the_batches() {
 }
 
 #[test]
+fn truncating_at_the_log_end_drops_an_epoch_that_holds_no_records() {
+    // A leader records its epoch's start at the log end, then dies before its first write; as
+    // a follower it truncates to its log end (nothing to cut), and that empty epoch must go:
+    // the new leader never knew it, and every fetch naming it would be told it diverges.
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let log = open(dir.path(), LogConfig::default()).await;
+        append_at_epoch(&log, batch(3, 10, 1_000), 0).await;
+        log.start_leader_epoch(1).expect("epoch 1");
+        assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (1, 3)]);
+        assert_eq!(log.truncate_to(3).await.expect("truncate"), 3);
+        assert_eq!(log.leader_epoch_entries(), vec![(0, 0)]);
+        assert_eq!(checkpoint_text(dir.path()), "0\n1\n0 0\n");
+        assert_eq!(log.log_end_offset(), 3);
+        // Beyond the log end it is the same; an epoch with records stays.
+        assert_eq!(log.truncate_to(10).await.expect("truncate"), 3);
+        assert_eq!(log.leader_epoch_entries(), vec![(0, 0)]);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
 fn a_moving_log_start_trims_the_epochs_and_full_truncation_clears_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     run(async {

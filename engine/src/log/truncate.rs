@@ -31,6 +31,7 @@ impl PartitionLog {
 
     /// Removes every batch at or after `offset`. A batch that holds `offset` in its middle is
     /// removed whole (a batch cannot be split), so afterwards the log end is at most `offset`.
+    /// Leader epochs starting at or after the new log end are dropped, even when no batch goes.
     /// Returns the new log end offset. Appends must not race with truncation (the replica owner
     /// serialises them); queued appends are written first.
     pub async fn truncate_to(&self, offset: i64) -> Result<i64> {
@@ -38,6 +39,19 @@ impl PartitionLog {
         self.wait_for_writes().await?;
         let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
         if offset >= log_end {
+            // No record goes, but an epoch may start at the log end with nothing written in it:
+            // this replica led that epoch and died (or lost the leadership) before its first
+            // write. The leader's history does not have it, and while it is our latest epoch
+            // every fetch names it and the leader answers a diverging epoch again (Kafka's
+            // `truncateTo` drops it too).
+            let dropped = self
+                .state
+                .borrow_mut()
+                .leader_epochs
+                .truncate_from_end(log_end);
+            if dropped {
+                self.persist_leader_epochs()?;
+            }
             return Ok(log_end);
         }
         // Counted when truncation starts and again when it ends, so a compaction pass that
