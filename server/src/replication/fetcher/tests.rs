@@ -362,12 +362,23 @@ mod with_a_fake_leader {
                     "fetch replica={} offset={} epoch={}",
                     fetch.replica_id.0, partition.fetch_offset, partition.current_leader_epoch
                 ));
-                let records: Vec<u8> = batches
-                    .iter()
-                    .filter(|(base, _)| *base >= partition.fetch_offset)
-                    .flat_map(|(_, bytes)| bytes.iter().copied())
-                    .collect();
-                if records.is_empty() {
+                // The leader's divergence check (KIP-320), as the fetch handler makes it.
+                let diverging = crate::replication::diverging_epoch(
+                    &epochs,
+                    log_end,
+                    partition.fetch_offset,
+                    partition.last_fetched_epoch,
+                )
+                .expect("a known epoch");
+                let records: Vec<u8> = match diverging {
+                    Some(_) => Vec::new(),
+                    None => batches
+                        .iter()
+                        .filter(|(base, _)| *base >= partition.fetch_offset)
+                        .flat_map(|(_, bytes)| bytes.iter().copied())
+                        .collect(),
+                };
+                if records.is_empty() && diverging.is_none() {
                     // Nothing new: hold the fetch as a leader would.
                     tokio::time::sleep(Duration::from_millis(
                         u64::try_from(fetch.max_wait_ms).unwrap_or(0),
@@ -383,6 +394,14 @@ mod with_a_fake_leader {
                             .with_partitions(vec![PartitionData::default()
                                 .with_partition_index(partition.partition)
                                 .with_high_watermark(high_watermark)
+                                .with_diverging_epoch(diverging.map_or_else(
+                                    EpochEndOffset::default,
+                                    |answer| {
+                                        EpochEndOffset::default()
+                                            .with_epoch(answer.epoch)
+                                            .with_end_offset(answer.end_offset)
+                                    },
+                                ))
                                 .with_records(Some(Bytes::from(records)))]),
                     ]),
                 )
@@ -469,8 +488,8 @@ mod with_a_fake_leader {
             assert_eq!(
                 partition.log.log_end_offset(),
                 6,
-                "asked: {:?}",
-                asked.borrow()
+                "first requests: {:?}",
+                asked.borrow().iter().take(6).collect::<Vec<_>>()
             );
             assert_eq!(partition.high_watermark(), 5, "the leader's high watermark");
             assert_eq!(fetchers.followed("t", 0), Some((1, Phase::Fetching)));
@@ -505,6 +524,98 @@ mod with_a_fake_leader {
                 "the last partition stops the fetcher"
             );
             assert_eq!(fetchers.followed("t", 0), None);
+            partition.close().await.expect("close");
+        });
+    }
+
+    /// A follower that led an epoch and lost it before writing anything holds that epoch at
+    /// its log end; the leader never had it. The truncation point is the log end itself, and
+    /// the empty epoch must still go (else every fetch names it and the leader answers a
+    /// diverging epoch forever): afterwards the follower copies on and ends with the leader's
+    /// epoch history.
+    #[test]
+    fn an_epoch_led_without_a_write_is_dropped_at_the_log_end() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        strom_engine::io::start_runtime(64, async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let shared_history = [stored_batch(0, 1, 8), stored_batch(2, 2, 8)];
+            let leader_batches = vec![
+                (0, shared_history[0].clone()),
+                (2, shared_history[1].clone()),
+                (4, stored_batch(4, 4, 8)),
+            ];
+            let asked = Rc::new(RefCell::new(Vec::new()));
+            strom_engine::io::spawn_local(serve(
+                listener,
+                0,
+                vec![(1, 0), (2, 2), (4, 4)],
+                leader_batches.clone(),
+                6,
+                6,
+                asked.clone(),
+            ));
+
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(partition.apply_leadership(2, false));
+            partition
+                .append_replicated(Bytes::from(shared_history.concat()))
+                .expect("the shared history")
+                .written()
+                .wait()
+                .await
+                .expect("written");
+            // It led epoch 3 and lost it before its first write.
+            partition.log.start_leader_epoch(3).expect("epoch 3");
+            assert_eq!(
+                partition.log.leader_epoch_entries(),
+                vec![(1, 0), (2, 2), (3, 4)]
+            );
+            assert!(partition.apply_leadership(4, false));
+
+            let mut config = FetcherConfig::new(2);
+            config.max_wait_ms = 20;
+            config.backoff_ms = 20;
+            let fetchers = FetcherSet::new(config);
+            let leader = BrokerEndpoint {
+                id: 1,
+                host: "127.0.0.1".into(),
+                port,
+                epoch: 0,
+            };
+            fetchers.follow(partition.clone(), leader, 4);
+            for _ in 0..500 {
+                if partition.log.log_end_offset() == 6 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                partition.log.log_end_offset(),
+                6,
+                "first requests: {:?}",
+                asked.borrow().iter().take(6).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                partition.log.leader_epoch_entries(),
+                vec![(1, 0), (2, 2), (4, 4)],
+                "the leader's history, without the empty epoch 3"
+            );
+            let asked = asked.borrow().clone();
+            assert_eq!(asked[0], "epochs replica=2 epoch=3", "{asked:?}");
+            assert_eq!(asked[1], "fetch replica=2 offset=4 epoch=4", "{asked:?}");
+            fetchers.unfollow("t", 0);
             partition.close().await.expect("close");
         });
     }
