@@ -216,6 +216,12 @@ async fn read_partition(state: &ShardState, work: &ReadWork, subscribe: bool) ->
             super::now_ms(),
         );
     }
+    // A replica's fetch may have just moved the high watermark: send the follower the moved one,
+    // not the one read before (it would lag a whole fetch behind).
+    let high_watermark = match work.replica {
+        Some(_) => partition.high_watermark(),
+        None => high_watermark,
+    };
     PartitionRead {
         error_code,
         high_watermark,
