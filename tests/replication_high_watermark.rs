@@ -13,13 +13,42 @@
 mod common;
 mod replication_support;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::cluster::{wait_for, Cluster};
+use common::cluster::{exchange, wait_for, Cluster, NONE};
 use common::{unique_topic, BrokerOpts};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use replication_support::*;
 
+/// Kafka's OFFSET_NOT_AVAILABLE: a new leader's high watermark has not reached its epoch's
+/// start yet.
+const OFFSET_NOT_AVAILABLE: i16 = 78;
 const LONG_LAG_TIME_MAX_MS: u64 = 20_000;
+
+/// ListOffsets v4 (latest, read_uncommitted) of one partition as a consumer asks it: (error code,
+/// offset).
+fn list_latest(addr: SocketAddr, topic: &str, partition: i32) -> Result<(i16, i64), String> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(-1)])]);
+    let response: ListOffsetsResponse = exchange(addr, ApiKey::ListOffsets, 4, &request)?;
+    response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map(|p| (p.error_code, p.offset))
+        .ok_or_else(|| "ListOffsets answered no partition".to_string())
+}
 const SESSION_TIMEOUT_MS: u64 = 12_000;
 
 #[test]
@@ -105,8 +134,30 @@ fn consumers_see_only_records_below_the_high_watermark_and_keep_them_across_fail
         after.leader_epoch > before.leader_epoch,
         "{before:?} -> {after:?}"
     );
-    // The new leader's high watermark passes the records once the surviving follower has
-    // fetched from it (until then it may be the follower's older one).
+    // Until the surviving follower has fetched from it, the new leader's high watermark may be
+    // the older one it had as a follower (it learns the leader's at its next fetch). It must not
+    // show that to clients: a consumer would see the end of the log move back (Kafka answers
+    // OFFSET_NOT_AVAILABLE until the high watermark reaches the new epoch's start, KIP-207).
+    let new_leader_addr = cluster.addr(after.leader);
+    let mut answers = Vec::new();
+    wait_for(
+        Duration::from_secs(20),
+        "the new leader's ListOffsets(latest) to pass what the consumer saw",
+        || {
+            let answer = list_latest(new_leader_addr, &topic, 0)?;
+            answers.push(answer);
+            match answer {
+                (NONE, offset) if offset >= 70 => Ok(()),
+                other => Err(format!("answered {other:?}")),
+            }
+        },
+    );
+    assert!(
+        answers.iter().all(
+            |&(error, offset)| error == OFFSET_NOT_AVAILABLE || (error == NONE && offset >= 70)
+        ),
+        "the new leader never shows a log end below what consumers saw: {answers:?}"
+    );
     let again = wait_for(
         Duration::from_secs(20),
         "the new leader to serve what the consumer saw",
