@@ -152,6 +152,7 @@ fn consumers_see_only_records_below_the_high_watermark_and_keep_them_across_fail
             }
         },
     );
+    eprintln!("new leader's ListOffsets(latest) answers after the failover: {answers:?}");
     assert!(
         answers.iter().all(
             |&(error, offset)| error == OFFSET_NOT_AVAILABLE || (error == NONE && offset >= 70)
