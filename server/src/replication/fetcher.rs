@@ -588,15 +588,18 @@ async fn apply_truncation(
         // The leader's history holds nothing of ours from `truncate_to` on: those records were
         // never committed, and keeping them would fork the replicas.
         tracing::info!(topic = %key.0, index = key.1, from = log_end, to = truncate_to, "follower truncates its divergent log");
-        if let Err(error) = partition.truncate_to(truncate_to).await {
-            tracing::error!(topic = %key.0, index = key.1, %error, "truncation failed");
-            shared.retry_later(
-                key,
-                generation,
-                Duration::from_millis(REPLICA_FETCH_BACKOFF_MS),
-            );
-            return;
-        }
+    }
+    // Even with no record to cut, an epoch this replica started at its log end while it led
+    // (and wrote nothing in) must go: the leader does not know it, so a fetch naming it as the
+    // last fetched epoch would be answered "diverging" forever.
+    if let Err(error) = partition.truncate_to(truncate_to).await {
+        tracing::error!(topic = %key.0, index = key.1, %error, "truncation failed");
+        shared.retry_later(
+            key,
+            generation,
+            Duration::from_millis(REPLICA_FETCH_BACKOFF_MS),
+        );
+        return;
     }
     shared.update(key, generation, |followed| followed.phase = next_phase);
 }
@@ -848,9 +851,11 @@ fn classify_error(error_code: i16) -> ErrorClass {
         return ErrorClass::None;
     }
     match ResponseError::try_from_code(error_code) {
-        Some(ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch) => {
-            ErrorClass::Pause
-        }
+        // A newer leader epoch exists: wait for the metadata that names it (or the backoff).
+        Some(ResponseError::FencedLeaderEpoch) => ErrorClass::Pause,
+        // NOT_LEADER_OR_FOLLOWER is retried, as Kafka's fetcher does: this follower may have
+        // read the new leadership from the store before the leader applied it, and on a quiet
+        // topic no later metadata change would come to start it again.
         _ => ErrorClass::Retry,
     }
 }
