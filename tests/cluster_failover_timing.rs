@@ -12,8 +12,9 @@
 //! `FAILOVER_TIMING_JSON {...}` and a table.
 //!
 //! - Leader failover: `kill -9` of a broker leading a partition (not the controller) until a
-//!   surviving broker's Metadata names the new leader. A fresh RF=3 topic per run, because a
-//!   restarted broker does not rejoin ISRs before replication exists (the next issue).
+//!   surviving broker's Metadata names the new leader. A fresh RF=3 topic per run.
+//! - ISR rejoin: from the restart of that broker until Metadata lists it in the partition's ISR
+//!   again (process start, registration, truncation, catching up).
 //! - Controller failover: `kill -9` of the controller until every surviving broker's Metadata
 //!   and `/controller` name the same new controller.
 //!
@@ -103,6 +104,7 @@ fn failover_timing() {
     let mut cluster = Cluster::start(3, opts);
 
     let mut leader = Summary { runs: Vec::new() };
+    let mut rejoin = Summary { runs: Vec::new() };
     for run in 0..runs {
         let controller = cluster.wait_controller(Duration::from_secs(30), None);
         let topic = unique_topic("timing");
@@ -131,7 +133,20 @@ fn failover_timing() {
             took.as_secs_f64()
         );
         leader.runs.push(seconds(took));
-        restart_and_rejoin(&mut cluster, victim);
+        let restarted = Instant::now();
+        cluster.broker(victim).restart();
+        let rejoined = measure(restarted, "ISR rejoin", || {
+            fetch_metadata(addr, Some(&[&topic]))
+                .and_then(|md| md.partition(&topic, partition))
+                .is_ok_and(|p| p.isr.contains(&victim))
+        });
+        eprintln!(
+            "ISR rejoin {}/{runs}: {:.3} s (broker {victim})",
+            run + 1,
+            rejoined.as_secs_f64()
+        );
+        rejoin.runs.push(seconds(rejoined));
+        cluster.wait_formed(Duration::from_secs(30));
     }
 
     let mut controller_runs = Summary { runs: Vec::new() };
@@ -168,6 +183,7 @@ fn failover_timing() {
         "zookeeper_session_timeout_ms": SESSION_TIMEOUT_MS,
         "brokers": 3,
         "leader_failover": leader.json(),
+        "isr_rejoin": rejoin.json(),
         "controller_failover": controller_runs.json(),
     });
     // On a line of its own (the harness prints "test ... " without a newline before it).
@@ -175,7 +191,11 @@ fn failover_timing() {
     println!();
     println!("| failover   | runs | median (s) | max (s) | min (s) |");
     println!("|------------|------|------------|---------|---------|");
-    for (name, s) in [("leader", &leader), ("controller", &controller_runs)] {
+    for (name, s) in [
+        ("leader", &leader),
+        ("ISR rejoin", &rejoin),
+        ("controller", &controller_runs),
+    ] {
         println!(
             "| {name:<10} | {:>4} | {:>10.3} | {:>7.3} | {:>7.3} |",
             s.runs.len(),

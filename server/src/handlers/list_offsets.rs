@@ -20,6 +20,24 @@ pub async fn handle(ctx: RequestContext, request: ListOffsetsRequest) -> Respons
     Box::pin(list_offsets(ctx, request))
 }
 
+/// Whether a new leader's high watermark is still below the start of its epoch: it is then the
+/// older one it had as a follower (it learns the previous leader's at each fetch, so it may lag
+/// what that leader showed consumers) until its followers fetch from it. Answering it would show
+/// clients the end of the log moving back, so ListOffsets answers OFFSET_NOT_AVAILABLE
+/// (retriable) meanwhile, as Kafka does (KIP-207).
+fn epoch_start_above_high_watermark(
+    partition: &crate::broker::partition::Partition,
+    epoch: i32,
+) -> bool {
+    let epoch_start = partition
+        .log
+        .leader_epoch_entries()
+        .last()
+        .filter(|(latest, _)| *latest == epoch)
+        .map(|(_, start)| *start);
+    epoch_start.is_some_and(|start| start > partition.high_watermark())
+}
+
 async fn list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Response {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
@@ -37,6 +55,9 @@ async fn list_offsets(ctx: RequestContext, request: ListOffsetsRequest) -> Respo
                     Err(error) => return (code(error), -1, -1, -1),
                 };
                 let log = &partition.log;
+                if epoch_start_above_high_watermark(&partition, epoch) {
+                    return (code(ResponseError::OffsetNotAvailable), -1, -1, epoch);
+                }
                 match timestamp {
                     LATEST => (NONE, -1, partition.high_watermark(), epoch),
                     EARLIEST => (NONE, -1, log.log_start_offset(), epoch),

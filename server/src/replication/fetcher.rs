@@ -9,10 +9,10 @@
 //! its log end offset (its durable end under `log.durability=sync`, so the leader counts only
 //! durable progress), appends what came back as it is, and takes the leader's high watermark
 //! (clamped to its own log end). A diverging epoch in a response (Fetch v12, KIP-320) truncates
-//! again. FENCED_LEADER_EPOCH pauses the partition: it starts over with the truncation step
-//! when the next `follow` gives a new leader or epoch, or after `replica.fetch.backoff.ms`; other
-//! partition errors (NOT_LEADER_OR_FOLLOWER among them: the leader may only be behind on the same
-//! metadata) retry it after the backoff; a connection error drops the connection and
+//! again. NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition: it starts over
+//! with the truncation step when the next `follow` gives a new leader or epoch, or after
+//! `replica.fetch.backoff.ms` (the leader may only have been behind on the same metadata); other
+//! partition errors retry it after the backoff; a connection error drops the connection and
 //! reconnects after the same backoff.
 //!
 //! Membership changes while a request is out: every followed partition carries a generation,
@@ -589,10 +589,9 @@ async fn apply_truncation(
         // never committed, and keeping them would fork the replicas.
         tracing::info!(topic = %key.0, index = key.1, from = log_end, to = truncate_to, "follower truncates its divergent log");
     }
-    // Also at the log end: an epoch this replica started there (it led it and wrote nothing
-    // before losing it) is not in the leader's history, and while it is the latest local epoch
-    // every fetch names it and the leader answers a diverging epoch again, forever. The engine
-    // drops such an epoch even when no record goes.
+    // Even with no record to cut, an epoch this replica started at its log end while it led
+    // (and wrote nothing in) must go: the leader does not know it, so a fetch naming it as the
+    // last fetched epoch would be answered "diverging" forever.
     if let Err(error) = partition.truncate_to(truncate_to).await {
         tracing::error!(topic = %key.0, index = key.1, %error, "truncation failed");
         shared.retry_later(
@@ -841,7 +840,7 @@ pub fn build_epoch_request<'a>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ErrorClass {
     None,
-    /// Our epoch is stale: start over (see [`Phase::Paused`]).
+    /// The leader is not the leader, or our epoch is stale: wait for new metadata.
     Pause,
     /// Transient (the leader has not caught up with the metadata yet, storage error, ...).
     Retry,
@@ -852,9 +851,11 @@ fn classify_error(error_code: i16) -> ErrorClass {
         return ErrorClass::None;
     }
     match ResponseError::try_from_code(error_code) {
-        // NOT_LEADER_OR_FOLLOWER is retried as it is: the follower may have read the new
-        // leadership before the leader applied it.
+        // A newer leader epoch exists: wait for the metadata that names it (or the backoff).
         Some(ResponseError::FencedLeaderEpoch) => ErrorClass::Pause,
+        // NOT_LEADER_OR_FOLLOWER is retried, as Kafka's fetcher does: this follower may have
+        // read the new leadership from the store before the leader applied it, and on a quiet
+        // topic no later metadata change would come to start it again.
         _ => ErrorClass::Retry,
     }
 }
