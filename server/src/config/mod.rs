@@ -79,11 +79,6 @@ const KNOWN_KEYS: &[&str] = &[
     "controlled.shutdown.timeout.ms",
     "replica.lag.time.max.ms",
     "min.insync.replicas",
-    "replica.fetch.max.bytes",
-    "replica.fetch.response.max.bytes",
-    "replica.fetch.wait.max.ms",
-    "replica.fetch.min.bytes",
-    "replica.fetch.backoff.ms",
     "num.replica.fetchers",
     "replica.high.watermark.checkpoint.interval.ms",
 ];
@@ -224,16 +219,6 @@ pub struct BrokerConfig {
     /// `min.insync.replicas`: the fewest ISR members an `acks=all` produce needs (topics may
     /// override it).
     pub min_insync_replicas: u32,
-    /// `replica.fetch.max.bytes`: bytes a follower asks per partition in one fetch.
-    pub replica_fetch_max_bytes: u32,
-    /// `replica.fetch.response.max.bytes`: bytes a follower asks per fetch in all.
-    pub replica_fetch_response_max_bytes: u32,
-    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits on the leader for data.
-    pub replica_fetch_wait_max_ms: u32,
-    /// `replica.fetch.min.bytes`: bytes a follower's fetch waits for.
-    pub replica_fetch_min_bytes: u32,
-    /// `replica.fetch.backoff.ms`: a follower's pause after a fetch error.
-    pub replica_fetch_backoff_ms: u64,
     /// `num.replica.fetchers`: fetcher connections per (leader broker, shard).
     pub num_replica_fetchers: u32,
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
@@ -463,36 +448,6 @@ impl BrokerConfig {
                 i64::MAX,
             )?),
             min_insync_replicas: settings.integer("min.insync.replicas", 1, 1, i32::MAX as u32)?,
-            replica_fetch_max_bytes: settings.integer(
-                "replica.fetch.max.bytes",
-                1 << 20,
-                1,
-                i32::MAX as u32,
-            )?,
-            replica_fetch_response_max_bytes: settings.integer(
-                "replica.fetch.response.max.bytes",
-                10 << 20,
-                1,
-                i32::MAX as u32,
-            )?,
-            replica_fetch_wait_max_ms: settings.integer(
-                "replica.fetch.wait.max.ms",
-                500,
-                0,
-                i32::MAX as u32,
-            )?,
-            replica_fetch_min_bytes: settings.integer(
-                "replica.fetch.min.bytes",
-                1,
-                1,
-                i32::MAX as u32,
-            )?,
-            replica_fetch_backoff_ms: to_u64(settings.integer(
-                "replica.fetch.backoff.ms",
-                1_000,
-                0,
-                i64::MAX,
-            )?),
             num_replica_fetchers: settings.integer("num.replica.fetchers", 1, 1, 64)?,
             replica_high_watermark_checkpoint_interval_ms: to_u64(settings.integer(
                 "replica.high.watermark.checkpoint.interval.ms",
@@ -805,11 +760,6 @@ mod tests {
         let config = parse("").expect("defaults");
         assert_eq!(config.replica_lag_time_max_ms, 10_000);
         assert_eq!(config.min_insync_replicas, 1);
-        assert_eq!(config.replica_fetch_max_bytes, 1 << 20);
-        assert_eq!(config.replica_fetch_response_max_bytes, 10 << 20);
-        assert_eq!(config.replica_fetch_wait_max_ms, 500);
-        assert_eq!(config.replica_fetch_min_bytes, 1);
-        assert_eq!(config.replica_fetch_backoff_ms, 1_000);
         assert_eq!(config.num_replica_fetchers, 1);
         assert_eq!(config.replica_high_watermark_checkpoint_interval_ms, 5_000);
         let config =
