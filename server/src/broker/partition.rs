@@ -280,8 +280,12 @@ impl Partition {
         }
         // acks=all on a replicated partition: refused before it is appended when the ISR is
         // too small (NOT_ENOUGH_REPLICAS); acks=1 and acks=0 are not affected.
-        let replication = self.leader_replication();
-        if let (AckLevel::All, Some(replication)) = (acks, &replication) {
+        // Only `acks=all` needs the replication state: `acks=0/1` appends skip the lookup.
+        let replication = match acks {
+            AckLevel::All => self.leader_replication(),
+            AckLevel::None | AckLevel::Leader => None,
+        };
+        if let Some(replication) = &replication {
             replication.check_acks_all(self.min_insync_replicas.get())?;
         }
         if header.has_producer_id() {
@@ -304,8 +308,8 @@ impl Partition {
                 .record(&header, receipt.base_offset);
         }
         let base_offset = receipt.base_offset;
-        let wait = match (acks, &replication) {
-            (AckLevel::All, Some(replication)) => {
+        let wait = match &replication {
+            Some(replication) => {
                 let required_offset = base_offset + i64::from(header.last_offset_delta) + 1;
                 AckWait::Replicated(replication.wait_acks_all(
                     required_offset,
@@ -313,7 +317,7 @@ impl Partition {
                     ACKS_ALL_FOLLOW_LIMIT,
                 ))
             }
-            _ => AckWait::Local(receipt.into_wait(acks == AckLevel::All)),
+            None => AckWait::Local(receipt.into_wait(acks == AckLevel::All)),
         };
         Ok(AppendOutcome {
             base_offset,
