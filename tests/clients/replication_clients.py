@@ -31,7 +31,7 @@ import time
 from testdata import require_module
 
 require_module("confluent_kafka", "confluent-kafka")
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
 
 # Pace of the continuous producer: enough traffic that every failover interrupts in-flight
 # batches, little enough for a 2-core CI machine running three brokers.
@@ -130,6 +130,25 @@ def partitions_of(client, topic):
     return sorted(metadata.topics[topic].partitions)
 
 
+def high_watermark(consumer, topic, partition):
+    """ListOffsets(latest), retried while a new leader's high watermark is not caught up
+    (OFFSET_NOT_AVAILABLE, KIP-207) or the leadership is moving, as applications do."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=20)
+            return high
+        except KafkaException as error:
+            moving = error.args[0].code() in (
+                KafkaError.OFFSET_NOT_AVAILABLE,
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+            )
+            if not (moving or error.args[0].retriable()) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def consume(bootstrap, topic):
     consumer = Consumer(
         {
@@ -143,7 +162,7 @@ def consume(bootstrap, topic):
     partitions = partitions_of(consumer, topic)
     high = {}
     for p in partitions:
-        _, high[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)
+        high[p] = high_watermark(consumer, topic, p)
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     records = []
     position = {p: 0 for p in partitions}

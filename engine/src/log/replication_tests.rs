@@ -413,3 +413,61 @@ fn durable_end_offset_follows_the_durability_policy() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn a_follower_behind_the_leaders_log_start_starts_over_at_it_and_replicates_on() {
+    let leader_dir = tempfile::tempdir().expect("tempdir");
+    let follower_dir = tempfile::tempdir().expect("tempdir");
+    run(async {
+        let leader = open(leader_dir.path(), small_segments()).await;
+        for index in 0..40 {
+            append_at_epoch(&leader, producer_batch(2, 7, index * 2), 1).await;
+        }
+        let leader_batches = read_all(&leader).await;
+        let follower = open(follower_dir.path(), small_segments()).await;
+        replicate(&follower, &leader_batches[..3])
+            .expect("replicated append")
+            .written()
+            .wait()
+            .await
+            .expect("written");
+        assert_eq!(follower.log_end_offset(), 6);
+
+        // The leader deletes records the follower never copied: offset 6 is gone for good.
+        leader.set_high_watermark(leader.log_end_offset());
+        let leader_start = leader.delete_records_before(50).expect("delete records");
+        assert_eq!(leader_start, 50);
+
+        let start = follower
+            .truncate_fully_and_start_at(leader_start)
+            .await
+            .expect("start over");
+        assert_eq!(start, 50);
+        assert_eq!(follower.log_start_offset(), 50);
+        assert_eq!(follower.log_end_offset(), 50);
+        assert_eq!(follower.high_watermark(), 50);
+        assert!(follower.leader_epoch_entries().is_empty());
+
+        // Replication goes on from the leader's log start, and the epochs come back with it.
+        let rest: Vec<Vec<u8>> = leader_batches
+            .iter()
+            .filter(|batch| header(batch).base_offset >= 50)
+            .cloned()
+            .collect();
+        replicate(&follower, &rest)
+            .expect("replicated append from the new start")
+            .written()
+            .wait()
+            .await
+            .expect("written");
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        assert_eq!(follower.leader_epoch_entries(), vec![(1, 50)]);
+        follower.close().await.expect("close");
+
+        // The fresh start survives a restart.
+        let reopened = open(follower_dir.path(), small_segments()).await;
+        assert_eq!(reopened.log_start_offset(), 50);
+        assert_eq!(reopened.log_end_offset(), leader.log_end_offset());
+        assert_eq!(read_all(&reopened).await, rest);
+    });
+}

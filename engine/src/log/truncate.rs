@@ -58,7 +58,7 @@ impl PartitionLog {
         // overlaps it in any way sees the count change and does not swap in stale data.
         self.state.borrow_mut().truncations += 1;
         if offset <= log_start {
-            return self.truncate_fully_and_start_at(offset.max(0)).await;
+            return self.start_fresh_at(offset.max(0)).await;
         }
         let (base, file, scan_from, end) = {
             let state = self.state.borrow();
@@ -135,8 +135,27 @@ impl PartitionLog {
         Ok(new_end)
     }
 
-    /// Deletes every segment and starts an empty log at `offset`.
-    async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64> {
+    /// Deletes every segment and starts an empty log at `offset`, which may lie past the log
+    /// end: a follower whose log ends below its leader's log start (the leader deleted those
+    /// records by retention or DeleteRecords while the follower was away) can never fetch the
+    /// missing range, so it drops what it has and starts at the leader's log start (Kafka's
+    /// `truncateFullyAndStartAt`). Queued appends are written first. Returns `offset`.
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64> {
+        self.check_open()?;
+        if offset < 0 {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        self.wait_for_writes().await?;
+        self.state.borrow_mut().truncations += 1;
+        self.start_fresh_at(offset).await
+    }
+
+    /// Replaces every segment with one empty segment based at `offset`.
+    async fn start_fresh_at(&self, offset: i64) -> Result<i64> {
         let fresh = Segment::create(&self.dir, offset)?;
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();

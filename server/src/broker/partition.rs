@@ -396,6 +396,17 @@ impl Partition {
         self.producers.borrow_mut().truncate_to(end);
         Ok(end)
     }
+
+    /// Drops the whole log and starts it empty at `offset` (a follower whose log ends below
+    /// its leader's log start). Producer state goes with the batches it was built from.
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        offset: i64,
+    ) -> Result<i64, strom_engine::Error> {
+        let start = self.log.truncate_fully_and_start_at(offset).await?;
+        self.producers.borrow_mut().truncate_to(0);
+        Ok(start)
+    }
 }
 
 #[cfg(test)]

@@ -659,9 +659,11 @@ async fn fetch_round(
             PartitionOutcome::Data {
                 records,
                 high_watermark,
+                leader_log_start_offset,
             } => {
                 if records.is_empty() {
                     set_follower_high_watermark(&partition, high_watermark);
+                    follow_leader_log_start(&key, &partition, leader_log_start_offset);
                     continue;
                 }
                 if partition.log.wait_for_queue_room().await.is_err()
@@ -670,6 +672,18 @@ async fn fetch_round(
                 {
                     continue;
                 }
+                if let Some(batch_base) =
+                    first_batch_straddling_empty_log_start(&partition, &records)
+                {
+                    // Our log (just started over at the leader's log start) begins inside the
+                    // leader's first batch: a batch cannot be split, so the log starts at the
+                    // batch's base instead, and the log start follows the leader's below.
+                    if let Err(error) = partition.truncate_fully_and_start_at(batch_base).await {
+                        tracing::error!(topic = %key.0, index = key.1, %error, "starting the log at the batch base failed");
+                        shared.retry_later(&key, generation, config.backoff());
+                        continue;
+                    }
+                }
                 match partition.append_replicated(records) {
                     Ok(receipt) => {
                         let durable = partition.log.config().durability == Durability::Sync;
@@ -677,7 +691,7 @@ async fn fetch_round(
                             key,
                             generation,
                             partition,
-                            high_watermark,
+                            (high_watermark, leader_log_start_offset),
                             receipt.into_wait(durable),
                         ));
                     }
@@ -704,9 +718,29 @@ async fn fetch_round(
                 tracing::info!(topic = %key.0, index = key.1, error_code, "leader refused the fetch; asking again after the backoff");
                 shared.pause(&key, generation, error_code, config.backoff());
             }
-            PartitionOutcome::OutOfRange => {
-                // The leader's log no longer holds (or does not yet hold) our offset: check for
-                // divergence again after a backoff.
+            PartitionOutcome::OutOfRange {
+                leader_log_start_offset,
+            } if leader_log_start_offset > target.fetch_offset => {
+                // The leader deleted the records we lack (retention, DeleteRecords) while we
+                // were away: they can never be copied, so start over at its log start.
+                tracing::warn!(topic = %key.0, index = key.1, fetch_offset = target.fetch_offset, leader_log_start_offset, "follower is behind the leader's log start; starting its log over there");
+                match partition
+                    .truncate_fully_and_start_at(leader_log_start_offset)
+                    .await
+                {
+                    Ok(_) => shared.update(&key, generation, |followed| {
+                        followed.phase = Phase::Fetching;
+                        followed.retry_at = None;
+                    }),
+                    Err(error) => {
+                        tracing::error!(topic = %key.0, index = key.1, %error, "starting the log over failed");
+                        shared.retry_later(&key, generation, config.backoff());
+                    }
+                }
+            }
+            PartitionOutcome::OutOfRange { .. } => {
+                // Our offset is past the leader's log end: check for divergence again after a
+                // backoff.
                 tracing::warn!(topic = %key.0, index = key.1, fetch_offset = target.fetch_offset, "fetch offset out of range on the leader");
                 shared.update(&key, generation, |followed| {
                     followed.phase = Phase::Truncating { ask_epoch: None };
@@ -722,17 +756,18 @@ async fn fetch_round(
     // Wait for the appends to be written (durable under sync) before the next fetch reports them
     // as this replica's progress, all partitions at once.
     let waits = appended.into_iter().map(
-        |(key, generation, partition, high_watermark, wait)| async move {
+        |(key, generation, partition, leader_offsets, wait)| async move {
             let outcome = wait.wait().await;
-            (key, generation, partition, high_watermark, outcome)
+            (key, generation, partition, leader_offsets, outcome)
         },
     );
-    for (key, generation, partition, high_watermark, outcome) in
+    for (key, generation, partition, (high_watermark, leader_log_start_offset), outcome) in
         strom_engine::runtime::join_all(waits.collect()).await
     {
         match outcome {
             Ok(()) if shared.is_current(&key, generation) => {
                 set_follower_high_watermark(&partition, high_watermark);
+                follow_leader_log_start(&key, &partition, leader_log_start_offset);
             }
             Ok(()) => {}
             Err(error) => {
@@ -761,6 +796,32 @@ fn set_follower_high_watermark(partition: &Partition, leader_high_watermark: i64
         partition
             .log
             .set_high_watermark(leader_high_watermark.min(partition.log.log_end_offset()));
+    }
+}
+
+/// The base offset of the first fetched batch if the local log is empty (its end is its start)
+/// and that start lies inside the batch: the leader's log start (DeleteRecords) fell in the middle
+/// of a batch, and the leader serves the batch whole (Kafka's follower handles the same case by
+/// starting its log at the batch's base).
+fn first_batch_straddling_empty_log_start(partition: &Partition, records: &Bytes) -> Option<i64> {
+    let log_end = partition.log.log_end_offset();
+    if log_end != partition.log.log_start_offset() {
+        return None;
+    }
+    let header = strom_engine::batch::BatchHeader::parse(records).ok()?;
+    (header.base_offset < log_end && header.last_offset() >= log_end).then_some(header.base_offset)
+}
+
+/// Moves the follower's log start up to the leader's (never past the follower's high
+/// watermark, which bounds what may be deleted), as Kafka's followers do: records the leader
+/// deleted must not be served again by this replica once it leads.
+fn follow_leader_log_start(key: &PartitionKey, partition: &Partition, leader_log_start: i64) {
+    let new_start = leader_log_start.min(partition.log.high_watermark());
+    if new_start <= partition.log.log_start_offset() {
+        return;
+    }
+    if let Err(error) = partition.log.delete_records_before(new_start) {
+        tracing::warn!(topic = %key.0, index = key.1, %error, new_start, "could not follow the leader's log start");
     }
 }
 
@@ -867,6 +928,9 @@ pub enum PartitionOutcome {
     Data {
         records: Bytes,
         high_watermark: i64,
+        /// The leader's log start (-1 if unknown): the follower's follows it, so records the
+        /// leader deleted (DeleteRecords, retention) do not come back after a failover.
+        leader_log_start_offset: i64,
     },
     /// The leader's log diverges from ours (KIP-320): truncate before fetching on.
     Diverging {
@@ -877,7 +941,12 @@ pub enum PartitionOutcome {
     Pause {
         error_code: i16,
     },
-    OutOfRange,
+    /// The leader cannot serve our fetch offset; `leader_log_start_offset` (-1 if unknown)
+    /// tells whether it is below the leader's log start (those records are gone) or past its
+    /// log end (our log diverges).
+    OutOfRange {
+        leader_log_start_offset: i64,
+    },
     Retry {
         error_code: i16,
     },
@@ -895,7 +964,9 @@ pub fn classify_partition(data: &PartitionData) -> PartitionOutcome {
             if ResponseError::try_from_code(data.error_code)
                 == Some(ResponseError::OffsetOutOfRange) =>
         {
-            return PartitionOutcome::OutOfRange
+            return PartitionOutcome::OutOfRange {
+                leader_log_start_offset: data.log_start_offset,
+            }
         }
         ErrorClass::Retry => {
             return PartitionOutcome::Retry {
@@ -915,6 +986,7 @@ pub fn classify_partition(data: &PartitionData) -> PartitionOutcome {
     PartitionOutcome::Data {
         records: whole_batches(data.records.clone().unwrap_or_default()),
         high_watermark: data.high_watermark,
+        leader_log_start_offset: data.log_start_offset,
     }
 }
 

@@ -117,6 +117,7 @@ fn data(error: Option<ResponseError>) -> PartitionData {
     PartitionData::default()
         .with_error_code(error.map_or(0, |error| error.code()))
         .with_high_watermark(12)
+        .with_log_start_offset(3)
         .with_records(Some(Bytes::from(batch(10, 2))))
 }
 
@@ -147,8 +148,11 @@ fn partition_errors_pause_retry_or_recheck() {
         );
     }
     assert_eq!(
-        classify_partition(&data(Some(ResponseError::OffsetOutOfRange))),
-        PartitionOutcome::OutOfRange
+        classify_partition(&data(Some(ResponseError::OffsetOutOfRange)).with_log_start_offset(40)),
+        PartitionOutcome::OutOfRange {
+            leader_log_start_offset: 40
+        },
+        "the leader's log start tells a follower behind it from one ahead of its log end"
     );
 }
 
@@ -158,7 +162,8 @@ fn records_and_the_high_watermark_or_a_diverging_epoch_are_read() {
         classify_partition(&data(None)),
         PartitionOutcome::Data {
             records: Bytes::from(batch(10, 2)),
-            high_watermark: 12
+            high_watermark: 12,
+            leader_log_start_offset: 3
         }
     );
     let diverging =
@@ -177,7 +182,8 @@ fn records_and_the_high_watermark_or_a_diverging_epoch_are_read() {
         classify_partition(&empty),
         PartitionOutcome::Data {
             records: Bytes::new(),
-            high_watermark: 12
+            high_watermark: 12,
+            leader_log_start_offset: 3
         }
     );
 }
