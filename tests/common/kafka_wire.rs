@@ -41,7 +41,12 @@ pub struct Connection {
 
 impl Connection {
     pub fn open(broker: &Broker) -> Self {
-        let stream = TcpStream::connect(broker.bootstrap()).expect("connect to the broker");
+        Self::open_addr(broker.addr())
+    }
+
+    /// A connection to the broker at `addr`.
+    pub fn open_addr(addr: std::net::SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect to the broker");
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("read timeout");

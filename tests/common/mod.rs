@@ -491,7 +491,7 @@ fn listener_owned_by(pid: u32, port: u16) -> bool {
 
 /// Makes the child receive SIGKILL when the thread that spawned it dies, so a test killed by a
 /// timeout (or a crashing test binary) does not leave brokers and clients running.
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only calls the async-signal-safe prctl(2).
     unsafe {
         cmd.pre_exec(|| {

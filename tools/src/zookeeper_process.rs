@@ -85,7 +85,7 @@ pub enum ZooKeeperError {
         log_tail: String,
     },
     /// The server did not answer `ruok` in time (it was killed).
-    #[error("ZooKeeper on 127.0.0.1:{port} did not answer `ruok` within {timeout_ms} ms; its output ends with:\n{log_tail}")]
+    #[error("ZooKeeper on port {port} did not answer `ruok` within {timeout_ms} ms; its output ends with:\n{log_tail}")]
     NotReady {
         /// Its client port.
         port: u16,
@@ -101,12 +101,15 @@ fn io_error(operation: impl Into<String>) -> impl FnOnce(std::io::Error) -> ZooK
     move |source| ZooKeeperError::Io { operation, source }
 }
 
-/// A running standalone ZooKeeper on 127.0.0.1. Killed when dropped.
+/// A running standalone ZooKeeper (on 127.0.0.1 unless started with [`Self::start_on`]).
+/// Killed when dropped.
 #[derive(Debug)]
 pub struct ZooKeeperProcess {
     /// `None` after `kill`, until `restart`.
     child: Option<Child>,
     data_dir: PathBuf,
+    /// The address the client port listens on.
+    address: Ipv4Addr,
     port: u16,
     java: PathBuf,
 }
@@ -116,11 +119,18 @@ impl ZooKeeperProcess {
     /// missing; a previous run's data there is kept) on `port` (`0`: a free
     /// port), and waits until it answers `ruok`.
     pub fn start(data_dir: &Path, port: u16) -> Result<Self, ZooKeeperError> {
+        Self::start_on(data_dir, Ipv4Addr::LOCALHOST, port)
+    }
+
+    /// As [`Self::start`], listening on `address` (e.g. a bridge address that brokers in other
+    /// network namespaces reach, for the network-partition tests).
+    pub fn start_on(data_dir: &Path, address: Ipv4Addr, port: u16) -> Result<Self, ZooKeeperError> {
         let java = check_prerequisites(find_java(), Path::new(ZOOKEEPER_JAR))?;
-        let port = if port == 0 { free_port()? } else { port };
+        let port = if port == 0 { free_port(address)? } else { port };
         let mut process = Self {
             child: None,
             data_dir: data_dir.to_owned(),
+            address,
             port,
             java,
         };
@@ -134,9 +144,9 @@ impl ZooKeeperProcess {
         self.port
     }
 
-    /// `127.0.0.1:PORT`, for `zookeeper.connect`.
+    /// `ADDRESS:PORT` (`127.0.0.1:PORT` by default), for `zookeeper.connect`.
     pub fn connect_string(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.address, self.port)
     }
 
     /// The directory holding `zoo.cfg`, the data and the server's output.
@@ -189,12 +199,13 @@ impl ZooKeeperProcess {
             "tickTime={TICK_TIME_MS}\n\
              dataDir={data}\n\
              clientPort={port}\n\
-             clientPortAddress=127.0.0.1\n\
+             clientPortAddress={address}\n\
              maxSessionTimeout={MAX_SESSION_TIMEOUT_MS}\n\
              admin.enableServer=false\n\
              4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
             data = data.display(),
             port = self.port,
+            address = self.address,
         );
         let path = self.config_path();
         std::fs::write(&path, config).map_err(io_error(format!("writing {}", path.display())))
@@ -280,7 +291,8 @@ impl ZooKeeperProcess {
                     });
                 }
             }
-            if four_letter(self.port, "ruok").is_ok_and(|answer| answer == "imok") {
+            if four_letter_at(self.address, self.port, "ruok").is_ok_and(|answer| answer == "imok")
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -346,7 +358,12 @@ impl Drop for ZooKeeperProcess {
 
 /// Sends a four-letter command and returns the answer.
 pub fn four_letter(port: u16, command: &str) -> std::io::Result<String> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    four_letter_at(Ipv4Addr::LOCALHOST, port, command)
+}
+
+/// Sends a four-letter command to the server at `address`:`port` and returns the answer.
+pub fn four_letter_at(address: Ipv4Addr, port: u16, command: &str) -> std::io::Result<String> {
+    let address = SocketAddr::from((address, port));
     let io_timeout = Duration::from_millis(PROBE_IO_TIMEOUT_MS);
     let mut stream = TcpStream::connect_timeout(&address, io_timeout)?;
     stream.set_read_timeout(Some(io_timeout))?;
@@ -359,9 +376,8 @@ pub fn four_letter(port: u16, command: &str) -> std::io::Result<String> {
 }
 
 /// A port nothing listens on right now (the OS picks it).
-fn free_port() -> Result<u16, ZooKeeperError> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_error("finding a free port"))?;
+fn free_port(address: Ipv4Addr) -> Result<u16, ZooKeeperError> {
+    let listener = TcpListener::bind((address, 0)).map_err(io_error("finding a free port"))?;
     listener
         .local_addr()
         .map(|address| address.port())
@@ -413,7 +429,7 @@ mod tests {
 
     #[test]
     fn four_letter_to_a_closed_port_is_an_error() {
-        let port = free_port().expect("free port");
+        let port = free_port(Ipv4Addr::LOCALHOST).expect("free port");
         assert!(four_letter(port, "ruok").is_err());
     }
 }

@@ -94,6 +94,13 @@ pub(super) struct ControlLoop {
     shutdown: Option<(Instant, oneshot::Sender<ControlledShutdownOutcome>)>,
     /// Updates made while no shards were attached; they get a full sync on attach.
     unpublished: bool,
+    /// When the store connection was lost, while it stays lost. After a whole session timeout
+    /// without it, ZooKeeper has expired (or is about to expire) the session and the controller
+    /// may have moved this broker's leaderships: the broker can no longer vouch for its ISR, so
+    /// it stops leading as on expiry, without waiting to hear "expired" on a reconnect that a
+    /// network partition may delay for ever (no split brain: acks=all is refused, not
+    /// acknowledged by a deposed leader).
+    disconnected_since: Option<Instant>,
 }
 
 pub(super) async fn run(
@@ -165,6 +172,7 @@ async fn join(
         watches: Vec::new(),
         shutdown: None,
         unpublished: false,
+        disconnected_since: None,
     };
     if let Err(error) = control.start_session_work().await {
         return fail(format!("load the cluster metadata: {error}"));
@@ -282,9 +290,27 @@ impl ControlLoop {
                         session = self.coordination.session_events();
                         continue;
                     }
-                    Some(event) => tracing::info!(?event, "coordination session"),
+                    Some(event) => {
+                        tracing::info!(?event, "coordination session");
+                        self.disconnected_since = match event {
+                            SessionEvent::Disconnected => {
+                                self.disconnected_since.or(Some(Instant::now()))
+                            }
+                            _ => None,
+                        };
+                    }
                 },
                 () = sleep_until(next_deadline) => {
+                    if self.disconnected_too_long() {
+                        tracing::error!(
+                            session_timeout_ms = self.config.zookeeper_session_timeout_ms,
+                            "cut off from the coordination store for a whole session timeout"
+                        );
+                        self.disconnected_since = None;
+                        self.session_expired().await;
+                        session = self.coordination.session_events();
+                        continue;
+                    }
                     self.on_tick().await;
                 }
             }
@@ -488,7 +514,21 @@ impl ControlLoop {
             .shutdown
             .as_ref()
             .map(|(deadline, _)| (*deadline).min(Instant::now() + TICK_INTERVAL));
-        [controller, waiters, shutdown].into_iter().flatten().min()
+        [controller, waiters, shutdown, self.presumed_expired_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When a lost store connection counts as an expired session.
+    fn presumed_expired_at(&self) -> Option<Instant> {
+        self.disconnected_since
+            .map(|since| since + Duration::from_millis(self.config.zookeeper_session_timeout_ms))
+    }
+
+    fn disconnected_too_long(&self) -> bool {
+        self.presumed_expired_at()
+            .is_some_and(|at| Instant::now() >= at)
     }
 
     async fn on_tick(&mut self) {
