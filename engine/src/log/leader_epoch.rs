@@ -27,6 +27,7 @@ use super::segment::Segment;
 use super::{Durability, PartitionLog};
 use crate::batch::BatchHeader;
 use crate::error::Result;
+use crate::io::Fs;
 
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 
@@ -226,11 +227,13 @@ impl LeaderEpochCache {
 /// Writes the cache's checkpoint atomically; fsynced unless the log's durability is `None`
 /// (as the log's data itself).
 pub(super) fn write_checkpoint(
+    fs: &Fs,
     dir: &Path,
     cache: &LeaderEpochCache,
     durability: Durability,
 ) -> Result<()> {
     checkpoint::write_atomically_with(
+        fs,
         dir,
         LEADER_EPOCH_CHECKPOINT_FILE,
         cache.encode().as_bytes(),
@@ -239,9 +242,9 @@ pub(super) fn write_checkpoint(
 }
 
 /// Reads the checkpoint; `None` (with a warning) if it is missing, unreadable or malformed.
-fn read_checkpoint(dir: &Path) -> Option<LeaderEpochCache> {
+fn read_checkpoint(fs: &Fs, dir: &Path) -> Option<LeaderEpochCache> {
     let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match fs.read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
         Err(error) => {
@@ -296,13 +299,14 @@ async fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<LeaderEpochCache> 
 /// batches; trimmed to `[log_start_offset, log_end_offset]` and written back if that changed
 /// anything.
 pub(super) async fn load(
+    fs: &Fs,
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
     log_start_offset: i64,
     log_end_offset: i64,
     durability: Durability,
 ) -> Result<LeaderEpochCache> {
-    let stored = read_checkpoint(dir);
+    let stored = read_checkpoint(fs, dir);
     let mut cache = stored.clone().unwrap_or_default();
     // An epoch started at the log end with nothing written yet is kept (a leader that has not
     // appended); anything past the end was never written.
@@ -328,7 +332,7 @@ pub(super) async fn load(
     }
     cache.truncate_from_start(log_start_offset);
     if stored.as_ref() != Some(&cache) {
-        write_checkpoint(dir, &cache, durability)?;
+        write_checkpoint(fs, dir, &cache, durability)?;
     }
     Ok(cache)
 }
@@ -381,7 +385,7 @@ impl PartitionLog {
             let state = self.state.borrow();
             (state.leader_epochs.clone(), state.config.durability)
         };
-        write_checkpoint(&self.dir, &cache, durability)
+        write_checkpoint(&self.fs, &self.dir, &cache, durability)
     }
 
     /// Drops epoch entries below a moved log start, and persists them if that changed them.

@@ -113,7 +113,7 @@ impl PartitionLog {
             later.into_values().collect()
         };
         for segment in &removed {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
         self.progress.send_modify(|progress| {
             progress.written_offset = new_end;
@@ -125,6 +125,7 @@ impl PartitionLog {
             changed
         });
         checkpoint::write_offset(
+            &self.fs,
             &self.dir,
             RECOVERY_POINT_FILE,
             self.state.borrow().recovery_point,
@@ -137,7 +138,7 @@ impl PartitionLog {
 
     /// Deletes every segment and starts an empty log at `offset`.
     async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64> {
-        let fresh = Segment::create(&self.dir, offset)?;
+        let fresh = Segment::create(&self.fs, &self.dir, offset)?;
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             let old = std::mem::take(&mut state.segments);
@@ -154,15 +155,15 @@ impl PartitionLog {
                 .collect()
         };
         for segment in &removed {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
         self.progress.send_modify(|progress| {
             progress.written_offset = offset;
             progress.durable_offset = offset;
         });
         self.high_watermark.send_replace(offset);
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, RECOVERY_POINT_FILE, offset)?;
         self.persist_leader_epochs()?;
         Ok(offset)
     }
@@ -184,7 +185,7 @@ impl PartitionLog {
             return Ok(log_start);
         }
         self.state.borrow_mut().log_start_offset = offset;
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)?;
         self.delete_segments_below_log_start();
         self.trim_leader_epochs_to_log_start()?;
         Ok(offset)
