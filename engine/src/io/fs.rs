@@ -29,9 +29,10 @@ pub enum Fs {
     /// The machine's file system, through `std::fs` and io_uring.
     #[default]
     Real,
-    /// A simulated disk whose power can be cut ([`super::sim::SimDisk::crash`]).
+    /// A process's view of a simulated disk whose power can be cut
+    /// ([`super::sim::SimDisk::crash`]).
     #[cfg(any(test, feature = "simulation"))]
-    Simulated(std::sync::Arc<super::sim::SimDisk>),
+    Simulated(super::sim::SimFs),
 }
 
 impl Fs {
@@ -39,7 +40,7 @@ impl Fs {
         match self {
             Fs::Real => std::fs::create_dir_all(dir),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.create_dir_all(dir),
+            Fs::Simulated(sim) => sim.create_dir_all(dir),
         }
     }
 
@@ -54,12 +55,12 @@ impl Fs {
                 options.open(path).map(SharedFile::new)
             }
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => {
+            Fs::Simulated(sim) => {
                 let mode = match mode {
                     OpenMode::Existing => super::sim::SimOpen::Existing,
                     OpenMode::Create { truncate } => super::sim::SimOpen::Create { truncate },
                 };
-                SharedFile::simulated(disk.open(path, mode)?)
+                SharedFile::simulated(sim.open(path, mode)?)
             }
         }
     }
@@ -69,7 +70,7 @@ impl Fs {
         match self {
             Fs::Real => std::fs::read(path),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.read_file(path),
+            Fs::Simulated(sim) => sim.read_file(path),
         }
     }
 
@@ -83,7 +84,7 @@ impl Fs {
         match self {
             Fs::Real => path.exists(),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.exists(path),
+            Fs::Simulated(sim) => sim.exists(path).unwrap_or(false),
         }
     }
 
@@ -92,7 +93,7 @@ impl Fs {
         match self {
             Fs::Real => std::fs::rename(from, to),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.rename(from, to),
+            Fs::Simulated(sim) => sim.rename(from, to),
         }
     }
 
@@ -100,7 +101,7 @@ impl Fs {
         match self {
             Fs::Real => std::fs::remove_file(path),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.remove_file(path),
+            Fs::Simulated(sim) => sim.remove_file(path),
         }
     }
 
@@ -117,7 +118,7 @@ impl Fs {
                 Ok(names)
             }
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.list_dir(dir),
+            Fs::Simulated(sim) => sim.list_dir(dir),
         }
     }
 
@@ -126,7 +127,7 @@ impl Fs {
         match self {
             Fs::Real => std::fs::File::open(dir).and_then(|handle| handle.sync_all()),
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => disk.sync_dir(dir),
+            Fs::Simulated(sim) => sim.sync_dir(dir),
         }
     }
 
@@ -143,8 +144,8 @@ impl Fs {
                 Ok(())
             }
             #[cfg(any(test, feature = "simulation"))]
-            Fs::Simulated(disk) => {
-                let file = disk.open(path, super::sim::SimOpen::Create { truncate: true })?;
+            Fs::Simulated(sim) => {
+                let file = sim.open(path, super::sim::SimOpen::Create { truncate: true })?;
                 file.write_at(&[bytes::Bytes::copy_from_slice(contents)], 0)?;
                 if sync {
                     file.sync_data()?;

@@ -287,6 +287,14 @@ impl SimDisk {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A view of the disk for a process started now (e.g. a log about to open).
+    pub fn fs(self: &Arc<Self>) -> SimFs {
+        SimFs {
+            disk: self.clone(),
+            generation: self.lock().generation,
+        }
+    }
+
     pub fn set_faults(&self, faults: SimFaults) {
         self.lock().faults = faults;
     }
@@ -294,162 +302,6 @@ impl SimDisk {
     /// How many crashes this disk went through.
     pub fn generation(&self) -> u64 {
         self.lock().generation
-    }
-
-    pub fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        let mut state = self.lock();
-        let missing: Vec<&Path> = path
-            .ancestors()
-            .take_while(|ancestor| !state.dirs.contains_key(*ancestor))
-            .collect();
-        for dir in missing.into_iter().rev() {
-            let (parent, name) = split(dir)?;
-            let parent_dir = state
-                .dirs
-                .get_mut(parent)
-                .ok_or_else(|| not_found(parent))?;
-            if parent_dir.entries.contains_key(&name) {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{}: a file", dir.display()),
-                ));
-            }
-            parent_dir.apply(vec![(name, Some(Node::Dir))]);
-            state.dirs.insert(dir.to_path_buf(), Dir::default());
-        }
-        Ok(())
-    }
-
-    fn lookup(state: &DiskState, path: &Path) -> io::Result<Option<Node>> {
-        let (parent, name) = split(path)?;
-        let dir = state.dirs.get(parent).ok_or_else(|| not_found(parent))?;
-        Ok(dir.entries.get(&name).copied())
-    }
-
-    pub fn open(self: &Arc<Self>, path: &Path, mode: SimOpen) -> io::Result<SimFile> {
-        let mut state = self.lock();
-        let inode = match (Self::lookup(&state, path)?, mode) {
-            (Some(Node::File(inode)), SimOpen::Create { truncate: true }) => {
-                if let Some(data) = state.inodes.get_mut(&inode) {
-                    data.set_len(0);
-                }
-                inode
-            }
-            (Some(Node::File(inode)), _) => inode,
-            (Some(Node::Dir), _) => {
-                return Err(io::Error::other(format!(
-                    "{}: is a directory",
-                    path.display()
-                )))
-            }
-            (None, SimOpen::Existing) => return Err(not_found(path)),
-            (None, SimOpen::Create { .. }) => {
-                let inode = state.next_inode;
-                state.next_inode += 1;
-                state.inodes.insert(inode, Inode::default());
-                let (parent, name) = split(path)?;
-                state
-                    .dirs
-                    .get_mut(parent)
-                    .ok_or_else(|| not_found(parent))?
-                    .apply(vec![(name, Some(Node::File(inode)))]);
-                inode
-            }
-        };
-        Ok(SimFile {
-            disk: self.clone(),
-            inode,
-            generation: state.generation,
-        })
-    }
-
-    pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let state = self.lock();
-        match Self::lookup(&state, path)? {
-            Some(Node::File(inode)) => Ok(state
-                .inodes
-                .get(&inode)
-                .map(|inode| inode.data.clone())
-                .unwrap_or_default()),
-            _ => Err(not_found(path)),
-        }
-    }
-
-    pub fn exists(&self, path: &Path) -> bool {
-        let state = self.lock();
-        state.dirs.contains_key(path) || matches!(Self::lookup(&state, path), Ok(Some(_)))
-    }
-
-    /// Renames a file within its directory (the only kind of rename the log does), atomically
-    /// replacing any file at `to`.
-    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut state = self.lock();
-        let (from_parent, from_name) = split(from)?;
-        let (to_parent, to_name) = split(to)?;
-        if from_parent != to_parent {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the simulated disk renames only within a directory",
-            ));
-        }
-        let dir = state
-            .dirs
-            .get_mut(from_parent)
-            .ok_or_else(|| not_found(from_parent))?;
-        let node = match dir.entries.get(&from_name) {
-            Some(Node::File(inode)) => Node::File(*inode),
-            _ => return Err(not_found(from)),
-        };
-        dir.apply(vec![(to_name, Some(node)), (from_name, None)]);
-        Ok(())
-    }
-
-    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut state = self.lock();
-        let (parent, name) = split(path)?;
-        let dir = state
-            .dirs
-            .get_mut(parent)
-            .ok_or_else(|| not_found(parent))?;
-        match dir.entries.get(&name) {
-            Some(Node::File(_)) => {
-                dir.apply(vec![(name, None)]);
-                Ok(())
-            }
-            _ => Err(not_found(path)),
-        }
-    }
-
-    /// Names in `dir`, files and directories.
-    pub fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let state = self.lock();
-        let dir = state.dirs.get(dir).ok_or_else(|| not_found(dir))?;
-        Ok(dir.entries.keys().cloned().collect())
-    }
-
-    /// fsync of a directory: its entries as they are now become durable.
-    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut state = self.lock();
-        state
-            .dirs
-            .get_mut(dir)
-            .ok_or_else(|| not_found(dir))?
-            .sync();
-        Ok(())
-    }
-
-    /// `syncfs`: everything on the disk becomes durable.
-    pub fn sync_all(&self) {
-        let mut state = self.lock();
-        let no_op = state.faults.file_sync_is_a_no_op;
-        for dir in state.dirs.values_mut() {
-            dir.sync();
-        }
-        if !no_op {
-            for inode in state.inodes.values_mut() {
-                inode.sync();
-            }
-        }
     }
 
     /// Power loss: the disk keeps every durable byte and name plus an arbitrary (seeded) choice
@@ -528,6 +380,182 @@ impl SimDisk {
     }
 }
 
+/// One process's view of a [`SimDisk`]: the path operations (what `std::fs` offers). It
+/// belongs to the disk's generation it was taken in: after a crash every call fails, as the
+/// process that held it is gone — a log opened before a crash can no longer touch the disk.
+#[derive(Debug, Clone)]
+pub struct SimFs {
+    disk: Arc<SimDisk>,
+    generation: u64,
+}
+
+impl SimFs {
+    fn lock(&self) -> io::Result<MutexGuard<'_, DiskState>> {
+        let state = self.disk.lock();
+        if state.generation != self.generation {
+            return Err(dead_handle());
+        }
+        Ok(state)
+    }
+
+    pub fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock()?;
+        let missing: Vec<&Path> = path
+            .ancestors()
+            .take_while(|ancestor| !state.dirs.contains_key(*ancestor))
+            .collect();
+        for dir in missing.into_iter().rev() {
+            let (parent, name) = split(dir)?;
+            let parent_dir = state
+                .dirs
+                .get_mut(parent)
+                .ok_or_else(|| not_found(parent))?;
+            if parent_dir.entries.contains_key(&name) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{}: a file", dir.display()),
+                ));
+            }
+            parent_dir.apply(vec![(name, Some(Node::Dir))]);
+            state.dirs.insert(dir.to_path_buf(), Dir::default());
+        }
+        Ok(())
+    }
+
+    fn lookup(state: &DiskState, path: &Path) -> io::Result<Option<Node>> {
+        let (parent, name) = split(path)?;
+        let dir = state.dirs.get(parent).ok_or_else(|| not_found(parent))?;
+        Ok(dir.entries.get(&name).copied())
+    }
+
+    pub fn open(&self, path: &Path, mode: SimOpen) -> io::Result<SimFile> {
+        let mut state = self.lock()?;
+        let inode = match (Self::lookup(&state, path)?, mode) {
+            (Some(Node::File(inode)), SimOpen::Create { truncate: true }) => {
+                if let Some(data) = state.inodes.get_mut(&inode) {
+                    data.set_len(0);
+                }
+                inode
+            }
+            (Some(Node::File(inode)), _) => inode,
+            (Some(Node::Dir), _) => {
+                return Err(io::Error::other(format!(
+                    "{}: is a directory",
+                    path.display()
+                )))
+            }
+            (None, SimOpen::Existing) => return Err(not_found(path)),
+            (None, SimOpen::Create { .. }) => {
+                let inode = state.next_inode;
+                state.next_inode += 1;
+                state.inodes.insert(inode, Inode::default());
+                let (parent, name) = split(path)?;
+                state
+                    .dirs
+                    .get_mut(parent)
+                    .ok_or_else(|| not_found(parent))?
+                    .apply(vec![(name, Some(Node::File(inode)))]);
+                inode
+            }
+        };
+        Ok(SimFile {
+            disk: self.disk.clone(),
+            inode,
+            generation: state.generation,
+        })
+    }
+
+    pub fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let state = self.lock()?;
+        match Self::lookup(&state, path)? {
+            Some(Node::File(inode)) => Ok(state
+                .inodes
+                .get(&inode)
+                .map(|inode| inode.data.clone())
+                .unwrap_or_default()),
+            _ => Err(not_found(path)),
+        }
+    }
+
+    pub fn exists(&self, path: &Path) -> io::Result<bool> {
+        let state = self.lock()?;
+        Ok(state.dirs.contains_key(path) || matches!(Self::lookup(&state, path), Ok(Some(_))))
+    }
+
+    /// Renames a file within its directory (the only kind of rename the log does), atomically
+    /// replacing any file at `to`.
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock()?;
+        let (from_parent, from_name) = split(from)?;
+        let (to_parent, to_name) = split(to)?;
+        if from_parent != to_parent {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the simulated disk renames only within a directory",
+            ));
+        }
+        let dir = state
+            .dirs
+            .get_mut(from_parent)
+            .ok_or_else(|| not_found(from_parent))?;
+        let node = match dir.entries.get(&from_name) {
+            Some(Node::File(inode)) => Node::File(*inode),
+            _ => return Err(not_found(from)),
+        };
+        dir.apply(vec![(to_name, Some(node)), (from_name, None)]);
+        Ok(())
+    }
+
+    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock()?;
+        let (parent, name) = split(path)?;
+        let dir = state
+            .dirs
+            .get_mut(parent)
+            .ok_or_else(|| not_found(parent))?;
+        match dir.entries.get(&name) {
+            Some(Node::File(_)) => {
+                dir.apply(vec![(name, None)]);
+                Ok(())
+            }
+            _ => Err(not_found(path)),
+        }
+    }
+
+    /// Names in `dir`, files and directories.
+    pub fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let state = self.lock()?;
+        let dir = state.dirs.get(dir).ok_or_else(|| not_found(dir))?;
+        Ok(dir.entries.keys().cloned().collect())
+    }
+
+    /// fsync of a directory: its entries as they are now become durable.
+    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock()?;
+        state
+            .dirs
+            .get_mut(dir)
+            .ok_or_else(|| not_found(dir))?
+            .sync();
+        Ok(())
+    }
+
+    /// `syncfs`: everything on the disk becomes durable.
+    pub fn sync_all(&self) -> io::Result<()> {
+        let mut state = self.lock()?;
+        let no_op = state.faults.file_sync_is_a_no_op;
+        for dir in state.dirs.values_mut() {
+            dir.sync();
+        }
+        if !no_op {
+            for inode in state.inodes.values_mut() {
+                inode.sync();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An open file on a [`SimDisk`].
 pub struct SimFile {
     disk: Arc<SimDisk>,
@@ -599,7 +627,7 @@ mod tests {
     }
 
     fn read(disk: &Arc<SimDisk>, path: &Path) -> Option<Vec<u8>> {
-        disk.read_file(path).ok()
+        disk.fs().read_file(path).ok()
     }
 
     #[test]
@@ -607,15 +635,16 @@ mod tests {
         for seed in 0..200 {
             let disk = SimDisk::new(&root());
             let dir = root().join("p");
-            disk.create_dir_all(&dir).expect("mkdir");
-            disk.sync_dir(&root()).expect("sync root");
+            disk.fs().create_dir_all(&dir).expect("mkdir");
+            disk.fs().sync_dir(&root()).expect("sync root");
             let file = disk
+                .fs()
                 .open(&dir.join("a"), SimOpen::Create { truncate: false })
                 .expect("create");
             file.write_at(&[bytes::Bytes::from_static(b"hello")], 0)
                 .expect("write");
             file.sync_data().expect("sync");
-            disk.sync_dir(&dir).expect("sync dir");
+            disk.fs().sync_dir(&dir).expect("sync dir");
             file.write_at(&[bytes::Bytes::from_static(b"world")], 5)
                 .expect("write");
             disk.crash(&mut SimRng::new(seed));
@@ -632,12 +661,14 @@ mod tests {
         for seed in 0..400 {
             let disk = SimDisk::new(&root());
             let file = disk
+                .fs()
                 .open(&root().join("a"), SimOpen::Create { truncate: false })
                 .expect("create");
             file.write_at(&[bytes::Bytes::from_static(b"abcdefgh")], 0)
                 .expect("write");
             file.sync_data().expect("data synced, name not");
-            disk.rename(&root().join("a"), &root().join("b"))
+            disk.fs()
+                .rename(&root().join("a"), &root().join("b"))
                 .expect("rename");
             disk.crash(&mut SimRng::new(seed));
             let a = read(&disk, &root().join("a"));
@@ -658,9 +689,10 @@ mod tests {
         for seed in 0..400 {
             let disk = SimDisk::new(&root());
             let file = disk
+                .fs()
                 .open(&root().join("a"), SimOpen::Create { truncate: false })
                 .expect("create");
-            disk.sync_dir(&root()).expect("sync");
+            disk.fs().sync_dir(&root()).expect("sync");
             file.write_at(&[bytes::Bytes::from_static(b"0123456789")], 0)
                 .expect("write");
             disk.crash(&mut SimRng::new(seed));
@@ -684,16 +716,17 @@ mod tests {
         for seed in 0..100 {
             let disk = SimDisk::new(&root());
             let dir = root().join("p");
-            disk.create_dir_all(&dir).expect("mkdir");
+            disk.fs().create_dir_all(&dir).expect("mkdir");
             let file = disk
+                .fs()
                 .open(&dir.join("a"), SimOpen::Create { truncate: false })
                 .expect("create");
             file.sync_data().expect("sync");
-            disk.sync_dir(&dir).expect("sync dir, not its parent");
+            disk.fs().sync_dir(&dir).expect("sync dir, not its parent");
             disk.crash(&mut SimRng::new(seed));
-            if !disk.exists(&dir) {
+            if !disk.fs().exists(&dir).expect("alive") {
                 lost += 1;
-                assert!(!disk.exists(&dir.join("a")));
+                assert!(!disk.fs().exists(&dir.join("a")).expect("alive"));
             }
         }
         assert!(
@@ -709,9 +742,10 @@ mod tests {
             file_sync_is_a_no_op: true,
         });
         let file = disk
+            .fs()
             .open(&root().join("a"), SimOpen::Create { truncate: false })
             .expect("create");
-        disk.sync_dir(&root()).expect("sync");
+        disk.fs().sync_dir(&root()).expect("sync");
         file.write_at(&[bytes::Bytes::from_static(b"x")], 0)
             .expect("write");
         file.sync_data().expect("lies");

@@ -18,29 +18,36 @@ pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 /// Writes `contents` to `dir/name` so that after a crash the file holds either the old or the
-/// new contents, never a mix.
+/// new contents, never a mix: temp file, fdatasync, rename, fsync of the directory.
 pub fn write_atomically(fs: &Fs, dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    write_atomically_with(fs, dir, name, contents, true)
-}
-
-/// [`write_atomically`], with the fsyncs (of the file before the rename, and of the directory
-/// after it) only if `sync`: a log whose data is not synced (`Durability::None`) need not sync
-/// its checkpoints either; the rename alone still keeps a reader from seeing a torn file.
-pub fn write_atomically_with(
-    fs: &Fs,
-    dir: &Path,
-    name: &str,
-    contents: &[u8],
-    sync: bool,
-) -> Result<()> {
     let temp_path = dir.join(format!("{name}.tmp"));
     let final_path = dir.join(name);
-    fs.write_file(&temp_path, contents, sync)
+    fs.write_file(&temp_path, contents, true)
         .context(|| format!("write {}", temp_path.display()))?;
     fs.rename(&temp_path, &final_path)
         .context(|| format!("rename to {}", final_path.display()))?;
-    if sync {
-        sync_dir(fs, dir)?;
+    sync_dir(fs, dir)
+}
+
+/// Creates `dir` (and any missing parent) so that it survives a crash: a new directory's name
+/// is durable only once the directory holding it is synced, and without that a crash could
+/// take a whole new log with it — data synced into it included. Costs one directory sync per
+/// level created, nothing when `dir` exists.
+pub fn create_dir_durably(fs: &Fs, dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !fs.exists(ancestor))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)
+        .context(|| format!("create directory {}", dir.display()))?;
+    // Deepest first: each new directory's entry lives in its parent.
+    for created in missing {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(fs, parent)?;
+        }
     }
     Ok(())
 }

@@ -154,7 +154,9 @@ impl LogDir {
             }
             (Fs::Real, None) => unreachable!("a log dir on the real file system has a handle"),
             #[cfg(any(test, feature = "simulation"))]
-            (Fs::Simulated(disk), _) => disk.sync_all(),
+            (Fs::Simulated(sim), _) => sim
+                .sync_all()
+                .context(|| format!("syncfs {}", self.root.display()))?,
         }
         checkpoint::write_atomically(&self.fs, &self.root, CLEAN_SHUTDOWN_FILE, b"")?;
         Ok(LogDirClose::MarkedClean)

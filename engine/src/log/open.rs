@@ -137,8 +137,7 @@ impl PartitionLog {
             what: "log config",
             detail,
         })?;
-        fs.create_dir_all(dir)
-            .context(|| format!("create log dir {}", dir.display()))?;
+        checkpoint::create_dir_durably(&fs, dir)?;
         let mut report = OpenReport::default();
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let own_marker = fs.exists(&marker);
@@ -161,10 +160,12 @@ impl PartitionLog {
         let max_batch_bytes = config.segment_bytes.max(config.max_message_bytes as u64);
         let mut segments = BTreeMap::new();
         let mut cut = false;
+        let mut deleted_after_cut = false;
         for (index, &base_offset) in bases.iter().enumerate() {
             if cut {
                 tracing::warn!(base_offset, "deleting segment after a truncated one");
                 Segment::create(&fs, dir, base_offset)?.delete_files(&fs, dir);
+                deleted_after_cut = true;
                 continue;
             }
             let next_base = bases.get(index + 1).copied().unwrap_or(i64::MAX);
@@ -182,6 +183,18 @@ impl PartitionLog {
                 report.bytes_scanned += recovered.valid_bytes + recovered.truncated_bytes;
                 report.bytes_truncated += recovered.truncated_bytes;
                 cut = recovered.truncated_bytes > 0;
+                if cut {
+                    // The cut must be durable before the recovery point can move past this
+                    // segment (the syncer seals it without syncing it again when nothing new
+                    // is written to it); otherwise a crash brings the torn tail back under a
+                    // recovery point that says it is clean (found by the crash simulation,
+                    // seed 1592590386).
+                    segment
+                        .file
+                        .sync_data()
+                        .await
+                        .context(|| format!("sync recovered segment {base_offset}"))?;
+                }
                 segment.seal_time_index();
                 segment
             } else {
@@ -191,8 +204,27 @@ impl PartitionLog {
             };
             segments.insert(base_offset, segment);
         }
+        if deleted_after_cut {
+            // Durable before anything is appended at their offsets again: segments that came
+            // back after a crash would overlap the new batches.
+            checkpoint::sync_dir(&fs, dir)?;
+        }
         // An empty segment other than the last carries nothing; keep the structure simple.
         let checkpointed_start = checkpoint::read_offset(&fs, dir, LOG_START_FILE).unwrap_or(0);
+        let recovered_end = segments.values().next_back().map(|s| s.next_offset);
+        if recovered_end.is_some_and(|end| end < checkpointed_start) {
+            // The crash took data up to the durable log start (DeleteRecords may move it past
+            // what is synced). Starting at the recovered end would hand out offsets below the
+            // log start again; the log starts over, empty, at its start instead (found by the
+            // crash simulation, seed 1592590341).
+            tracing::warn!(
+                checkpointed_start,
+                "the log ends before its start after recovery; starting it over there"
+            );
+            for segment in std::mem::take(&mut segments).into_values() {
+                segment.delete_files(&fs, dir);
+            }
+        }
         if segments.is_empty() {
             let segment = Segment::create(&fs, dir, checkpointed_start)?;
             segments.insert(segment.base_offset, segment);
@@ -218,15 +250,8 @@ impl PartitionLog {
         } else {
             recovery_point.min(next_offset)
         };
-        let leader_epochs = super::leader_epoch::load(
-            &fs,
-            dir,
-            &segments,
-            log_start_offset,
-            next_offset,
-            config.durability,
-        )
-        .await?;
+        let leader_epochs =
+            super::leader_epoch::load(&fs, dir, &segments, log_start_offset, next_offset).await?;
 
         let state = LogState {
             config,

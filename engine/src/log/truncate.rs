@@ -79,17 +79,34 @@ impl PartitionLog {
             (base, segment.file.clone(), scan_from, segment.written_bytes)
         };
         let mut cut_position = end;
+        let mut cut_base = None;
         scan_batches(&file, scan_from, end, |batch| {
             if batch.header.last_offset() >= offset {
                 cut_position = batch.position;
+                cut_base = Some(batch.header.base_offset);
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         })
         .await?;
+        if cut_base.is_some_and(|base| base < log_start) {
+            // The batch to remove also holds the log start (DeleteRecords moved it into the
+            // batch's middle): cutting it would end the log below its start, breaking
+            // `log start <= log end`. Nothing from the log start on survives anyway, and the
+            // log start never moves back, so the log starts over, empty, at `offset` (found by
+            // the crash simulation, seed 1592590338).
+            return self.truncate_fully_and_start_at(offset).await;
+        }
         file.set_len(cut_position)
             .context(|| format!("truncate segment {base}"))?;
+        // Durable before anything new is: otherwise a crash could bring the cut batches back
+        // in this segment while their offsets were reused, durably, in a later one (an overlap
+        // recovery cannot untangle; found by the crash simulation, seed 1592590344). The later
+        // segments' deletions become durable with the checkpoint's directory sync below.
+        file.sync_data()
+            .await
+            .context(|| format!("sync truncated segment {base}"))?;
         // Rebuild the cut segment's indexes and end from what remains (truncation is rare; a
         // rescan keeps the segment's invariants obviously true).
         let config = self.config();
@@ -139,6 +156,13 @@ impl PartitionLog {
     /// Deletes every segment and starts an empty log at `offset`.
     async fn truncate_fully_and_start_at(&self, offset: i64) -> Result<i64> {
         let fresh = Segment::create(&self.fs, &self.dir, offset)?;
+        // Creating it may have emptied an old segment with the same base: make that durable,
+        // so a crash cannot bring the old batches back under the new log.
+        fresh
+            .file
+            .sync_data()
+            .await
+            .context(|| format!("sync new segment {offset}"))?;
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             let old = std::mem::take(&mut state.segments);
