@@ -731,3 +731,54 @@ fn crash_simulation_catches_a_sync_that_does_not_sync() {
         "seed {seed} failed for another reason: {error}"
     );
 }
+
+/// Replays one history that once found an engine bug; it must pass now.
+fn replay(seed: u64) {
+    super::tests::run(async {
+        if let Err(error) = run_history(seed, CYCLES_PER_HISTORY, SimFaults::default()).await {
+            panic!("seed {seed}: {error}\n{}", reproduce_hint(seed));
+        }
+    });
+}
+
+/// A new log's directory was not synced into its parent: a crash could take the whole log,
+/// synced data included.
+#[test]
+fn regression_a_new_log_directory_is_durable_in_its_parent() {
+    replay(1_592_590_336);
+}
+
+/// `truncate_to` an offset inside the batch that holds the log start ended the log below its
+/// start.
+#[test]
+fn regression_truncation_never_ends_the_log_below_its_start() {
+    replay(1_592_590_338);
+}
+
+/// DeleteRecords moved the durable log start past unsynced data; after a crash the log start
+/// went back and offsets below it would have been handed out again.
+#[test]
+fn regression_the_log_start_never_goes_back_after_a_crash() {
+    replay(1_592_590_015);
+}
+
+/// A truncation's cut was not synced: a crash brought the cut batches back in their segment
+/// while their offsets had been reused, durably, in a later segment.
+#[test]
+fn regression_a_truncation_is_durable_before_its_offsets_are_reused() {
+    replay(1_592_590_344);
+}
+
+/// Under `durability=none` the leader-epoch checkpoint was not synced: after a full truncation,
+/// new appends and a crash, a stale checkpoint was trusted.
+#[test]
+fn regression_the_leader_epoch_checkpoint_is_synced_under_every_durability() {
+    replay(1_592_590_500);
+}
+
+/// Recovery's cut of a torn tail was not synced, and the recovery point later moved past the
+/// segment: a crash brought the torn tail back under a recovery point that trusts it.
+#[test]
+fn regression_a_recovery_cut_is_durable_before_the_recovery_point_passes_it() {
+    replay(1_592_590_386);
+}

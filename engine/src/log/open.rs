@@ -216,7 +216,7 @@ impl PartitionLog {
             // The crash took data up to the durable log start (DeleteRecords may move it past
             // what is synced). Starting at the recovered end would hand out offsets below the
             // log start again; the log starts over, empty, at its start instead (found by the
-            // crash simulation, seed 1592590341).
+            // crash simulation, seed 1592590015).
             tracing::warn!(
                 checkpointed_start,
                 "the log ends before its start after recovery; starting it over there"
