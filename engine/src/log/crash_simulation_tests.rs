@@ -70,6 +70,31 @@ struct Model {
     clock_ms: i64,
     /// The last cycle ended with a clean close: the next open must say so.
     expect_clean: bool,
+    /// The high watermark last written to the replication-offset checkpoint (written durably,
+    /// so exactly this must be read back).
+    replication_checkpoint: Option<i64>,
+}
+
+/// What a history exercises beyond the core mix. Drawn from the seed by its own generator, so
+/// adding a kind of work leaves the histories without it (and their seeds) as they were; the
+/// regression tests replay with none of it, exactly as their bugs were found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flavour {
+    /// Open the log under a [`LogDir`] (one clean-shutdown marker for the dir, written after a
+    /// `syncfs`) instead of on its own.
+    log_dir: bool,
+    /// Write the log dir's `replication-offset-checkpoint` now and then.
+    replication_checkpoint: bool,
+}
+
+impl Flavour {
+    fn of(seed: u64) -> Flavour {
+        let mut rng = SimRng::new(seed ^ 0xF1A7_F1A7_F1A7_F1A7);
+        Flavour {
+            log_dir: rng.chance(30),
+            replication_checkpoint: rng.chance(50),
+        }
+    }
 }
 
 impl Model {
@@ -130,17 +155,39 @@ fn random_config(rng: &mut SimRng) -> LogConfig {
 }
 
 /// Opens the log on the disk's current contents, checks it, and runs one cycle of work.
-async fn run_cycle(disk: &Arc<SimDisk>, dir: &Path, model: &mut Model, rng: &mut SimRng) -> Check {
+async fn run_cycle(
+    disk: &Arc<SimDisk>,
+    root: &Path,
+    model: &mut Model,
+    rng: &mut SimRng,
+    flavour: Flavour,
+) -> Check {
+    let dir = root.join("topic-0");
     let config = random_config(rng);
     let durability = config.durability;
-    let (log, report) = PartitionLog::open_on(
-        Fs::Simulated(disk.fs()),
-        dir,
-        config,
-        ShutdownScope::OwnMarker,
-    )
-    .await
-    .map_err(|error| format!("open failed: {error}"))?;
+    let fs = Fs::Simulated(disk.fs());
+    let log_dir = if flavour.log_dir {
+        Some(LogDir::open_on(fs.clone(), root).map_err(|error| format!("log dir open: {error}"))?)
+    } else {
+        None
+    };
+    let scope = log_dir
+        .as_ref()
+        .map_or(ShutdownScope::OwnMarker, LogDir::scope);
+    let (log, report) = PartitionLog::open_on(fs.clone(), &dir, config, scope)
+        .await
+        .map_err(|error| format!("open failed: {error}"))?;
+    let checkpoint_path = root.join(REPLICATION_OFFSET_CHECKPOINT_FILE);
+    if let Some(expected) = model.replication_checkpoint {
+        let read = OffsetCheckpointFile::read_on(&fs, &checkpoint_path)
+            .map_err(|error| format!("replication checkpoint unreadable: {error}"))?;
+        let found = read.get(&("topic".to_string(), 0)).copied();
+        if found != Some(expected) {
+            return Err(format!(
+                "replication checkpoint holds {found:?}, {expected} was written durably"
+            ));
+        }
+    }
     if model.expect_clean && !report.clean_shutdown {
         return Err(format!(
             "a clean close was not recognised as one: {report:?}"
@@ -158,6 +205,14 @@ async fn run_cycle(disk: &Arc<SimDisk>, dir: &Path, model: &mut Model, rng: &mut
     log.set_high_watermark_follows_log_end(true);
     for _ in 0..rng.between(0, OPS_PER_CYCLE_MAX) {
         step(&log, model, rng, durability).await?;
+        if flavour.replication_checkpoint && rng.chance(30) {
+            let high_watermark = log.high_watermark();
+            let offsets = PartitionOffsets::from([(("topic".to_string(), 0), high_watermark)]);
+            OffsetCheckpointFile::write_on(&fs, &checkpoint_path, &offsets)
+                .map_err(|error| format!("replication checkpoint: {error}"))?;
+            trace(|| format!("replication checkpoint {high_watermark}"));
+            model.replication_checkpoint = Some(high_watermark);
+        }
         let (start, high_watermark, end) = (
             log.log_start_offset(),
             log.high_watermark(),
@@ -176,6 +231,14 @@ async fn run_cycle(disk: &Arc<SimDisk>, dir: &Path, model: &mut Model, rng: &mut
         log.close()
             .await
             .map_err(|error| format!("clean close failed: {error}"))?;
+        if let Some(log_dir) = &log_dir {
+            let closed = log_dir
+                .close()
+                .map_err(|error| format!("log dir close failed: {error}"))?;
+            if closed != LogDirClose::MarkedClean {
+                return Err(format!("the log dir closed {closed:?}"));
+            }
+        }
         model.mark_durable_below(i64::MAX);
         model.expect_clean = true;
     } else {
@@ -660,15 +723,20 @@ async fn check_indexes(log: &PartitionLog) -> Check {
 }
 
 /// Runs one history: a fresh disk, `cycles` crash-recover cycles. Errors name the cycle.
-async fn run_history(seed: u64, cycles: u64, faults: SimFaults) -> std::result::Result<(), String> {
+async fn run_history(
+    seed: u64,
+    cycles: u64,
+    faults: SimFaults,
+    flavour: Flavour,
+) -> std::result::Result<(), String> {
+    trace(|| format!("history {seed}: {flavour:?}"));
     let mut rng = SimRng::new(seed);
     let root = PathBuf::from("/sim");
-    let dir = root.join("topic-0");
     let disk = SimDisk::new(&root);
     disk.set_faults(faults);
     let mut model = Model::default();
     for cycle in 0..cycles {
-        run_cycle(&disk, &dir, &mut model, &mut rng)
+        run_cycle(&disk, &root, &mut model, &mut rng, flavour)
             .await
             .map_err(|error| format!("cycle {cycle}: {error}"))?;
     }
@@ -684,7 +752,14 @@ fn crash_simulation_every_promise_holds_across_crash_recover_cycles() {
     let started = std::time::Instant::now();
     if let Some(seed) = env_u64("STROM_SIM_SEED") {
         super::tests::run(async {
-            if let Err(error) = run_history(seed, CYCLES_PER_HISTORY, SimFaults::default()).await {
+            if let Err(error) = run_history(
+                seed,
+                CYCLES_PER_HISTORY,
+                SimFaults::default(),
+                Flavour::of(seed),
+            )
+            .await
+            {
                 panic!("seed {seed}: {error}\n{}", reproduce_hint(seed));
             }
         });
@@ -696,7 +771,14 @@ fn crash_simulation_every_promise_holds_across_crash_recover_cycles() {
     super::tests::run(async {
         for history in 0..histories {
             let seed = first_seed + history;
-            if let Err(error) = run_history(seed, CYCLES_PER_HISTORY, SimFaults::default()).await {
+            if let Err(error) = run_history(
+                seed,
+                CYCLES_PER_HISTORY,
+                SimFaults::default(),
+                Flavour::of(seed),
+            )
+            .await
+            {
                 panic!("seed {seed}: {error}\n{}", reproduce_hint(seed));
             }
         }
@@ -719,7 +801,9 @@ fn crash_simulation_catches_a_sync_that_does_not_sync() {
     };
     let caught = super::tests::run(async {
         for seed in 0..50 {
-            if let Err(error) = run_history(seed, CYCLES_PER_HISTORY, faults).await {
+            if let Err(error) =
+                run_history(seed, CYCLES_PER_HISTORY, faults, Flavour::of(seed)).await
+            {
                 return Some((seed, error));
             }
         }
@@ -732,10 +816,18 @@ fn crash_simulation_catches_a_sync_that_does_not_sync() {
     );
 }
 
-/// Replays one history that once found an engine bug; it must pass now.
+/// Replays one history that once found an engine bug (with the work the simulation did then:
+/// no flavour); it must pass now.
 fn replay(seed: u64) {
     super::tests::run(async {
-        if let Err(error) = run_history(seed, CYCLES_PER_HISTORY, SimFaults::default()).await {
+        if let Err(error) = run_history(
+            seed,
+            CYCLES_PER_HISTORY,
+            SimFaults::default(),
+            Flavour::default(),
+        )
+        .await
+        {
             panic!("seed {seed}: {error}\n{}", reproduce_hint(seed));
         }
     });
