@@ -73,6 +73,14 @@ struct Model {
     /// The high watermark last written to the replication-offset checkpoint (written durably,
     /// so exactly this must be read back).
     replication_checkpoint: Option<i64>,
+    flavour: Flavour,
+    /// Compacted histories: the high watermark as the (simulated) replica owner last set it.
+    /// It only grows, is never past the durable offset, and truncation never goes below it —
+    /// what replication guarantees and compaction relies on (it removes a record only for a
+    /// later one below the high watermark, which no truncation may take away).
+    committed: i64,
+    /// Numbers the values of keyed records (compacted histories), so each is unique.
+    next_value_id: u64,
 }
 
 /// What a history exercises beyond the core mix. Drawn from the seed by its own generator, so
@@ -85,6 +93,9 @@ struct Flavour {
     log_dir: bool,
     /// Write the log dir's `replication-offset-checkpoint` now and then.
     replication_checkpoint: bool,
+    /// `cleanup.policy=compact` with keyed records and compaction passes (whose segment swaps
+    /// crash like everything else); the checker then allows what compaction may do.
+    compact: bool,
 }
 
 impl Flavour {
@@ -93,6 +104,7 @@ impl Flavour {
         Flavour {
             log_dir: rng.chance(30),
             replication_checkpoint: rng.chance(50),
+            compact: rng.chance(30),
         }
     }
 }
@@ -163,7 +175,11 @@ async fn run_cycle(
     flavour: Flavour,
 ) -> Check {
     let dir = root.join("topic-0");
-    let config = random_config(rng);
+    let mut config = random_config(rng);
+    if flavour.compact {
+        config.cleanup_policy = CleanupPolicy::Compact;
+        config.min_cleanable_dirty_ratio = 0.1;
+    }
     let durability = config.durability;
     let fs = Fs::Simulated(disk.fs());
     let log_dir = if flavour.log_dir {
@@ -202,7 +218,12 @@ async fn run_cycle(
         )
     });
     check_recovered(&log, model).await?;
-    log.set_high_watermark_follows_log_end(true);
+    if flavour.compact {
+        log.reset_high_watermark(model.committed);
+        model.committed = log.high_watermark();
+    } else {
+        log.set_high_watermark_follows_log_end(true);
+    }
     for _ in 0..rng.between(0, OPS_PER_CYCLE_MAX) {
         step(&log, model, rng, durability).await?;
         if flavour.replication_checkpoint && rng.chance(30) {
@@ -261,6 +282,24 @@ async fn step(
     rng: &mut SimRng,
     durability: Durability,
 ) -> Check {
+    if model.flavour.compact && rng.chance(20) {
+        let target = rng.between(
+            model.committed as u64,
+            log.durable_offset().max(model.committed) as u64,
+        );
+        log.set_high_watermark(target as i64);
+        model.committed = log.high_watermark();
+        trace(|| format!("high watermark {}", model.committed));
+        return Ok(());
+    }
+    if model.flavour.compact && rng.chance(12) {
+        let outcome = log
+            .compact(model.clock_ms)
+            .await
+            .map_err(|error| format!("compact: {error}"))?;
+        trace(|| format!("compact: {outcome:?}"));
+        return Ok(());
+    }
     match rng.below(100) {
         0..=39 => append_leader(log, model, rng, false).await,
         40..=49 => append_replicated(log, model, rng).await,
@@ -275,13 +314,22 @@ async fn step(
         }
         55..=62 => {
             let (start, next) = (log.log_start_offset(), log.next_offset());
-            let offset = rng.between(start as u64, next as u64) as i64;
+            // A compacted log is never truncated below its high watermark (see `committed`).
+            let lowest = if model.flavour.compact {
+                start.max(model.committed).min(next)
+            } else {
+                start
+            };
+            let offset = rng.between(lowest as u64, next as u64) as i64;
             truncate(log, model, offset).await
         }
         63..=64 => {
             // Below or at the log start: the whole log goes, a new one starts there.
             let start = log.log_start_offset();
             let offset = start - rng.below(3) as i64;
+            if model.flavour.compact && model.committed > offset.max(0) {
+                return Ok(());
+            }
             truncate(log, model, offset.max(0)).await
         }
         65..=72 => {
@@ -343,7 +391,9 @@ async fn truncate(log: &PartitionLog, model: &mut Model, offset: i64) -> Check {
     } else {
         // A batch holding `offset` in its middle goes whole.
         model.live.retain(|_, batch| batch.next_offset <= offset);
-        if let Some(kept_end) = model
+        if model.flavour.compact {
+            // Compaction may have emptied the batches the model still lists.
+        } else if let Some(kept_end) = model
             .live
             .values()
             .next_back()
@@ -360,8 +410,34 @@ async fn truncate(log: &PartitionLog, model: &mut Model, offset: i64) -> Check {
 }
 
 /// A random record set of one or two batches.
-fn record_set(rng: &mut SimRng, clock_ms: i64) -> Bytes {
+fn record_set(rng: &mut SimRng, model: &mut Model) -> Bytes {
+    let clock_ms = model.clock_ms;
     let mut bytes = Vec::new();
+    if model.flavour.compact {
+        for _ in 0..rng.between(1, 2) {
+            // Few keys, so compaction finds older values to remove; unique values, so every
+            // record is recognisable; no tombstones (they may go after delete.retention.ms).
+            let records: Vec<(Vec<u8>, Vec<u8>)> = (0..rng.between(1, 4))
+                .map(|_| {
+                    model.next_value_id += 1;
+                    let padding = "x".repeat(rng.below(60) as usize);
+                    (
+                        format!("k{}", rng.below(6)).into_bytes(),
+                        format!("v{}{padding}", model.next_value_id).into_bytes(),
+                    )
+                })
+                .collect();
+            let keyed: Vec<crate::batch::build::KeyValue<'_>> = records
+                .iter()
+                .map(|(key, value)| (Some(key.as_slice()), Some(value.as_slice())))
+                .collect();
+            bytes.extend(crate::batch::build::build_keyed_batch(
+                &keyed,
+                clock_ms - rng.below(20) as i64,
+            ));
+        }
+        return Bytes::from(bytes);
+    }
     for _ in 0..rng.between(1, 2) {
         let count = rng.between(1, 4) as i32;
         let value_bytes = rng.between(0, 150) as usize;
@@ -396,7 +472,7 @@ async fn append_leader(
     wait_written: bool,
 ) -> Check {
     model.clock_ms += rng.between(1, 30) as i64;
-    let record_set = record_set(rng, model.clock_ms);
+    let record_set = record_set(rng, model);
     let receipt = log
         .append(record_set.clone(), model.epoch)
         .await
@@ -433,7 +509,7 @@ async fn append_replicated(log: &PartitionLog, model: &mut Model, rng: &mut SimR
         model.epoch += 1;
     }
     model.clock_ms += rng.between(1, 30) as i64;
-    let original = record_set(rng, model.clock_ms);
+    let original = record_set(rng, model);
     let mut bytes = Vec::with_capacity(original.len());
     let mut base = log.next_offset();
     let mut batches = Vec::new();
@@ -517,9 +593,38 @@ async fn check_recovered(log: &PartitionLog, model: &mut Model) -> Check {
         ));
     }
     let batches = read_back(log).await?;
+    if model.flavour.compact {
+        check_compacted(&batches, model, log_start, log_end)?;
+    } else {
+        check_exact(&batches, model, log_start, log_end)?;
+    }
+    check_leader_epochs(log, &batches, log_start, log_end)?;
+    check_indexes(log).await?;
+    // What survived is on disk now: the next crash must keep it.
+    model.live = batches
+        .into_iter()
+        .map(|batch| {
+            (
+                batch.base,
+                ModelBatch {
+                    next_offset: batch.next,
+                    bytes: batch.bytes,
+                    durable: true,
+                },
+            )
+        })
+        .collect();
+    model.durable_log_start = log_start;
+    model.epoch = model.epoch.max(log.latest_leader_epoch().unwrap_or(0));
+    Ok(())
+}
+
+/// The checks of a log that is never compacted: contiguous, every batch one that was appended
+/// there, every durable batch there byte for byte.
+fn check_exact(batches: &[ReadBatch], model: &Model, log_start: i64, log_end: i64) -> Check {
     // Contiguity: from the batch holding the log start to the log end, no gap, no overlap.
     let mut expected_base: Option<i64> = None;
-    for batch in &batches {
+    for batch in batches {
         match expected_base {
             None if batch.base > log_start || batch.next <= log_start => {
                 return Err(format!(
@@ -572,24 +677,94 @@ async fn check_recovered(log: &PartitionLog, model: &mut Model) -> Check {
             }
         }
     }
-    check_leader_epochs(log, &batches, log_start, log_end)?;
-    check_indexes(log).await?;
-    // What survived is on disk now: the next crash must keep it.
-    model.live = batches
-        .into_iter()
-        .map(|batch| {
-            (
-                batch.base,
-                ModelBatch {
-                    next_offset: batch.next,
-                    bytes: batch.bytes,
-                    durable: true,
-                },
-            )
+    Ok(())
+}
+
+/// The records of a batch: (absolute offset, key, the record's bytes).
+fn records_of(batch: &[u8]) -> std::result::Result<Vec<(i64, Vec<u8>, Vec<u8>)>, String> {
+    let header = BatchHeader::parse(batch).map_err(|error| error.to_string())?;
+    crate::batch::RecordEntries::new(batch)
+        .map(|entry| {
+            let entry =
+                entry.map_err(|error| format!("batch at {}: {error}", header.base_offset))?;
+            Ok((
+                header.base_offset + i64::from(entry.offset_delta),
+                entry.key.unwrap_or_default().to_vec(),
+                entry.bytes.to_vec(),
+            ))
         })
-        .collect();
-    model.durable_log_start = log_start;
-    model.epoch = model.epoch.max(log.latest_leader_epoch().unwrap_or(0));
+        .collect()
+}
+
+/// The checks of a compacted log: batches in offset order without overlap (compaction leaves
+/// gaps); every batch one that was appended there, or a cleaned copy of one (same offsets, a
+/// subset of its records, a valid CRC); and every durable record still there unless a later
+/// record with its key is.
+fn check_compacted(batches: &[ReadBatch], model: &Model, log_start: i64, log_end: i64) -> Check {
+    let mut previous_end: Option<i64> = None;
+    let mut found: HashMap<i64, (Vec<u8>, Vec<u8>)> = HashMap::new();
+    let mut latest_by_key: HashMap<Vec<u8>, i64> = HashMap::new();
+    for batch in batches {
+        if previous_end.is_some_and(|end| batch.base < end) || batch.next <= log_start {
+            return Err(format!(
+                "batch [{}, {}) overlaps the one before or lies below the log start {log_start}",
+                batch.base, batch.next
+            ));
+        }
+        previous_end = Some(batch.next);
+        let appended = model.ever.get(&batch.base);
+        let exact = appended.is_some_and(|appended| appended.contains(&batch.bytes));
+        if !exact {
+            crate::batch::validate_stored_batch(&batch.bytes)
+                .map_err(|error| format!("cleaned batch at {}: {error}", batch.base))?;
+            let records = records_of(&batch.bytes)?;
+            let is_cleaned_copy = appended.is_some_and(|appended| {
+                appended.iter().any(|original| {
+                    let same_offsets = BatchHeader::parse(original)
+                        .is_ok_and(|header| header.next_offset() == batch.next);
+                    let original_records = records_of(original).unwrap_or_default();
+                    same_offsets
+                        && records
+                            .iter()
+                            .all(|record| original_records.contains(record))
+                })
+            });
+            if !is_cleaned_copy {
+                return Err(format!(
+                    "batch at offset {} is neither an appended batch nor a cleaned copy of one",
+                    batch.base
+                ));
+            }
+        }
+        for (offset, key, bytes) in records_of(&batch.bytes)? {
+            let latest = latest_by_key.entry(key.clone()).or_insert(offset);
+            *latest = (*latest).max(offset);
+            found.insert(offset, (key, bytes));
+        }
+    }
+    if previous_end.is_some_and(|end| end > log_end) {
+        return Err(format!("batches run past the log end {log_end}"));
+    }
+    for batch in model.live.values().filter(|batch| batch.durable) {
+        for (offset, key, bytes) in records_of(&batch.bytes)? {
+            match found.get(&offset) {
+                Some((_, found_bytes)) if *found_bytes == bytes => {}
+                Some(_) => return Err(format!("durable record at {offset} changed")),
+                None if offset < log_start => {}
+                None => {
+                    let superseded = latest_by_key
+                        .get(&key)
+                        .is_some_and(|latest| *latest > offset);
+                    if !superseded {
+                        return Err(format!(
+                            "durable record at {offset} (key {}) is lost and nothing later has its key",
+                            String::from_utf8_lossy(&key)
+                        ));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -697,10 +872,12 @@ async fn check_indexes(log: &PartitionLog) -> Check {
                 return Err(format!("segment {base}: time index timestamps do not grow"));
             }
             last_timestamp = entry.timestamp_ms;
-            if !starts
+            // The segment's base is a valid place to start a scan even when compaction removed
+            // the batch there (a sealed segment's last entry may name it).
+            let names_a_batch = starts
                 .iter()
-                .any(|&(_, batch_base, _)| batch_base == offset)
-            {
+                .any(|&(_, batch_base, _)| batch_base == offset);
+            if !(names_a_batch || entry.relative_offset == 0) {
                 return Err(format!(
                     "segment {base}: time index entry ({}, {offset}) names no batch",
                     entry.timestamp_ms
@@ -734,7 +911,10 @@ async fn run_history(
     let root = PathBuf::from("/sim");
     let disk = SimDisk::new(&root);
     disk.set_faults(faults);
-    let mut model = Model::default();
+    let mut model = Model {
+        flavour,
+        ..Model::default()
+    };
     for cycle in 0..cycles {
         run_cycle(&disk, &root, &mut model, &mut rng, flavour)
             .await

@@ -79,25 +79,15 @@ impl PartitionLog {
             (base, segment.file.clone(), scan_from, segment.written_bytes)
         };
         let mut cut_position = end;
-        let mut cut_base = None;
         scan_batches(&file, scan_from, end, |batch| {
             if batch.header.last_offset() >= offset {
                 cut_position = batch.position;
-                cut_base = Some(batch.header.base_offset);
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
         })
         .await?;
-        if cut_base.is_some_and(|base| base < log_start) {
-            // The batch to remove also holds the log start (DeleteRecords moved it into the
-            // batch's middle): cutting it would end the log below its start, breaking
-            // `log start <= log end`. Nothing from the log start on survives anyway, and the
-            // log start never moves back, so the log starts over, empty, at `offset` (found by
-            // the crash simulation, seed 1592590338).
-            return self.truncate_fully_and_start_at(offset).await;
-        }
         file.set_len(cut_position)
             .context(|| format!("truncate segment {base}"))?;
         // Durable before anything new is: otherwise a crash could bring the cut batches back
@@ -118,6 +108,15 @@ impl PartitionLog {
         )
         .await?;
         let new_end = segment.next_offset;
+        if new_end < log_start {
+            // Nothing from the log start on is left: the batch removed held the log start
+            // (DeleteRecords moved it into the batch's middle), or compaction had removed
+            // every batch between the log start and the cut. Ending the log there would put
+            // its end below its start; since the log start never moves back, the log starts
+            // over, empty, at `offset` (found by the crash simulation, seeds 1592590338 and
+            // 1592590346).
+            return self.truncate_fully_and_start_at(offset).await;
+        }
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             let later = state.segments.split_off(&(base + 1));
