@@ -14,11 +14,45 @@ use super::op::submit;
 /// Upper bound of iovecs in one `writev` (Linux's IOV_MAX is 1024).
 pub const WRITEV_IOVECS_MAX: usize = 1024;
 
+#[cfg(any(test, feature = "simulation"))]
+type SimHandle = super::sim::SimFile;
+
+/// Without the simulation, no simulated file can exist: an uninhabited type whose methods the
+/// compiler knows are never called, so the `if let Some(sim)` tests vanish from the real path.
+#[cfg(not(any(test, feature = "simulation")))]
+enum SimHandle {}
+
+#[cfg(not(any(test, feature = "simulation")))]
+impl SimHandle {
+    fn write_at(&self, _: &[Bytes], _: u64) -> io::Result<()> {
+        match *self {}
+    }
+    fn read_at(&self, _: &mut Vec<u8>, _: u64, _: usize) -> io::Result<usize> {
+        match *self {}
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        match *self {}
+    }
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        match *self {}
+    }
+    fn len_bytes(&self) -> io::Result<u64> {
+        match *self {}
+    }
+}
+
 /// A file that can be shared across shards (`Send + Sync`). Each clone keeps the descriptor
 /// open, so a segment deleted by retention stays readable by a fetch already transferring it.
+///
+/// In crash tests it may instead be a file on a simulated disk ([`super::sim`]). Without
+/// `cfg(test)` or the `simulation` feature that variant does not exist, so every `match` below
+/// has one arm and compiles to exactly the real I/O; with it, each operation costs one
+/// predictable branch.
 #[derive(Debug, Clone)]
 pub struct SharedFile {
     file: Arc<File>,
+    #[cfg(any(test, feature = "simulation"))]
+    simulated: Option<Arc<super::sim::SimFile>>,
 }
 
 struct WriteVectored {
@@ -37,16 +71,46 @@ impl SharedFile {
     pub fn new(file: File) -> Self {
         SharedFile {
             file: Arc::new(file),
+            #[cfg(any(test, feature = "simulation"))]
+            simulated: None,
+        }
+    }
+
+    /// A file on a simulated disk. Its descriptor is a placeholder (`/dev/null`): splicing or
+    /// sending it to a socket is not supported (the simulation tests the log, not sockets).
+    #[cfg(any(test, feature = "simulation"))]
+    pub fn simulated(file: super::sim::SimFile) -> io::Result<Self> {
+        Ok(SharedFile {
+            file: Arc::new(File::open("/dev/null")?),
+            simulated: Some(Arc::new(file)),
+        })
+    }
+
+    /// The simulated file behind this handle, if it is one.
+    #[inline(always)]
+    fn sim(&self) -> Option<&SimHandle> {
+        #[cfg(any(test, feature = "simulation"))]
+        {
+            self.simulated.as_deref()
+        }
+        #[cfg(not(any(test, feature = "simulation")))]
+        {
+            None
         }
     }
 
     pub fn raw_fd(&self) -> RawFd {
+        assert!(
+            self.sim().is_none(),
+            "a simulated file has no descriptor to splice or send"
+        );
         self.file.as_raw_fd()
     }
 
     /// The std handle, for metadata operations that io_uring does not need to make async
     /// (length, truncation).
     pub fn std(&self) -> &File {
+        assert!(self.sim().is_none(), "a simulated file has no std handle");
         &self.file
     }
 
@@ -62,6 +126,9 @@ impl SharedFile {
             "writev of {} buffers",
             bufs.len()
         );
+        if let Some(sim) = self.sim() {
+            return sim.write_at(&bufs, position);
+        }
         bufs.retain(|buf| !buf.is_empty());
         while !bufs.is_empty() {
             let iovecs = iovecs_of(&bufs);
@@ -102,6 +169,9 @@ impl SharedFile {
         bufs: &[Bytes],
         mut position: u64,
     ) -> io::Result<()> {
+        if let Some(sim) = self.sim() {
+            return sim.write_at(bufs, position);
+        }
         let mut iovecs = iovecs_of(bufs);
         iovecs.retain(|iovec| iovec.iov_len > 0);
         let mut first = 0usize;
@@ -158,6 +228,10 @@ impl SharedFile {
         position: u64,
         len_bytes: usize,
     ) -> (io::Result<usize>, Vec<u8>) {
+        if let Some(sim) = self.sim() {
+            let result = sim.read_at(&mut buf, position, len_bytes);
+            return (result, buf);
+        }
         buf.reserve(len_bytes);
         let start = buf.len();
         // SAFETY: reserve guarantees `len_bytes` of spare capacity after `start`.
@@ -204,6 +278,9 @@ impl SharedFile {
 
     /// `fdatasync(2)` through io_uring.
     pub async fn sync_data(&self) -> io::Result<()> {
+        if let Some(sim) = self.sim() {
+            return sim.sync_data();
+        }
         let entry = opcode::Fsync::new(types::Fd(self.raw_fd()))
             .flags(types::FsyncFlags::DATASYNC)
             .build();
@@ -214,11 +291,17 @@ impl SharedFile {
 
     /// Truncates or extends the file to `len_bytes` (a rare metadata operation, done inline).
     pub fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        if let Some(sim) = self.sim() {
+            return sim.set_len(len_bytes);
+        }
         self.file.set_len(len_bytes)
     }
 
     /// Current length of the file.
     pub fn len_bytes(&self) -> io::Result<u64> {
+        if let Some(sim) = self.sim() {
+            return sim.len_bytes();
+        }
         Ok(self.file.metadata()?.len())
     }
 }

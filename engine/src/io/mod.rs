@@ -1,17 +1,25 @@
 //! The engine's I/O layer: the only module that names `tokio_uring` or `io_uring`.
 //!
+//! Every file-system call of the log goes through [`Fs`], and reads, writes and syncs of open
+//! files through [`SharedFile`]: both are the real thing, or (in crash tests only, with
+//! `cfg(test)` or the `simulation` feature) a simulated disk that can lose power ([`sim`]).
+//!
 //! Files are plain `std::fs::File`s shared through [`SharedFile`] (an `Arc`), and every
 //! operation on them is a raw io_uring op that keeps the `Arc` (and its buffers) alive until the
 //! kernel completes it — also when the awaiting future is dropped. Because the handle is `Send`,
 //! a file range can be handed to another shard and transferred to a socket there.
 
 mod file;
+mod fs;
 mod iovec;
 mod op;
+#[cfg(any(test, feature = "simulation"))]
+pub mod sim;
 mod socket;
 mod splice;
 
 pub use file::{SharedFile, WRITEV_IOVECS_MAX};
+pub use fs::{Fs, OpenMode};
 pub use socket::write_all_vectored;
 pub use splice::{copy_to_socket, splice_to_socket, Pipe};
 

@@ -387,7 +387,7 @@ impl PartitionLog {
     /// entry is added, and once it is synced its indexes are persisted and the recovery point
     /// moves to the new segment (see the syncer).
     fn roll(&self, base_offset: i64) -> Result<()> {
-        let segment = Segment::create(&self.dir, base_offset)?;
+        let segment = Segment::create(&self.fs, &self.dir, base_offset)?;
         let mut state = self.state.borrow_mut();
         if let Some(old) = state.segments.values_mut().next_back() {
             old.seal_time_index();
@@ -512,7 +512,7 @@ impl PartitionLog {
             advanced
         };
         if advanced {
-            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+            checkpoint::write_offset(&self.fs, &self.dir, RECOVERY_POINT_FILE, offset)?;
         }
         Ok(())
     }

@@ -8,58 +8,64 @@
 //! Checkpoints are written atomically (temp file, fsync, rename, fsync directory). A checkpoint
 //! that does not parse is ignored with a warning: that only costs a longer recovery scan.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::io::Fs;
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 
 /// Writes `contents` to `dir/name` so that after a crash the file holds either the old or the
-/// new contents, never a mix.
-pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    write_atomically_with(dir, name, contents, true)
-}
-
-/// [`write_atomically`], with the fsyncs (of the file before the rename, and of the directory
-/// after it) only if `sync`: a log whose data is not synced (`Durability::None`) need not sync
-/// its checkpoints either; the rename alone still keeps a reader from seeing a torn file.
-pub fn write_atomically_with(dir: &Path, name: &str, contents: &[u8], sync: bool) -> Result<()> {
+/// new contents, never a mix: temp file, fdatasync, rename, fsync of the directory.
+pub fn write_atomically(fs: &Fs, dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let temp_path = dir.join(format!("{name}.tmp"));
     let final_path = dir.join(name);
-    let mut file =
-        std::fs::File::create(&temp_path).context(|| format!("create {}", temp_path.display()))?;
-    file.write_all(contents)
+    fs.write_file(&temp_path, contents, true)
         .context(|| format!("write {}", temp_path.display()))?;
-    if sync {
-        file.sync_data()
-            .context(|| format!("sync {}", temp_path.display()))?;
-    }
-    std::fs::rename(&temp_path, &final_path)
+    fs.rename(&temp_path, &final_path)
         .context(|| format!("rename to {}", final_path.display()))?;
-    if sync {
-        sync_dir(dir)?;
+    sync_dir(fs, dir)
+}
+
+/// Creates `dir` (and any missing parent) so that it survives a crash: a new directory's name
+/// is durable only once the directory holding it is synced, and without that a crash could
+/// take a whole new log with it — data synced into it included. Costs one directory sync per
+/// level created, nothing when `dir` exists.
+pub fn create_dir_durably(fs: &Fs, dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !fs.exists(ancestor))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)
+        .context(|| format!("create directory {}", dir.display()))?;
+    // Deepest first: each new directory's entry lives in its parent.
+    for created in missing {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(fs, parent)?;
+        }
     }
     Ok(())
 }
 
 /// Makes creations, renames and deletions in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|handle| handle.sync_all())
+pub fn sync_dir(fs: &Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir)
         .context(|| format!("sync directory {}", dir.display()))
 }
 
-pub fn write_offset(dir: &Path, name: &str, offset: i64) -> Result<()> {
-    write_atomically(dir, name, format!("{offset}\n").as_bytes())
+pub fn write_offset(fs: &Fs, dir: &Path, name: &str, offset: i64) -> Result<()> {
+    write_atomically(fs, dir, name, format!("{offset}\n").as_bytes())
 }
 
 /// Reads an offset checkpoint; `None` if it is missing or unreadable.
-pub fn read_offset(dir: &Path, name: &str) -> Option<i64> {
+pub fn read_offset(fs: &Fs, dir: &Path, name: &str) -> Option<i64> {
     let path = dir.join(name);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match fs.read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
         Err(error) => {
@@ -83,10 +89,14 @@ mod tests {
     #[test]
     fn offsets_round_trip_and_garbage_is_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read_offset(dir.path(), RECOVERY_POINT_FILE), None);
-        write_offset(dir.path(), RECOVERY_POINT_FILE, 1234).expect("write");
-        assert_eq!(read_offset(dir.path(), RECOVERY_POINT_FILE), Some(1234));
+        let fs = Fs::Real;
+        assert_eq!(read_offset(&fs, dir.path(), RECOVERY_POINT_FILE), None);
+        write_offset(&fs, dir.path(), RECOVERY_POINT_FILE, 1234).expect("write");
+        assert_eq!(
+            read_offset(&fs, dir.path(), RECOVERY_POINT_FILE),
+            Some(1234)
+        );
         std::fs::write(dir.path().join(RECOVERY_POINT_FILE), b"12x").expect("write garbage");
-        assert_eq!(read_offset(dir.path(), RECOVERY_POINT_FILE), None);
+        assert_eq!(read_offset(&fs, dir.path(), RECOVERY_POINT_FILE), None);
     }
 }

@@ -67,7 +67,7 @@ use crate::batch::{
     LOG_OVERHEAD_BYTES,
 };
 use crate::error::{Error, IoContext, Result};
-use crate::io::SharedFile;
+use crate::io::{Fs, OpenMode, SharedFile};
 
 /// Memory one pass may spend on its offset map: key bytes plus a per-entry estimate.
 pub const OFFSET_MAP_BYTES_MAX: usize = 64 << 20;
@@ -268,7 +268,7 @@ impl PartitionLog {
                 Ok(Cleaned::Replaced(segment, tally)) => (Some(segment), tally),
                 Ok(Cleaned::Emptied(tally)) => (None, tally),
                 Err(error) => {
-                    remove_cleaned_files(&self.dir, base);
+                    remove_cleaned_files(&self.fs, &self.dir, base);
                     return self.abandoned_or(error, &plan, outcome);
                 }
             };
@@ -283,7 +283,7 @@ impl PartitionLog {
             }
             let deleted = replacement.is_none();
             let swapped = self.swap_in(planned, plan.truncations, replacement);
-            remove_cleaned_files(&self.dir, base);
+            remove_cleaned_files(&self.fs, &self.dir, base);
             if !swapped? {
                 tracing::info!(
                     dir = %self.dir.display(),
@@ -441,7 +441,7 @@ impl PartitionLog {
             }
             if output.is_none() {
                 // The first change: what came before it is copied as is.
-                output = Some(CleanedWriter::start(&self.dir, planned, position).await?);
+                output = Some(CleanedWriter::start(&self.fs, &self.dir, planned, position).await?);
             }
             if let (BatchAction::Rewrite(rewritten), Some(output)) = (action, output.as_mut()) {
                 output.push(&rewritten).await?;
@@ -475,7 +475,7 @@ impl PartitionLog {
         segment.seal_time_index();
         segment
             .index_snapshot()
-            .write_as(&self.dir, CLEANED_SUFFIX)
+            .write_as(&self.fs, &self.dir, CLEANED_SUFFIX)
             .await?;
         Ok(Cleaned::Replaced(segment, tally))
     }
@@ -512,12 +512,12 @@ impl PartitionLog {
         }
         // The old indexes go first, durably: a log is never paired with the other's indexes.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            remove_if_exists(&segment_path(&self.dir, base, suffix))?;
+            remove_if_exists(&self.fs, &segment_path(&self.dir, base, suffix))?;
         }
-        checkpoint::sync_dir(&self.dir)?;
+        checkpoint::sync_dir(&self.fs, &self.dir)?;
         let log_path = segment_path(&self.dir, base, LOG_SUFFIX);
         let Some(mut segment) = cleaned else {
-            remove_if_exists(&log_path)?;
+            remove_if_exists(&self.fs, &log_path)?;
             let moved_start = {
                 let mut state = self.state.borrow_mut();
                 state.segments.remove(&base);
@@ -528,14 +528,15 @@ impl PartitionLog {
                 }
                 (state.log_start_offset != old_start).then_some(state.log_start_offset)
             };
-            checkpoint::sync_dir(&self.dir)?;
+            checkpoint::sync_dir(&self.fs, &self.dir)?;
             if let Some(start) = moved_start {
-                checkpoint::write_offset(&self.dir, LOG_START_FILE, start)?;
+                checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, start)?;
                 self.trim_leader_epochs_to_log_start()?;
             }
             return Ok(true);
         };
-        std::fs::rename(cleaned_path(&self.dir, base, LOG_SUFFIX), &log_path)
+        self.fs
+            .rename(&cleaned_path(&self.dir, base, LOG_SUFFIX), &log_path)
             .context(|| format!("rename cleaned segment to {}", log_path.display()))?;
         // The name now holds the new file: the in-memory segment follows at once.
         segment.index_dirty = false;
@@ -546,10 +547,10 @@ impl PartitionLog {
             // they do not, the indexes are rebuilt on open.
             state.dir_dirty = true;
         }
-        let synced = checkpoint::sync_dir(&self.dir);
+        let synced = checkpoint::sync_dir(&self.fs, &self.dir);
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let to = segment_path(&self.dir, base, suffix);
-            if let Err(error) = std::fs::rename(cleaned_path(&self.dir, base, suffix), &to) {
+            if let Err(error) = self.fs.rename(&cleaned_path(&self.dir, base, suffix), &to) {
                 tracing::warn!(path = %to.display(), %error, "cleaned index not renamed; it will be rebuilt on open");
             }
         }
@@ -812,17 +813,13 @@ struct CleanedWriter {
 impl CleanedWriter {
     /// Creates the file and copies the planned segment's first `copy_bytes` bytes (the batches
     /// before the first change) into it.
-    async fn start(dir: &Path, planned: &SegmentPlan, copy_bytes: u64) -> Result<Self> {
+    async fn start(fs: &Fs, dir: &Path, planned: &SegmentPlan, copy_bytes: u64) -> Result<Self> {
         let path = cleaned_path(dir, planned.base_offset, LOG_SUFFIX);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        let file = fs
+            .open(&path, OpenMode::Create { truncate: true })
             .context(|| format!("create {}", path.display()))?;
         let mut writer = CleanedWriter {
-            file: SharedFile::new(file),
+            file,
             position: 0,
             buffer: Vec::new(),
         };
@@ -880,8 +877,8 @@ fn cleaned_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
-fn remove_if_exists(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+fn remove_if_exists(fs: &Fs, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             Err(Error::io(format!("remove {}", path.display()), error))
         }
@@ -890,9 +887,9 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 }
 
 /// Removes the `.cleaned` files of one segment (best effort: open removes any left).
-fn remove_cleaned_files(dir: &Path, base_offset: i64) {
+fn remove_cleaned_files(fs: &Fs, dir: &Path, base_offset: i64) {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        if let Err(error) = remove_if_exists(&cleaned_path(dir, base_offset, suffix)) {
+        if let Err(error) = remove_if_exists(fs, &cleaned_path(dir, base_offset, suffix)) {
             tracing::warn!(%error, "could not remove a compaction temp file");
         }
     }
@@ -900,19 +897,15 @@ fn remove_cleaned_files(dir: &Path, base_offset: i64) {
 
 /// Deletes the `.cleaned` files a compaction pass left (a crash before its swap): the segments
 /// they were to replace are intact.
-pub(super) fn remove_stray_cleaned_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+pub(super) fn remove_stray_cleaned_files(fs: &Fs, dir: &Path) {
+    let Ok(names) = fs.list_dir(dir) else {
         return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name
-            .to_str()
-            .is_some_and(|name| name.ends_with(CLEANED_SUFFIX))
-        {
-            let path = entry.path();
+    for name in names {
+        if name.ends_with(CLEANED_SUFFIX) {
+            let path = dir.join(&name);
             tracing::info!(path = %path.display(), "removing an unfinished compaction file");
-            if let Err(error) = remove_if_exists(&path) {
+            if let Err(error) = remove_if_exists(fs, &path) {
                 tracing::warn!(%error, "could not remove an unfinished compaction file");
             }
         }

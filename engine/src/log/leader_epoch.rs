@@ -24,9 +24,10 @@ use std::path::Path;
 use super::checkpoint;
 use super::scan::scan_batches;
 use super::segment::Segment;
-use super::{Durability, PartitionLog};
+use super::PartitionLog;
 use crate::batch::BatchHeader;
 use crate::error::Result;
+use crate::io::Fs;
 
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 
@@ -223,25 +224,25 @@ impl LeaderEpochCache {
     }
 }
 
-/// Writes the cache's checkpoint atomically; fsynced unless the log's durability is `None`
-/// (as the log's data itself).
-pub(super) fn write_checkpoint(
-    dir: &Path,
-    cache: &LeaderEpochCache,
-    durability: Durability,
-) -> Result<()> {
-    checkpoint::write_atomically_with(
+/// Writes the cache's checkpoint atomically and durably, whatever the log's durability (as
+/// Kafka does). Under `durability=none` the data is not synced, but data that does survive a
+/// crash must not meet an older checkpoint: after a full truncation and new appends, a stale
+/// one names epochs that start after batches it knows nothing of, and open's check (which
+/// reads only the last batch) accepts it (found by the crash simulation, seed 1592590500).
+/// Epoch changes are rare (a leader election, a truncation), so the fsync costs little.
+pub(super) fn write_checkpoint(fs: &Fs, dir: &Path, cache: &LeaderEpochCache) -> Result<()> {
+    checkpoint::write_atomically(
+        fs,
         dir,
         LEADER_EPOCH_CHECKPOINT_FILE,
         cache.encode().as_bytes(),
-        durability != Durability::None,
     )
 }
 
 /// Reads the checkpoint; `None` (with a warning) if it is missing, unreadable or malformed.
-fn read_checkpoint(dir: &Path) -> Option<LeaderEpochCache> {
+fn read_checkpoint(fs: &Fs, dir: &Path) -> Option<LeaderEpochCache> {
     let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match fs.read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
         Err(error) => {
@@ -296,13 +297,13 @@ async fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<LeaderEpochCache> 
 /// batches; trimmed to `[log_start_offset, log_end_offset]` and written back if that changed
 /// anything.
 pub(super) async fn load(
+    fs: &Fs,
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
     log_start_offset: i64,
     log_end_offset: i64,
-    durability: Durability,
 ) -> Result<LeaderEpochCache> {
-    let stored = read_checkpoint(dir);
+    let stored = read_checkpoint(fs, dir);
     let mut cache = stored.clone().unwrap_or_default();
     // An epoch started at the log end with nothing written yet is kept (a leader that has not
     // appended); anything past the end was never written.
@@ -328,7 +329,7 @@ pub(super) async fn load(
     }
     cache.truncate_from_start(log_start_offset);
     if stored.as_ref() != Some(&cache) {
-        write_checkpoint(dir, &cache, durability)?;
+        write_checkpoint(fs, dir, &cache)?;
     }
     Ok(cache)
 }
@@ -377,11 +378,8 @@ impl PartitionLog {
 
     /// Writes the epoch checkpoint (after a change).
     pub(super) fn persist_leader_epochs(&self) -> Result<()> {
-        let (cache, durability) = {
-            let state = self.state.borrow();
-            (state.leader_epochs.clone(), state.config.durability)
-        };
-        write_checkpoint(&self.dir, &cache, durability)
+        let cache = self.state.borrow().leader_epochs.clone();
+        write_checkpoint(&self.fs, &self.dir, &cache)
     }
 
     /// Drops epoch entries below a moved log start, and persists them if that changed them.

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::checkpoint::{self, CLEAN_SHUTDOWN_FILE};
 use crate::error::{Error, IoContext, Result};
+use crate::io::Fs;
 
 /// Who records a partition log's clean shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +64,10 @@ pub enum LogDirClose {
 /// One log dir for the life of a broker process. Shared by all shards (`Send + Sync`).
 pub struct LogDir {
     root: PathBuf,
+    fs: Fs,
     /// Opened at start and kept: `syncfs` on it reports write-back errors since it was opened.
-    handle: std::fs::File,
+    /// `None` on a simulated disk, which syncs without a descriptor.
+    handle: Option<std::fs::File>,
     was_clean: bool,
     /// Set when some partition failed to open or close; no marker is written then.
     unclean: AtomicBool,
@@ -74,11 +77,22 @@ impl LogDir {
     /// Opens the log dir at start, before any of its partitions: notes whether the last
     /// shutdown was clean and removes the marker durably.
     pub fn open(root: &Path) -> Result<LogDir> {
-        std::fs::create_dir_all(root).context(|| format!("create log dir {}", root.display()))?;
-        let handle =
-            std::fs::File::open(root).context(|| format!("open log dir {}", root.display()))?;
+        Self::open_on(Fs::Real, root)
+    }
+
+    /// [`LogDir::open`] on the file system `fs` (a simulated disk in crash tests).
+    pub fn open_on(fs: Fs, root: &Path) -> Result<LogDir> {
+        fs.create_dir_all(root)
+            .context(|| format!("create log dir {}", root.display()))?;
+        let handle = match fs {
+            Fs::Real => Some(
+                std::fs::File::open(root).context(|| format!("open log dir {}", root.display()))?,
+            ),
+            #[cfg(any(test, feature = "simulation"))]
+            Fs::Simulated(_) => None,
+        };
         let marker = root.join(CLEAN_SHUTDOWN_FILE);
-        let was_clean = match std::fs::remove_file(&marker) {
+        let was_clean = match fs.remove_file(&marker) {
             Ok(()) => true,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
             Err(source) => {
@@ -90,10 +104,11 @@ impl LogDir {
         };
         if was_clean {
             // Durable before any partition opens, so an append can never be covered by it.
-            checkpoint::sync_dir(root)?;
+            checkpoint::sync_dir(&fs, root)?;
         }
         Ok(LogDir {
             root: root.to_path_buf(),
+            fs,
             handle,
             was_clean,
             unclean: AtomicBool::new(false),
@@ -133,8 +148,17 @@ impl LogDir {
             tracing::warn!(log_dir = %self.root.display(), "not every partition closed cleanly; the next start recovers them");
             return Ok(LogDirClose::LeftUnclean);
         }
-        sync_file_system(&self.handle).context(|| format!("syncfs {}", self.root.display()))?;
-        checkpoint::write_atomically(&self.root, CLEAN_SHUTDOWN_FILE, b"")?;
+        match (&self.fs, &self.handle) {
+            (Fs::Real, Some(handle)) => {
+                sync_file_system(handle).context(|| format!("syncfs {}", self.root.display()))?
+            }
+            (Fs::Real, None) => unreachable!("a log dir on the real file system has a handle"),
+            #[cfg(any(test, feature = "simulation"))]
+            (Fs::Simulated(sim), _) => sim
+                .sync_all()
+                .context(|| format!("syncfs {}", self.root.display()))?,
+        }
+        checkpoint::write_atomically(&self.fs, &self.root, CLEAN_SHUTDOWN_FILE, b"")?;
         Ok(LogDirClose::MarkedClean)
     }
 }

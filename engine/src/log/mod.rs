@@ -109,6 +109,8 @@ struct LogState {
 /// One partition's log. Single-shard: use it behind an `Rc` on the shard that owns it.
 pub struct PartitionLog {
     dir: PathBuf,
+    /// The file system the log lives on (the real one, or a simulated disk in crash tests).
+    fs: crate::io::Fs,
     state: RefCell<LogState>,
     progress: watch::Sender<Progress>,
     /// The high watermark: what consumers may read up to. Kept apart from [`Progress`] so that a
@@ -284,6 +286,8 @@ impl PartitionLog {
     }
 }
 
+#[cfg(test)]
+mod crash_simulation_tests;
 #[cfg(test)]
 mod hot_path_tests;
 #[cfg(test)]

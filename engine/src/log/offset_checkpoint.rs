@@ -18,6 +18,7 @@ use std::path::Path;
 
 use super::checkpoint;
 use crate::error::{Error, IoContext, Result};
+use crate::io::Fs;
 
 pub const REPLICATION_OFFSET_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
@@ -34,7 +35,12 @@ impl OffsetCheckpointFile {
     /// Reads the file at `path`: an empty map if it does not exist (a new log dir), a
     /// [`Error::Corrupt`] naming the problem if it does not parse.
     pub fn read(path: &Path) -> Result<PartitionOffsets> {
-        let text = match std::fs::read_to_string(path) {
+        Self::read_on(&Fs::Real, path)
+    }
+
+    /// [`OffsetCheckpointFile::read`] on the file system `fs`.
+    pub fn read_on(fs: &Fs, path: &Path) -> Result<PartitionOffsets> {
+        let text = match fs.read_to_string(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(PartitionOffsets::new())
@@ -54,6 +60,11 @@ impl OffsetCheckpointFile {
 
     /// Writes `offsets` to `path` atomically and durably.
     pub fn write(path: &Path, offsets: &PartitionOffsets) -> Result<()> {
+        Self::write_on(&Fs::Real, path, offsets)
+    }
+
+    /// [`OffsetCheckpointFile::write`] on the file system `fs`.
+    pub fn write_on(fs: &Fs, path: &Path, offsets: &PartitionOffsets) -> Result<()> {
         let text = Self::encode(offsets).map_err(|detail| Error::Corrupt {
             what: "replication offset checkpoint",
             detail,
@@ -70,8 +81,9 @@ impl OffsetCheckpointFile {
         } else {
             dir
         };
-        std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
-        checkpoint::write_atomically(dir, name, text.as_bytes())
+        fs.create_dir_all(dir)
+            .context(|| format!("create {}", dir.display()))?;
+        checkpoint::write_atomically(fs, dir, name, text.as_bytes())
     }
 
     /// The file's text. Fails on a topic name the format cannot hold (empty, or with

@@ -33,6 +33,12 @@ impl OffsetIndex {
         (self.entries.len() * ENTRY_BYTES) as u64
     }
 
+    /// Every entry, oldest first (crash tests check each against the log).
+    #[cfg(test)]
+    pub fn entries(&self) -> &[OffsetEntry] {
+        &self.entries
+    }
+
     pub fn last(&self) -> Option<OffsetEntry> {
         self.entries.last().copied()
     }

@@ -21,7 +21,7 @@ use super::segment::{
 use super::time_index::TimeIndex;
 use super::{LogConfig, LogState, PartitionLog, Progress};
 use crate::error::{Error, IoContext, Result};
-use crate::io::SharedFile;
+use crate::io::{Fs, OpenMode, SharedFile};
 
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,25 +34,28 @@ pub struct OpenReport {
     pub indexes_rebuilt: usize,
 }
 
-fn open_segment_file(dir: &Path, base_offset: i64) -> Result<SharedFile> {
+fn open_segment_file(fs: &Fs, dir: &Path, base_offset: i64) -> Result<SharedFile> {
     let path = segment_path(dir, base_offset, super::segment::LOG_SUFFIX);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .context(|| format!("open segment {}", path.display()))?;
-    Ok(SharedFile::new(file))
+    fs.open(&path, OpenMode::Existing)
+        .context(|| format!("open segment {}", path.display()))
 }
 
 /// Loads a segment that needs no recovery, trusting its index files only if they are
 /// consistent with the log; otherwise they are rebuilt by a recovery scan.
-async fn load_segment(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Segment, bool)> {
-    let file = open_segment_file(dir, base_offset)?;
+async fn load_segment(
+    fs: &Fs,
+    dir: &Path,
+    base_offset: i64,
+    config: &LogConfig,
+) -> Result<(Segment, bool)> {
+    let file = open_segment_file(fs, dir, base_offset)?;
     let size_bytes = file
         .len_bytes()
         .context(|| format!("stat segment {base_offset}"))?;
-    let offset_bytes = std::fs::read(segment_path(dir, base_offset, INDEX_SUFFIX)).ok();
-    let time_bytes = std::fs::read(segment_path(dir, base_offset, TIME_INDEX_SUFFIX)).ok();
+    let offset_bytes = fs.read(&segment_path(dir, base_offset, INDEX_SUFFIX)).ok();
+    let time_bytes = fs
+        .read(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX))
+        .ok();
     if let (Some(offset_bytes), Some(time_bytes)) = (offset_bytes, time_bytes) {
         if let Ok(offset_index) = OffsetIndex::from_bytes(&offset_bytes, size_bytes.max(1)) {
             // Find the segment's end offset by stepping over the batches after the last entry.
@@ -120,14 +123,24 @@ impl PartitionLog {
         config: LogConfig,
         scope: ShutdownScope,
     ) -> Result<(Rc<Self>, OpenReport)> {
+        Self::open_on(Fs::Real, dir, config, scope).await
+    }
+
+    /// [`PartitionLog::open_in`] on the file system `fs` (a simulated disk in crash tests).
+    pub async fn open_on(
+        fs: Fs,
+        dir: &Path,
+        config: LogConfig,
+        scope: ShutdownScope,
+    ) -> Result<(Rc<Self>, OpenReport)> {
         config.validate().map_err(|detail| Error::Corrupt {
             what: "log config",
             detail,
         })?;
-        std::fs::create_dir_all(dir).context(|| format!("create log dir {}", dir.display()))?;
+        checkpoint::create_dir_durably(&fs, dir)?;
         let mut report = OpenReport::default();
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let own_marker = marker.exists();
+        let own_marker = fs.exists(&marker);
         report.clean_shutdown = own_marker
             || scope
                 == ShutdownScope::LogDir {
@@ -136,27 +149,29 @@ impl PartitionLog {
         let recovery_point = if report.clean_shutdown {
             i64::MAX
         } else {
-            checkpoint::read_offset(dir, RECOVERY_POINT_FILE).unwrap_or(0)
+            checkpoint::read_offset(&fs, dir, RECOVERY_POINT_FILE).unwrap_or(0)
         };
 
         // A compaction pass that did not finish swapping leaves temp files: the segments they
         // were meant to replace are intact.
-        super::compaction::remove_stray_cleaned_files(dir);
-        let bases = parse_log_file_name_list(dir);
+        super::compaction::remove_stray_cleaned_files(&fs, dir);
+        let bases = parse_log_file_name_list(&fs, dir);
 
         let max_batch_bytes = config.segment_bytes.max(config.max_message_bytes as u64);
         let mut segments = BTreeMap::new();
         let mut cut = false;
+        let mut deleted_after_cut = false;
         for (index, &base_offset) in bases.iter().enumerate() {
             if cut {
                 tracing::warn!(base_offset, "deleting segment after a truncated one");
-                Segment::create(dir, base_offset)?.delete_files(dir);
+                Segment::create(&fs, dir, base_offset)?.delete_files(&fs, dir);
+                deleted_after_cut = true;
                 continue;
             }
             let next_base = bases.get(index + 1).copied().unwrap_or(i64::MAX);
             let needs_recovery = next_base > recovery_point;
             let segment = if needs_recovery {
-                let file = open_segment_file(dir, base_offset)?;
+                let file = open_segment_file(&fs, dir, base_offset)?;
                 let (mut segment, recovered) = recover_segment(
                     file,
                     base_offset,
@@ -168,21 +183,52 @@ impl PartitionLog {
                 report.bytes_scanned += recovered.valid_bytes + recovered.truncated_bytes;
                 report.bytes_truncated += recovered.truncated_bytes;
                 cut = recovered.truncated_bytes > 0;
+                if cut {
+                    // The cut must be durable before the recovery point can move past this
+                    // segment (the syncer seals it without syncing it again when nothing new
+                    // is written to it); otherwise a crash brings the torn tail back under a
+                    // recovery point that says it is clean (found by the crash simulation,
+                    // seed 1592590386).
+                    segment
+                        .file
+                        .sync_data()
+                        .await
+                        .context(|| format!("sync recovered segment {base_offset}"))?;
+                }
                 segment.seal_time_index();
                 segment
             } else {
-                let (segment, rebuilt) = load_segment(dir, base_offset, &config).await?;
+                let (segment, rebuilt) = load_segment(&fs, dir, base_offset, &config).await?;
                 report.indexes_rebuilt += usize::from(rebuilt);
                 segment
             };
             segments.insert(base_offset, segment);
         }
+        if deleted_after_cut {
+            // Durable before anything is appended at their offsets again: segments that came
+            // back after a crash would overlap the new batches.
+            checkpoint::sync_dir(&fs, dir)?;
+        }
         // An empty segment other than the last carries nothing; keep the structure simple.
-        let checkpointed_start = checkpoint::read_offset(dir, LOG_START_FILE).unwrap_or(0);
+        let checkpointed_start = checkpoint::read_offset(&fs, dir, LOG_START_FILE).unwrap_or(0);
+        let recovered_end = segments.values().next_back().map(|s| s.next_offset);
+        if recovered_end.is_some_and(|end| end < checkpointed_start) {
+            // The crash took data up to the durable log start (DeleteRecords may move it past
+            // what is synced). Starting at the recovered end would hand out offsets below the
+            // log start again; the log starts over, empty, at its start instead (found by the
+            // crash simulation, seed 1592590015).
+            tracing::warn!(
+                checkpointed_start,
+                "the log ends before its start after recovery; starting it over there"
+            );
+            for segment in std::mem::take(&mut segments).into_values() {
+                segment.delete_files(&fs, dir);
+            }
+        }
         if segments.is_empty() {
-            let segment = Segment::create(dir, checkpointed_start)?;
+            let segment = Segment::create(&fs, dir, checkpointed_start)?;
             segments.insert(segment.base_offset, segment);
-            checkpoint::sync_dir(dir)?;
+            checkpoint::sync_dir(&fs, dir)?;
         }
         let first_base = segments.keys().next().copied().unwrap_or(0);
         let next_offset = segments
@@ -195,22 +241,17 @@ impl PartitionLog {
         // The marker only describes the shutdown just recovered from: remove it (durably)
         // before anything new is appended. (A log dir's marker was removed by `LogDir::open`.)
         if own_marker {
-            std::fs::remove_file(&marker).context(|| format!("remove {}", marker.display()))?;
-            checkpoint::sync_dir(dir)?;
+            fs.remove_file(&marker)
+                .context(|| format!("remove {}", marker.display()))?;
+            checkpoint::sync_dir(&fs, dir)?;
         }
         let recovery_point = if report.clean_shutdown {
             next_offset
         } else {
             recovery_point.min(next_offset)
         };
-        let leader_epochs = super::leader_epoch::load(
-            dir,
-            &segments,
-            log_start_offset,
-            next_offset,
-            config.durability,
-        )
-        .await?;
+        let leader_epochs =
+            super::leader_epoch::load(&fs, dir, &segments, log_start_offset, next_offset).await?;
 
         let state = LogState {
             config,
@@ -235,6 +276,7 @@ impl PartitionLog {
         });
         let log = Rc::new(PartitionLog {
             dir: dir.to_path_buf(),
+            fs,
             state: RefCell::new(state),
             progress,
             high_watermark: watch::channel(next_offset).0,
@@ -308,9 +350,9 @@ impl PartitionLog {
         }
         self.persist_all_indexes().await?;
         let next_offset = self.state.borrow().next_offset;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, next_offset)?;
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, self.log_start_offset())?;
-        checkpoint::write_atomically(&self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
+        checkpoint::write_offset(&self.fs, &self.dir, RECOVERY_POINT_FILE, next_offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, self.log_start_offset())?;
+        checkpoint::write_atomically(&self.fs, &self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
         Ok(())
     }
 
@@ -336,9 +378,9 @@ impl PartitionLog {
         };
         for snapshot in snapshots {
             if sync {
-                snapshot.write(&self.dir).await?;
+                snapshot.write(&self.fs, &self.dir).await?;
             } else {
-                snapshot.write_unsynced(&self.dir).await?;
+                snapshot.write_unsynced(&self.fs, &self.dir).await?;
             }
         }
         Ok(())

@@ -71,9 +71,9 @@ impl PartitionLog {
             bytes_deleted: deleted.iter().map(|segment| segment.size_bytes).sum(),
         };
         for segment in &deleted {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, self.log_start_offset())?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, self.log_start_offset())?;
         self.trim_leader_epochs_to_log_start()?;
         tracing::info!(dir = %self.dir.display(), ?outcome, "retention deleted segments");
         Ok(outcome)
@@ -99,7 +99,7 @@ impl PartitionLog {
                 .collect()
         };
         for segment in &removed {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::offset_index::{OffsetEntry, OffsetIndex};
 use super::time_index::{TimeEntry, TimeIndex};
 use crate::error::{IoContext, Result};
-use crate::io::SharedFile;
+use crate::io::{Fs, OpenMode, SharedFile};
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
@@ -31,11 +31,13 @@ pub fn parse_log_file_name(name: &str) -> Option<i64> {
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted.
-pub fn parse_log_file_name_list(dir: &Path) -> Vec<i64> {
-    let mut bases: Vec<i64> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| parse_log_file_name(entry.ok()?.file_name().to_str()?))
+pub fn parse_log_file_name_list(fs: &Fs, dir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = fs
+        .list_dir(dir)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|name| parse_log_file_name(name))
                 .collect()
         })
         .unwrap_or_default();
@@ -66,18 +68,14 @@ pub struct Segment {
 
 impl Segment {
     /// Creates (or reopens empty) the files of a new segment starting at `base_offset`.
-    pub fn create(dir: &Path, base_offset: i64) -> Result<Self> {
+    pub fn create(fs: &Fs, dir: &Path, base_offset: i64) -> Result<Self> {
         let path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+        let file = fs
+            .open(&path, OpenMode::Create { truncate: true })
             .context(|| format!("create segment {}", path.display()))?;
         Ok(Self::from_parts(
             base_offset,
-            SharedFile::new(file),
+            file,
             0,
             base_offset,
             OffsetIndex::default(),
@@ -204,10 +202,10 @@ impl Segment {
     /// Removes the segment's files (open handles keep the data readable until dropped). The
     /// indexes go first: a crash in between leaves a log without indexes (rebuilt on open),
     /// never index files that a later segment with this base could mistake for its own.
-    pub fn delete_files(&self, dir: &Path) {
+    pub fn delete_files(&self, fs: &Fs, dir: &Path) {
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let path = segment_path(dir, self.base_offset, suffix);
-            if let Err(error) = std::fs::remove_file(&path) {
+            if let Err(error) = fs.remove_file(&path) {
                 if error.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), %error, "could not delete segment file");
                 }
@@ -225,23 +223,23 @@ pub struct IndexSnapshot {
 
 impl IndexSnapshot {
     /// Writes both index files whole and syncs them (on seal and on clean close).
-    pub async fn write(self, dir: &Path) -> Result<()> {
-        self.write_as(dir, "").await
+    pub async fn write(self, fs: &Fs, dir: &Path) -> Result<()> {
+        self.write_as(fs, dir, "").await
     }
 
     /// Writes both index files whole, named with `name_suffix` appended (e.g. `.cleaned` for
     /// compaction's temp files), and syncs them.
-    pub async fn write_as(self, dir: &Path, name_suffix: &str) -> Result<()> {
-        self.write_files(dir, name_suffix, true).await
+    pub async fn write_as(self, fs: &Fs, dir: &Path, name_suffix: &str) -> Result<()> {
+        self.write_files(fs, dir, name_suffix, true).await
     }
 
     /// Writes both index files whole without syncing them: for a close under a log dir, whose
     /// one `syncfs` before its clean-shutdown marker makes them durable (see `log_dir`).
-    pub async fn write_unsynced(self, dir: &Path) -> Result<()> {
-        self.write_files(dir, "", false).await
+    pub async fn write_unsynced(self, fs: &Fs, dir: &Path) -> Result<()> {
+        self.write_files(fs, dir, "", false).await
     }
 
-    async fn write_files(self, dir: &Path, name_suffix: &str, sync: bool) -> Result<()> {
+    async fn write_files(self, fs: &Fs, dir: &Path, name_suffix: &str, sync: bool) -> Result<()> {
         for (suffix, bytes) in [
             (INDEX_SUFFIX, self.offset_index),
             (TIME_INDEX_SUFFIX, self.time_index),
@@ -254,21 +252,17 @@ impl IndexSnapshot {
             // of the cost of closing 10,000 partitions. A crash before the log dir's syncfs
             // leaves no marker, and such a segment is at or after the recovery point, so
             // its index is rebuilt by the recovery scan.
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(sync)
-                .open(&path)
+            let file = fs
+                .open(&path, OpenMode::Create { truncate: sync })
                 .context(|| format!("create index {}", path.display()))?;
             if !sync {
                 let len_bytes = bytes.len() as u64;
-                let longer = file.metadata().map(|m| m.len() > len_bytes);
+                let longer = file.len_bytes().map(|len| len > len_bytes);
                 if longer.context(|| format!("stat index {}", path.display()))? {
                     file.set_len(len_bytes)
                         .context(|| format!("shrink index {}", path.display()))?;
                 }
             }
-            let file = SharedFile::new(file);
             file.write_all_vectored_at(vec![bytes::Bytes::from(bytes)], 0)
                 .await
                 .context(|| format!("write index {}", path.display()))?;

@@ -72,7 +72,7 @@ impl PartitionLog {
                 .context(|| format!("fdatasync segment {base} in {}", self.dir.display()))?;
         }
         if plan.dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
+            checkpoint::sync_dir(&self.fs, &self.dir)?;
         }
         if plan.advances_durable {
             let target = plan.target_offset;
@@ -102,7 +102,7 @@ impl PartitionLog {
                 .extend_from_slice(&bases);
             let mut written = Ok(());
             for snapshot in snapshots {
-                written = snapshot.write(&self.dir).await;
+                written = snapshot.write(&self.fs, &self.dir).await;
                 if written.is_err() {
                     break;
                 }

@@ -536,7 +536,7 @@ fn crash_and_damage(
         out
         // The log is dropped here without close: no clean-shutdown marker.
     });
-    let last_base = *super::segment::parse_log_file_name_list(dir.path())
+    let last_base = *super::segment::parse_log_file_name_list(&crate::io::Fs::Real, dir.path())
         .last()
         .expect("segments");
     let last_path = segment_path(dir.path(), last_base, LOG_SUFFIX);
@@ -967,7 +967,7 @@ fn compaction_keeps_the_latest_record_per_key_and_offsets_do_not_move() {
         // Dropped without close below: an unclean shutdown.
     });
     // Lose a compacted segment's index as well: rebuilt, identical.
-    let second = super::segment::parse_log_file_name_list(dir.path())[1];
+    let second = super::segment::parse_log_file_name_list(&crate::io::Fs::Real, dir.path())[1];
     std::fs::remove_file(segment_path(dir.path(), second, "index")).expect("remove index");
     run(async {
         let (log, report) = PartitionLog::open(dir.path(), compacted(86_400_000))
@@ -1514,7 +1514,7 @@ fn a_torn_tail_after_a_clean_start_and_a_crash_is_cut() {
         // Crash: neither the log nor the log dir is closed.
     });
     // A torn write at the end of the active segment.
-    let active = *super::segment::parse_log_file_name_list(&dir)
+    let active = *super::segment::parse_log_file_name_list(&crate::io::Fs::Real, &dir)
         .last()
         .expect("a segment");
     let path = segment_path(&dir, active, LOG_SUFFIX);

@@ -32,6 +32,12 @@ impl TimeIndex {
         self.entries.is_empty()
     }
 
+    /// Every entry, oldest first (crash tests check each against the log).
+    #[cfg(test)]
+    pub fn entries(&self) -> &[TimeEntry] {
+        &self.entries
+    }
+
     pub fn last(&self) -> Option<TimeEntry> {
         self.entries.last().copied()
     }

@@ -90,6 +90,13 @@ impl PartitionLog {
         .await?;
         file.set_len(cut_position)
             .context(|| format!("truncate segment {base}"))?;
+        // Durable before anything new is: otherwise a crash could bring the cut batches back
+        // in this segment while their offsets were reused, durably, in a later one (an overlap
+        // recovery cannot untangle; found by the crash simulation, seed 1592590344). The later
+        // segments' deletions become durable with the checkpoint's directory sync below.
+        file.sync_data()
+            .await
+            .context(|| format!("sync truncated segment {base}"))?;
         // Rebuild the cut segment's indexes and end from what remains (truncation is rare; a
         // rescan keeps the segment's invariants obviously true).
         let config = self.config();
@@ -101,6 +108,15 @@ impl PartitionLog {
         )
         .await?;
         let new_end = segment.next_offset;
+        if new_end < log_start {
+            // Nothing from the log start on is left: the batch removed held the log start
+            // (DeleteRecords moved it into the batch's middle), or compaction had removed
+            // every batch between the log start and the cut. Ending the log there would put
+            // its end below its start; since the log start never moves back, the log starts
+            // over, empty, at `offset` (found by the crash simulation, seeds 1592590338 and
+            // 1592590346).
+            return self.start_fresh_at(offset).await;
+        }
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             let later = state.segments.split_off(&(base + 1));
@@ -113,7 +129,7 @@ impl PartitionLog {
             later.into_values().collect()
         };
         for segment in &removed {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
         self.progress.send_modify(|progress| {
             progress.written_offset = new_end;
@@ -125,6 +141,7 @@ impl PartitionLog {
             changed
         });
         checkpoint::write_offset(
+            &self.fs,
             &self.dir,
             RECOVERY_POINT_FILE,
             self.state.borrow().recovery_point,
@@ -156,7 +173,14 @@ impl PartitionLog {
 
     /// Replaces every segment with one empty segment based at `offset`.
     async fn start_fresh_at(&self, offset: i64) -> Result<i64> {
-        let fresh = Segment::create(&self.dir, offset)?;
+        let fresh = Segment::create(&self.fs, &self.dir, offset)?;
+        // Creating it may have emptied an old segment with the same base: make that durable,
+        // so a crash cannot bring the old batches back under the new log.
+        fresh
+            .file
+            .sync_data()
+            .await
+            .context(|| format!("sync new segment {offset}"))?;
         let removed: Vec<Segment> = {
             let mut state = self.state.borrow_mut();
             let old = std::mem::take(&mut state.segments);
@@ -173,15 +197,15 @@ impl PartitionLog {
                 .collect()
         };
         for segment in &removed {
-            segment.delete_files(&self.dir);
+            segment.delete_files(&self.fs, &self.dir);
         }
         self.progress.send_modify(|progress| {
             progress.written_offset = offset;
             progress.durable_offset = offset;
         });
         self.high_watermark.send_replace(offset);
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, RECOVERY_POINT_FILE, offset)?;
         self.persist_leader_epochs()?;
         Ok(offset)
     }
@@ -203,7 +227,7 @@ impl PartitionLog {
             return Ok(log_start);
         }
         self.state.borrow_mut().log_start_offset = offset;
-        checkpoint::write_offset(&self.dir, LOG_START_FILE, offset)?;
+        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)?;
         self.delete_segments_below_log_start();
         self.trim_leader_epochs_to_log_start()?;
         Ok(offset)
