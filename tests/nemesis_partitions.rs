@@ -326,10 +326,11 @@ fn acknowledged_writes_survive_partitions_kills_and_pauses() {
     let started = Instant::now();
     let mut applied: Vec<(String, u8, Duration)> = Vec::new();
     for (index, step) in steps.iter().enumerate() {
+        let at = started.elapsed();
         let target = cluster.run_step(step, &topic);
         eprintln!(
             "[{:>5.1}s] fault {}/{}: {} on broker {target} for {:?}",
-            started.elapsed().as_secs_f64(),
+            at.as_secs_f64(),
             index + 1,
             steps.len(),
             step.fault.name(),
