@@ -67,10 +67,13 @@ impl Network {
     /// Creates the bridge and `nodes` namespaces (node ids 1..=nodes).
     pub fn create(nodes: u8) -> Network {
         assert!((1..=200).contains(&nodes), "1..=200 nodes");
-        let pid = std::process::id();
-        let tag = pid % 100_000;
-        // 10.213-222.x.0/24: one subnet per test process, away from common private ranges.
-        let subnet = [213 + (pid % 10) as u8, ((pid / 10) % 250) as u8];
+        // Unique per network on this machine: the process id, and a count for tests that share
+        // a process (`cargo test` runs them as threads).
+        static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let count = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = (std::process::id() % 10_000) * 10 + count % 10;
+        // 10.213-222.x.0/24, away from common private ranges.
+        let subnet = [213 + (tag % 10) as u8, ((tag / 10) % 250) as u8];
         let net = Network { tag, subnet, nodes };
         net.teardown(); // a previous process with the same pid may have left its network
         let bridge = net.bridge();
