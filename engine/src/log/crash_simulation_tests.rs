@@ -680,8 +680,11 @@ fn check_exact(batches: &[ReadBatch], model: &Model, log_start: i64, log_end: i6
     Ok(())
 }
 
-/// The records of a batch: (absolute offset, key, the record's bytes).
-fn records_of(batch: &[u8]) -> std::result::Result<Vec<(i64, Vec<u8>, Vec<u8>)>, String> {
+/// A record: its absolute offset, its key, its bytes as stored.
+type RecordOf = (i64, Vec<u8>, Vec<u8>);
+
+/// The records of a batch.
+fn records_of(batch: &[u8]) -> std::result::Result<Vec<RecordOf>, String> {
     let header = BatchHeader::parse(batch).map_err(|error| error.to_string())?;
     crate::batch::RecordEntries::new(batch)
         .map(|entry| {
@@ -924,7 +927,7 @@ async fn run_history(
 }
 
 fn reproduce_hint(seed: u64) -> String {
-    format!("reproduce with: STROM_SIM_SEED={seed} cargo test -p strom-engine --lib crash_simulation -- --nocapture")
+    format!("reproduce with: STROM_SIM_SEED={seed} cargo test -p strom-engine --lib crash_simulation_every -- --nocapture")
 }
 
 #[test]
