@@ -1002,10 +1002,33 @@ fn crash_simulation_catches_a_sync_that_does_not_sync() {
         None
     });
     let (seed, error) = caught.expect("a lying fdatasync must be caught within 50 seeds");
+    println!("caught at seed {seed}: {error}");
     assert!(
         error.contains("durable batch") || error.contains("log start went back"),
         "seed {seed} failed for another reason: {error}"
     );
+}
+
+/// The checker can fail: a recovery that skips its scan after a crash (trusting torn tails and
+/// stale indexes as a clean shutdown would) is caught within a few dozen seeds.
+#[test]
+fn crash_simulation_catches_a_recovery_that_skips_its_scan() {
+    super::open::SKIP_RECOVERY.with(|skip| skip.set(true));
+    let caught = super::tests::run(async {
+        for seed in 0..50 {
+            let flavour = Flavour::of(seed);
+            if let Err(error) =
+                run_history(seed, CYCLES_PER_HISTORY, SimFaults::default(), flavour).await
+            {
+                return Some((seed, error));
+            }
+        }
+        None
+    });
+    super::open::SKIP_RECOVERY.with(|skip| skip.set(false));
+    let (seed, error) =
+        caught.expect("a recovery that skips its scan must be caught within 50 seeds");
+    println!("caught at seed {seed}: {error}");
 }
 
 /// Replays one history that once found an engine bug (with the work the simulation did then:
