@@ -44,10 +44,13 @@ impl SimHandle {
 /// A file that can be shared across shards (`Send + Sync`). Each clone keeps the descriptor
 /// open, so a segment deleted by retention stays readable by a fetch already transferring it.
 ///
-/// In crash tests it may instead be a file on a simulated disk ([`super::sim`]). Without
-/// `cfg(test)` or the `simulation` feature that variant does not exist, so every `match` below
-/// has one arm and compiles to exactly the real I/O; with it, each operation costs one
-/// predictable branch.
+/// In crash tests it may instead be a file on a simulated disk ([`super::sim`]); each
+/// operation first asks [`Self::sim`]. Without `cfg(test)` or the `simulation` feature the
+/// simulated handle's type is uninhabited and `sim()` is a constant `None`, so the test folds
+/// away and the real path is exactly what it was; with it, each operation costs one predictable
+/// branch. (A field beside the real `Arc<File>` rather than an enum of the two keeps the
+/// io_uring paths, which move that `Arc` into their op data, unchanged; a simulated file holds
+/// `/dev/null` there, never used.)
 #[derive(Debug, Clone)]
 pub struct SharedFile {
     file: Arc<File>,

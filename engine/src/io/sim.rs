@@ -706,7 +706,7 @@ mod tests {
             seen.insert(after);
         }
         assert!(seen.contains(&Vec::new()), "dropped");
-        assert!(seen.contains(&b"0123456789".to_vec()), "kept");
+        assert!(seen.contains(b"0123456789".as_slice()), "kept");
         assert!(seen.len() > 4, "torn in several ways: {}", seen.len());
     }
 

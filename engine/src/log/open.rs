@@ -23,6 +23,24 @@ use super::{LogConfig, LogState, PartitionLog, Progress};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{Fs, OpenMode, SharedFile};
 
+#[cfg(test)]
+thread_local! {
+    /// A deliberately wrong recovery, for proving that the crash simulation's checker catches
+    /// one: every open believes the last shutdown was clean and scans nothing.
+    pub(super) static SKIP_RECOVERY: Cell<bool> = const { Cell::new(false) };
+}
+
+fn skip_recovery_for_tests() -> bool {
+    #[cfg(test)]
+    {
+        SKIP_RECOVERY.with(Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
@@ -145,7 +163,8 @@ impl PartitionLog {
             || scope
                 == ShutdownScope::LogDir {
                     dir_was_clean: true,
-                };
+                }
+            || skip_recovery_for_tests();
         let recovery_point = if report.clean_shutdown {
             i64::MAX
         } else {
