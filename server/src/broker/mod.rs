@@ -1,6 +1,7 @@
 //! The broker: starts the shards with their partitions, listens on every shard, runs retention,
 //! and shuts down cleanly on SIGTERM/SIGINT.
 
+pub mod config_ops;
 pub mod context;
 pub mod group_placement;
 pub mod group_runtime;
@@ -12,6 +13,7 @@ pub mod partition;
 pub mod placement;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod recompress;
 pub mod shard;
 pub mod topic_config;
 pub mod topics;

@@ -110,6 +110,8 @@ pub enum TopicError {
         value: String,
         reason: String,
     },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("topic '{0}' is being deleted")]
     BeingDeleted(String),
     #[error("not the controller")]

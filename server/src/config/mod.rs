@@ -224,6 +224,10 @@ pub struct BrokerConfig {
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
     /// written to each log dir's `replication-offset-checkpoint`.
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// Every key the file or an override set, with its value as written: DescribeConfigs
+    /// reports these as STATIC_BROKER_CONFIG (the rest as DEFAULT_CONFIG), and the broker logs
+    /// them at start.
+    pub explicit_settings: std::collections::BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -455,6 +459,7 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?),
+            explicit_settings: settings.explicit(),
         })
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::runtime::ControlLoop;
 use super::{AlterIsrError, ControlRequest, IsrChange};
+use crate::broker::config_ops::{apply_change, ConfigChange};
 use crate::broker::group_placement::OFFSETS_TOPIC;
 use crate::broker::topics::{validate_new_topic, TopicError, TopicMetadata};
 use crate::cluster::assignment;
@@ -22,6 +23,11 @@ use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Waiting admin requests; beyond this a request is refused rather than queued.
 const WAITERS_MAX: usize = 10_000;
+/// Read-modify-write attempts of a topic's config znode when other brokers write it meanwhile.
+const CONFIG_WRITE_ATTEMPTS_MAX: usize = 5;
+/// How long a config change waits for this broker's view to show it before answering anyway
+/// (the znode is written by then; the view follows within a watch round trip).
+const CONFIG_VISIBLE_WAIT_MS: u64 = 5_000;
 /// Segment size of `__consumer_offsets` (Kafka's offsets.topic.segment.bytes default).
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 
@@ -65,6 +71,13 @@ pub enum PendingOutcome {
         name: String,
         deleted: TopicMetadata,
         reply: oneshot::Sender<Result<TopicMetadata, TopicError>>,
+    },
+    /// A topic's config overrides were written; answered once this broker's view has them, so
+    /// a DescribeConfigs through this broker right after shows them.
+    ConfigsChanged {
+        name: String,
+        configs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
     },
 }
 
@@ -119,6 +132,22 @@ impl PendingOutcome {
                     None
                 }
             },
+            PendingOutcome::ConfigsChanged {
+                name,
+                configs,
+                reply,
+            } => match control.view.get(&name) {
+                // Gone meanwhile: nothing more to wait for.
+                Some(topic) if topic.configs != configs => Some(PendingOutcome::ConfigsChanged {
+                    name,
+                    configs,
+                    reply,
+                }),
+                _ => {
+                    let _ = reply.send(Ok(configs));
+                    None
+                }
+            },
         }
     }
 
@@ -134,6 +163,9 @@ impl PendingOutcome {
             }
             PendingOutcome::Deleted { deleted, reply, .. } => {
                 let _ = reply.send(Ok(deleted));
+            }
+            PendingOutcome::ConfigsChanged { configs, reply, .. } => {
+                let _ = reply.send(Ok(configs));
             }
         }
     }
@@ -152,6 +184,11 @@ impl PendingOutcome {
             }
             PendingOutcome::Deleted { name, reply, .. } => {
                 let _ = reply.send(Err(error(&name)));
+            }
+            // The write succeeded; only this broker's view lags. Kafka answers once the
+            // znode is written, so this is a success too.
+            PendingOutcome::ConfigsChanged { configs, reply, .. } => {
+                let _ = reply.send(Ok(configs));
             }
         }
     }
@@ -272,6 +309,28 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
                 let _ = reply.send(Err(error));
             }
         },
+        ControlRequest::AlterTopicConfigs {
+            name,
+            change,
+            validate_only,
+            reply,
+        } => match alter_topic_configs(control, &name, &change, validate_only).await {
+            Ok(configs) if validate_only => {
+                let _ = reply.send(Ok(configs));
+            }
+            Ok(configs) => wait(
+                control,
+                CONFIG_VISIBLE_WAIT_MS,
+                PendingOutcome::ConfigsChanged {
+                    name,
+                    configs,
+                    reply,
+                },
+            ),
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        },
         ControlRequest::ElectLeaders {
             preferred,
             partitions,
@@ -295,6 +354,68 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
             unreachable!("handled by the control loop")
         }
     }
+}
+
+/// Reads a topic's overrides, applies `change`, validates the result and (unless
+/// `validate_only`) writes it over the version it read, retrying when another broker wrote in
+/// between. Returns the overrides as written.
+async fn alter_topic_configs(
+    control: &mut ControlLoop,
+    name: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let path = znodes::topic_config_path(name);
+    for _ in 0..CONFIG_WRITE_ATTEMPTS_MAX {
+        if !control.topics.contains_key(name) {
+            return Err(TopicError::Unknown(name.to_string()));
+        }
+        let (current, version) = match control.coordination.get(&path).await {
+            Ok((data, stat)) => {
+                let current = TopicConfig::decode(&path, &data)
+                    .map(|config| config.config)
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "replacing unreadable topic configs");
+                        BTreeMap::new()
+                    });
+                (current, Some(stat.version))
+            }
+            Err(CoordinationError::NoNode { .. }) => (BTreeMap::new(), None),
+            Err(error) => return Err(store_error(error)),
+        };
+        let next = apply_change(&current, change)?;
+        if validate_only {
+            return Ok(next);
+        }
+        let data = TopicConfig {
+            config: next.clone(),
+        }
+        .encode();
+        let written = match version {
+            Some(version) => control
+                .coordination
+                .set(&path, data, Some(version))
+                .await
+                .map(|_| ()),
+            None => control
+                .coordination
+                .create(&path, data, NodeKind::Persistent)
+                .await
+                .map(|_| ()),
+        };
+        match written {
+            Ok(()) => {
+                tracing::info!(topic = name, configs = ?next, "topic configs changed");
+                return Ok(next);
+            }
+            // Another broker changed them since the read: apply the change to theirs.
+            Err(CoordinationError::BadVersion { .. } | CoordinationError::NodeExists { .. }) => {}
+            Err(error) => return Err(store_error(error)),
+        }
+    }
+    Err(TopicError::Store(format!(
+        "{name}: configs kept changing under {CONFIG_WRITE_ATTEMPTS_MAX} attempts"
+    )))
 }
 
 /// Live broker ids, sorted.

@@ -66,6 +66,10 @@ impl Dirty {
             self.states.insert((topic.to_string(), index));
         } else if let Some(topic) = znodes::parse_topic_path(path) {
             self.topics.insert(topic.to_string());
+        } else if let Some(topic) = znodes::parse_topic_config_path(path) {
+            // A config change (IncrementalAlterConfigs through any broker): re-read the topic,
+            // configs included, so the shards apply it without a restart.
+            self.topics.insert(topic.to_string());
         } else if path == znodes::BROKER_IDS_PATH || znodes::parse_broker_path(path).is_some() {
             self.brokers = true;
         } else if path == znodes::CONTROLLER_PATH {
@@ -213,6 +217,7 @@ impl ControlLoop {
             znodes::BROKER_TOPICS_PATH,
             znodes::CONTROLLER_PATH,
             "/admin",
+            znodes::CONFIG_TOPICS_PATH,
         ] {
             self.watches.push(self.coordination.watch_tree(path).await?);
         }

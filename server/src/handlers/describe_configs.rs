@@ -1,21 +1,21 @@
-//! DescribeConfigs (key 32, v1–v4): a topic's effective configs (overrides and defaults), or
-//! the broker's defaults for them.
+//! DescribeConfigs (key 32, v1–v4): a topic's effective configs, each with its source (a topic
+//! override written by CreateTopics or IncrementalAlterConfigs, the broker's properties, or the
+//! built-in default) and, when asked, its synonyms; or the broker's values of them.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::error_codes::{code, NONE};
 use super::{ready, RequestContext, ResponseFuture};
-use crate::broker::topic_config::{broker_default, TOPIC_CONFIGS};
+use crate::broker::topic_config::{
+    broker_default, broker_key_is_static, describe_topic_config, ConfigSource, TOPIC_CONFIGS,
+};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const SOURCE_TOPIC_OVERRIDE: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
@@ -27,7 +27,9 @@ fn config_type(key: &str) -> i8 {
         "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" | "segment.bytes" => {
             TYPE_INT
         }
-        "retention.ms" | "retention.bytes" | "segment.ms" | "flush.ms" => TYPE_LONG,
+        "retention.ms" | "retention.bytes" | "segment.ms" | "flush.ms" | "delete.retention.ms" => {
+            TYPE_LONG
+        }
         _ => TYPE_STRING,
     }
 }
@@ -39,6 +41,7 @@ fn wanted(keys: Option<&Vec<kafka_protocol::protocol::StrBytes>>, key: &str) -> 
 pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> ResponseFuture {
     let broker = &ctx.shard.broker;
     let version = ctx.version();
+    let typed = |key: &str| if version >= 3 { config_type(key) } else { 0 };
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let keys = resource.configuration_keys.as_ref();
@@ -52,16 +55,29 @@ pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Res
                 Some(topic) => Ok(TOPIC_CONFIGS
                     .iter()
                     .filter(|(key, _)| wanted(keys, key))
-                    .map(|(key, _)| {
-                        let (value, source) = match topic.configs.get(*key) {
-                            Some(value) => (Some(value.clone()), SOURCE_TOPIC_OVERRIDE),
-                            None => (broker_default(&broker.config, key), SOURCE_DEFAULT),
+                    .map(|(key, broker_key)| {
+                        let described =
+                            describe_topic_config(&broker.config, &topic.configs, key, broker_key);
+                        let synonyms = if request.include_synonyms {
+                            described
+                                .synonyms
+                                .into_iter()
+                                .map(|(name, value, source)| {
+                                    DescribeConfigsSynonym::default()
+                                        .with_name(name.into())
+                                        .with_value(value.map(Into::into))
+                                        .with_source(source as i8)
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
                         };
                         DescribeConfigsResourceResult::default()
                             .with_name((*key).into())
-                            .with_value(value.map(Into::into))
-                            .with_config_source(source)
-                            .with_config_type(if version >= 3 { config_type(key) } else { 0 })
+                            .with_value(described.value.map(Into::into))
+                            .with_config_source(described.source as i8)
+                            .with_synonyms(synonyms)
+                            .with_config_type(typed(key))
                     })
                     .collect()),
             },
@@ -69,12 +85,17 @@ pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Res
                 .iter()
                 .filter(|(_, broker_key)| wanted(keys, broker_key))
                 .map(|(key, broker_key)| {
+                    let source = if broker_key_is_static(&broker.config, broker_key) {
+                        ConfigSource::StaticBroker
+                    } else {
+                        ConfigSource::Default
+                    };
                     DescribeConfigsResourceResult::default()
                         .with_name((*broker_key).into())
                         .with_value(broker_default(&broker.config, key).map(Into::into))
-                        .with_config_source(SOURCE_STATIC_BROKER)
+                        .with_config_source(source as i8)
                         .with_read_only(true)
-                        .with_config_type(if version >= 3 { config_type(key) } else { 0 })
+                        .with_config_type(typed(key))
                 })
                 .collect()),
             _ => Err(code(ResponseError::InvalidRequest)),

@@ -55,6 +55,7 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
             code(ResponseError::OutOfOrderSequenceNumber)
         }
         AppendError::BatchCount(_) => code(ResponseError::InvalidRecord),
+        AppendError::Recompress(_) => code(ResponseError::CorruptMessage),
         AppendError::Transactional => code(ResponseError::TransactionalIdAuthorizationFailed),
         AppendError::NotLeader => code(ResponseError::NotLeaderOrFollower),
         AppendError::NotEnoughReplicas(_) => code(ResponseError::NotEnoughReplicas),
@@ -71,6 +72,7 @@ pub fn topic_error_code(error: &TopicError) -> ErrorCode {
             code(ResponseError::InvalidReplicationFactor)
         }
         TopicError::InvalidConfig { .. } => code(ResponseError::InvalidConfig),
+        TopicError::InvalidRequest(_) => code(ResponseError::InvalidRequest),
         TopicError::InvalidReplicaAssignment(_) => code(ResponseError::InvalidReplicaAssignment),
         // Kafka answers a create of a topic marked for deletion this way too.
         TopicError::BeingDeleted(_) => code(ResponseError::TopicAlreadyExists),

@@ -7,6 +7,7 @@
 //! (Produce queues its appends there). The returned future completes the response and may run
 //! concurrently with later requests of the same connection.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -22,6 +23,7 @@ mod fetch;
 mod find_coordinator;
 mod group_route;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -190,6 +192,10 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::AlterConfigs => handle!(alter_configs, m::AlterConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            handle!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
+        }
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))
