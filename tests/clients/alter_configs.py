@@ -7,13 +7,13 @@ import json
 import sys
 
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   ResourceType)
+                                   ConfigSource, ResourceType)
 
 
 def describe(admin, topic):
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(10)
-    return {name: {"value": entry.value, "source": getattr(entry.source, "name", str(entry.source)), "is_default": entry.is_default}
+    return {name: {"value": entry.value, "source": ConfigSource(entry.source).name, "is_default": entry.is_default}
             for name, entry in configs.items()}
 
 
@@ -61,7 +61,7 @@ def main():
     out["after_delete"] = describe(admin, args.topic)["max.message.bytes"]
 
     # The older AlterConfigs replaces every override: only what it names stays.
-    resource = ConfigResource(ResourceType.TOPIC, args.topic, set_config={"segment.bytes": "1048576"})
+    resource = ConfigResource(ResourceType.TOPIC, args.topic, set_config={"segment.bytes": "1024"})
     try:
         admin.alter_configs([resource])[resource].result(10)
         out["legacy_error"] = None
