@@ -35,6 +35,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub mod refusal_log;
 mod sync_group;
 mod topic_admin;
 
@@ -158,7 +159,9 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
             match decode::<$request>(&frame, &ctx.header) {
                 Ok(request) => $module::handle(ctx, request).await,
                 Err(reason) => {
-                    tracing::warn!(%peer, %reason, "closing connection");
+                    if let Some(suppressed) = refusal_log::admit(("undecodable request", -1)) {
+                        tracing::warn!(%peer, %reason, suppressed, "closing connection");
+                    }
                     close(reason)
                 }
             }
