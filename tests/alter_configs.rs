@@ -440,3 +440,84 @@ fn a_config_change_through_one_broker_applies_on_the_others_and_survives_restart
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+fn alter_broker_configs(broker: &Broker, topic: &str, extra: &[&str]) -> serde_json::Value {
+    let mut arguments = args([
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--broker",
+        "0",
+        "--topic",
+        topic,
+    ]);
+    arguments.extend(extra.iter().map(|arg| arg.to_string()));
+    let out = python_client("alter_broker_configs.py", &arguments, CLIENT_TIMEOUT);
+    out.assert_success();
+    out.result_json()
+}
+
+#[test]
+fn a_dynamic_broker_default_applies_to_topics_without_an_override_and_survives_restart() {
+    let mut broker = Broker::start(BrokerOpts::new().set(
+        "log.retention.check.interval.ms",
+        RETENTION_CHECK_INTERVAL_MS,
+    ));
+    let topic = unique_topic("dynamic-broker");
+    strom(
+        &broker,
+        &[
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=1024",
+        ],
+    )
+    .assert_success();
+    let partition_dir = broker.log_dirs().join(format!("{topic}-0"));
+    let mut connection = Connection::open(&broker);
+    produce_batches(&mut connection, &topic, 4);
+    assert!(segment_count(&partition_dir) >= 4, "one segment per batch");
+
+    let seen = alter_broker_configs(
+        &broker,
+        &topic,
+        &["--try-refused", "--set", "log.retention.ms=1000"],
+    );
+    assert_eq!(seen["invalid_error"], "INVALID_CONFIG", "{seen}");
+    assert_eq!(
+        seen["static_key_error"], "INVALID_REQUEST",
+        "num.partitions cannot change at run time: {seen}"
+    );
+    assert_eq!(seen["set_error"], serde_json::Value::Null, "{seen}");
+    assert_eq!(
+        seen["broker_retention"],
+        serde_json::json!({"value": "1000", "source": "DYNAMIC_BROKER_CONFIG", "read_only": false}),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["topic_retention"],
+        serde_json::json!({"value": "1000", "source": "DYNAMIC_BROKER_CONFIG", "read_only": false}),
+        "the topic falls back to the dynamic broker value: {seen}"
+    );
+    wait_until(
+        "the old segments to be deleted after log.retention.ms=1000",
+        RETENTION_WAIT,
+        || segment_count(&partition_dir) == 1,
+    );
+
+    // The dynamic value is in the store: it holds after a restart.
+    drop(connection);
+    broker.restart();
+    let seen = alter_broker_configs(&broker, &topic, &[]);
+    assert_eq!(
+        seen["topic_retention"]["value"], "1000",
+        "after the restart: {seen}"
+    );
+    assert_eq!(
+        seen["topic_retention"]["source"], "DYNAMIC_BROKER_CONFIG",
+        "{seen}"
+    );
+}

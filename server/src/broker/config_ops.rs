@@ -9,7 +9,7 @@ use super::topic_config::validate_topic_configs;
 use super::topics::TopicError;
 
 /// Topic configs whose value is a comma-separated list (APPEND and SUBTRACT apply to them only).
-const LIST_CONFIGS: &[&str] = &["cleanup.policy"];
+const LIST_CONFIGS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
 
 /// One IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType` numbering).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +90,21 @@ fn not_a_list(key: &str, value: &str, verb: &str) -> TopicError {
     }
 }
 
-/// The overrides after `change`, validated as a whole (every key known, every value valid), or
-/// why the change is refused. `current` is not modified: a refused change changes nothing.
+/// A topic's overrides after `change`, validated as a whole (every key known, every value
+/// valid), or why the change is refused. `current` is not modified: a refused change changes
+/// nothing.
 pub fn apply_change(
     current: &BTreeMap<String, String>,
     change: &ConfigChange,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    apply_change_with(current, change, validate_topic_configs)
+}
+
+/// Like [`apply_change`], with the result checked by `validate` (e.g. dynamic broker configs).
+pub fn apply_change_with(
+    current: &BTreeMap<String, String>,
+    change: &ConfigChange,
+    validate: impl Fn(&BTreeMap<String, String>) -> Result<(), TopicError>,
 ) -> Result<BTreeMap<String, String>, TopicError> {
     let next = match change {
         ConfigChange::Replace(configs) => configs.clone(),
@@ -152,7 +162,7 @@ pub fn apply_change(
             next
         }
     };
-    validate_topic_configs(&next)?;
+    validate(&next)?;
     Ok(next)
 }
 

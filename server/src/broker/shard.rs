@@ -77,6 +77,14 @@ impl ShardState {
         state
     }
 
+    /// Re-applies every topic's configs: the dynamic broker configs (what topics fall back to)
+    /// changed.
+    pub fn reapply_all_topic_configs(&self) {
+        for topic in self.metadata.topics() {
+            self.apply_topic_configs(&topic.metadata);
+        }
+    }
+
     /// Applies `topic`'s configs (overrides over the broker's defaults) to this shard's
     /// replicas of it: at start, and whenever they change (a config znode written through any
     /// broker), without a restart.
@@ -84,8 +92,9 @@ impl ShardState {
         let Some(partitions) = self.partitions.borrow().get(topic.name.as_str()).cloned() else {
             return;
         };
-        let config = log_config(&self.broker.config, &topic.configs);
-        let min_insync_replicas = min_insync_replicas(&self.broker.config, topic);
+        let broker_config = self.broker.effective_config();
+        let config = log_config(&broker_config, &topic.configs);
+        let min_insync_replicas = min_insync_replicas(&broker_config, topic);
         let compression = TopicCompression::of_topic(&topic.configs);
         for partition in partitions.values() {
             partition.apply_topic_configs(config.clone(), min_insync_replicas, compression);
@@ -137,7 +146,8 @@ impl ShardState {
         leads: bool,
     ) {
         let config = &self.broker.config;
-        partition.set_min_insync_replicas(min_insync_replicas(config, topic));
+        partition
+            .set_min_insync_replicas(min_insync_replicas(&self.broker.effective_config(), topic));
         if !leads || state.replicas.len() < 2 {
             partition.set_leader_replication(None);
             if leads {
@@ -450,9 +460,10 @@ impl ShardState {
         let config = log_config(&self.broker.config, &topic.configs);
         let name: Rc<str> = Rc::from(topic.name.as_str());
         let partition = Partition::open(dir, name.clone(), index, topic.id, config).await?;
+        let broker_config = self.broker.effective_config();
         partition.apply_topic_configs(
-            log_config(&self.broker.config, &topic.configs),
-            min_insync_replicas(&self.broker.config, topic),
+            log_config(&broker_config, &topic.configs),
+            min_insync_replicas(&broker_config, topic),
             TopicCompression::of_topic(&topic.configs),
         );
         restore_high_watermark(&self.broker, topic, &partition);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use strom_engine::log::{CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS};
 
+use super::dynamic_config::{BrokerValueSource, DynamicBrokerConfigs};
 use super::topics::TopicError;
 use crate::config::{BrokerConfig, LogDurability};
 
@@ -198,6 +199,10 @@ pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
 pub enum ConfigSource {
     /// A topic override in `/config/topics/<t>` (Kafka's TOPIC_CONFIG, "DYNAMIC_TOPIC_CONFIG").
     DynamicTopic = 1,
+    /// This broker's dynamic config (`/config/brokers/<id>`).
+    DynamicBroker = 2,
+    /// The cluster-wide dynamic default (`/config/brokers/<default>`).
+    DynamicDefaultBroker = 3,
     /// Set in the broker's properties file or by `--override`.
     StaticBroker = 4,
     /// Nobody set it: the built-in default.
@@ -206,7 +211,7 @@ pub enum ConfigSource {
 
 /// The broker properties that set the broker-level value of `broker_key` (the `ms` key and
 /// its coarser-unit synonyms, which the typed config folds into one value).
-fn broker_key_synonyms(broker_key: &str) -> &'static [&'static str] {
+pub fn broker_key_synonyms(broker_key: &str) -> &'static [&'static str] {
     match broker_key {
         "log.retention.ms" => &[
             "log.retention.ms",
@@ -226,11 +231,19 @@ fn broker_key_synonyms(broker_key: &str) -> &'static [&'static str] {
     }
 }
 
-/// Whether the broker's value of `broker_key` was set in its properties or overrides.
-pub fn broker_key_is_static(config: &BrokerConfig, broker_key: &str) -> bool {
-    broker_key_synonyms(broker_key)
-        .iter()
-        .any(|key| config.explicit_settings.contains_key(*key))
+/// Where the broker's value of `broker_key` comes from: a dynamic broker config, the
+/// properties, or the default.
+pub fn broker_value_source(
+    config: &BrokerConfig,
+    dynamic: &DynamicBrokerConfigs,
+    broker_key: &str,
+) -> ConfigSource {
+    match dynamic.source(config, broker_key_synonyms(broker_key)) {
+        BrokerValueSource::DynamicBroker => ConfigSource::DynamicBroker,
+        BrokerValueSource::DynamicDefault => ConfigSource::DynamicDefaultBroker,
+        BrokerValueSource::Static => ConfigSource::StaticBroker,
+        BrokerValueSource::Default => ConfigSource::Default,
+    }
 }
 
 /// One config of a topic as DescribeConfigs shows it.
@@ -242,20 +255,17 @@ pub struct DescribedConfig {
     pub synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
-/// `key` of a topic with `overrides`, on a broker with `config`: the effective value, where it
-/// comes from, and its synonyms.
+/// `key` of a topic with `overrides`, on a broker whose effective configuration is `config`
+/// (with `dynamic` applied): the value, where it comes from, and its synonyms.
 pub fn describe_topic_config(
     config: &BrokerConfig,
+    dynamic: &DynamicBrokerConfigs,
     overrides: &BTreeMap<String, String>,
     key: &str,
     broker_key: &str,
 ) -> DescribedConfig {
     let broker_value = broker_default(config, key);
-    let broker_source = if broker_key_is_static(config, broker_key) {
-        ConfigSource::StaticBroker
-    } else {
-        ConfigSource::Default
-    };
+    let broker_source = broker_value_source(config, dynamic, broker_key);
     let mut synonyms = Vec::new();
     if let Some(value) = overrides.get(key) {
         synonyms.push((
@@ -365,14 +375,33 @@ mod tests {
             BrokerConfig::from_properties_text("log.retention.hours=2", "test", &[] as &[&str])
                 .expect("config");
         let none = BTreeMap::new();
-        let retention = describe_topic_config(&broker, &none, "retention.ms", "log.retention.ms");
+        let no_dynamic = DynamicBrokerConfigs::default();
+        let retention = describe_topic_config(
+            &broker,
+            &no_dynamic,
+            &none,
+            "retention.ms",
+            "log.retention.ms",
+        );
         assert_eq!(retention.value.as_deref(), Some("7200000"));
         assert_eq!(retention.source, ConfigSource::StaticBroker);
-        let segment = describe_topic_config(&broker, &none, "segment.ms", "log.roll.ms");
+        let segment =
+            describe_topic_config(&broker, &no_dynamic, &none, "segment.ms", "log.roll.ms");
         assert_eq!(segment.source, ConfigSource::Default);
+        let dynamic = DynamicBrokerConfigs {
+            cluster_default: BTreeMap::from([("log.roll.ms".to_string(), "60000".to_string())]),
+            this_broker: BTreeMap::new(),
+        };
+        let segment = describe_topic_config(&broker, &dynamic, &none, "segment.ms", "log.roll.ms");
+        assert_eq!(segment.source, ConfigSource::DynamicDefaultBroker);
         let overridden = BTreeMap::from([("retention.ms".to_string(), "5000".to_string())]);
-        let described =
-            describe_topic_config(&broker, &overridden, "retention.ms", "log.retention.ms");
+        let described = describe_topic_config(
+            &broker,
+            &no_dynamic,
+            &overridden,
+            "retention.ms",
+            "log.retention.ms",
+        );
         assert_eq!(described.value.as_deref(), Some("5000"));
         assert_eq!(described.source, ConfigSource::DynamicTopic);
         assert_eq!(described.synonyms.len(), 2);

@@ -12,8 +12,10 @@ use tokio::sync::oneshot;
 
 use super::runtime::ControlLoop;
 use super::{AlterIsrError, ControlRequest, IsrChange};
-use crate::broker::config_ops::{apply_change, ConfigChange};
+use crate::broker::config_ops::{apply_change_with, ConfigChange};
+use crate::broker::dynamic_config::{validate_dynamic_configs, DEFAULT_ENTITY};
 use crate::broker::group_placement::OFFSETS_TOPIC;
+use crate::broker::topic_config::validate_topic_configs;
 use crate::broker::topics::{validate_new_topic, TopicError, TopicMetadata};
 use crate::cluster::assignment;
 use crate::cluster::znodes::{self, PartitionState, ProducerIdBlock, TopicAssignment, TopicConfig};
@@ -76,6 +78,13 @@ pub enum PendingOutcome {
     /// a DescribeConfigs through this broker right after shows them.
     ConfigsChanged {
         name: String,
+        configs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
+    },
+    /// A broker entity's dynamic configs were written; answered once this broker applies them
+    /// (at once for another broker's entity).
+    BrokerConfigsChanged {
+        entity: String,
         configs: BTreeMap<String, String>,
         reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
     },
@@ -148,6 +157,33 @@ impl PendingOutcome {
                     None
                 }
             },
+            PendingOutcome::BrokerConfigsChanged {
+                entity,
+                configs,
+                reply,
+            } => {
+                let applied = control
+                    .view
+                    .dynamic_broker_configs()
+                    .map(|(dynamic, _)| dynamic);
+                let visible = if entity == DEFAULT_ENTITY {
+                    applied.is_some_and(|dynamic| dynamic.cluster_default == configs)
+                } else if entity == control.config.broker_id.to_string() {
+                    applied.is_some_and(|dynamic| dynamic.this_broker == configs)
+                } else {
+                    true
+                };
+                if visible {
+                    let _ = reply.send(Ok(configs));
+                    None
+                } else {
+                    Some(PendingOutcome::BrokerConfigsChanged {
+                        entity,
+                        configs,
+                        reply,
+                    })
+                }
+            }
         }
     }
 
@@ -164,7 +200,8 @@ impl PendingOutcome {
             PendingOutcome::Deleted { deleted, reply, .. } => {
                 let _ = reply.send(Ok(deleted));
             }
-            PendingOutcome::ConfigsChanged { configs, reply, .. } => {
+            PendingOutcome::ConfigsChanged { configs, reply, .. }
+            | PendingOutcome::BrokerConfigsChanged { configs, reply, .. } => {
                 let _ = reply.send(Ok(configs));
             }
         }
@@ -187,7 +224,8 @@ impl PendingOutcome {
             }
             // The write succeeded; only this broker's view lags. Kafka answers once the
             // znode is written, so this is a success too.
-            PendingOutcome::ConfigsChanged { configs, reply, .. } => {
+            PendingOutcome::ConfigsChanged { configs, reply, .. }
+            | PendingOutcome::BrokerConfigsChanged { configs, reply, .. } => {
                 let _ = reply.send(Ok(configs));
             }
         }
@@ -331,6 +369,28 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
                 let _ = reply.send(Err(error));
             }
         },
+        ControlRequest::AlterBrokerConfigs {
+            entity,
+            change,
+            validate_only,
+            reply,
+        } => match alter_broker_configs(control, &entity, &change, validate_only).await {
+            Ok(configs) if validate_only => {
+                let _ = reply.send(Ok(configs));
+            }
+            Ok(configs) => wait(
+                control,
+                CONFIG_VISIBLE_WAIT_MS,
+                PendingOutcome::BrokerConfigsChanged {
+                    entity,
+                    configs,
+                    reply,
+                },
+            ),
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        },
         ControlRequest::ElectLeaders {
             preferred,
             partitions,
@@ -357,8 +417,7 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
 }
 
 /// Reads a topic's overrides, applies `change`, validates the result and (unless
-/// `validate_only`) writes it over the version it read, retrying when another broker wrote in
-/// between. Returns the overrides as written.
+/// `validate_only`) writes it (see [`alter_config_znode`]). Returns the overrides as written.
 async fn alter_topic_configs(
     control: &mut ControlLoop,
     name: &str,
@@ -366,16 +425,63 @@ async fn alter_topic_configs(
     validate_only: bool,
 ) -> Result<BTreeMap<String, String>, TopicError> {
     let path = znodes::topic_config_path(name);
+    let topic = name.to_string();
+    alter_config_znode(
+        control,
+        &path,
+        change,
+        validate_only,
+        &|control: &ControlLoop| {
+            if control.topics.contains_key(&topic) {
+                Ok(())
+            } else {
+                Err(TopicError::Unknown(topic.clone()))
+            }
+        },
+        &validate_topic_configs,
+    )
+    .await
+}
+
+/// The dynamic configs of a broker entity (`<default>` or an id), changed like a topic's.
+async fn alter_broker_configs(
+    control: &mut ControlLoop,
+    entity: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let path = znodes::broker_config_path(entity);
+    let static_config = control.config.clone();
+    alter_config_znode(
+        control,
+        &path,
+        change,
+        validate_only,
+        &|_: &ControlLoop| Ok(()),
+        &|configs: &BTreeMap<String, String>| validate_dynamic_configs(&static_config, configs),
+    )
+    .await
+}
+
+/// Reads a config znode (`{"version":1,"config":{...}}`), applies `change`, validates the result
+/// and (unless `validate_only`) writes it over the version it read, retrying when another broker
+/// wrote in between. `exists` says whether the entity is there to be configured.
+async fn alter_config_znode(
+    control: &mut ControlLoop,
+    path: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+    exists: &dyn Fn(&ControlLoop) -> Result<(), TopicError>,
+    validate: &dyn Fn(&BTreeMap<String, String>) -> Result<(), TopicError>,
+) -> Result<BTreeMap<String, String>, TopicError> {
     for _ in 0..CONFIG_WRITE_ATTEMPTS_MAX {
-        if !control.topics.contains_key(name) {
-            return Err(TopicError::Unknown(name.to_string()));
-        }
-        let (current, version) = match control.coordination.get(&path).await {
+        exists(control)?;
+        let (current, version) = match control.coordination.get(path).await {
             Ok((data, stat)) => {
-                let current = TopicConfig::decode(&path, &data)
+                let current = TopicConfig::decode(path, &data)
                     .map(|config| config.config)
                     .unwrap_or_else(|error| {
-                        tracing::warn!(%error, "replacing unreadable topic configs");
+                        tracing::warn!(%error, "replacing unreadable configs");
                         BTreeMap::new()
                     });
                 (current, Some(stat.version))
@@ -383,7 +489,7 @@ async fn alter_topic_configs(
             Err(CoordinationError::NoNode { .. }) => (BTreeMap::new(), None),
             Err(error) => return Err(store_error(error)),
         };
-        let next = apply_change(&current, change)?;
+        let next = apply_change_with(&current, change, validate)?;
         if validate_only {
             return Ok(next);
         }
@@ -394,18 +500,18 @@ async fn alter_topic_configs(
         let written = match version {
             Some(version) => control
                 .coordination
-                .set(&path, data, Some(version))
+                .set(path, data, Some(version))
                 .await
                 .map(|_| ()),
             None => control
                 .coordination
-                .create(&path, data, NodeKind::Persistent)
+                .create(path, data, NodeKind::Persistent)
                 .await
                 .map(|_| ()),
         };
         match written {
             Ok(()) => {
-                tracing::info!(topic = name, configs = ?next, "topic configs changed");
+                tracing::info!(path, configs = ?next, "configs changed");
                 return Ok(next);
             }
             // Another broker changed them since the read: apply the change to theirs.
@@ -414,7 +520,7 @@ async fn alter_topic_configs(
         }
     }
     Err(TopicError::Store(format!(
-        "{name}: configs kept changing under {CONFIG_WRITE_ATTEMPTS_MAX} attempts"
+        "{path}: configs kept changing under {CONFIG_WRITE_ATTEMPTS_MAX} attempts"
     )))
 }
 

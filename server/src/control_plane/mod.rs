@@ -67,6 +67,14 @@ pub enum ControlRequest {
         validate_only: bool,
         reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
     },
+    /// IncrementalAlterConfigs / AlterConfigs of a broker entity (`<default>` or an id):
+    /// replies with its dynamic configs as written.
+    AlterBrokerConfigs {
+        entity: String,
+        change: ConfigChange,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
+    },
     ElectLeaders {
         preferred: bool,
         partitions: Option<Vec<(String, i32)>>,
@@ -221,6 +229,23 @@ impl ControlPlane {
     ) -> Result<BTreeMap<String, String>, TopicError> {
         self.ask(|reply| ControlRequest::AlterTopicConfigs {
             name,
+            change,
+            validate_only,
+            reply,
+        })
+        .await?
+    }
+
+    /// Changes the dynamic configs of a broker entity in `/config/brokers/<entity>`; every
+    /// broker it concerns applies them from its watch.
+    pub async fn alter_broker_configs(
+        &self,
+        entity: String,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        self.ask(|reply| ControlRequest::AlterBrokerConfigs {
+            entity,
             change,
             validate_only,
             reply,

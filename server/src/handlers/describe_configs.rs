@@ -10,8 +10,9 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::error_codes::{code, NONE};
 use super::{ready, RequestContext, ResponseFuture};
+use crate::broker::dynamic_config::DYNAMIC_BROKER_KEYS;
 use crate::broker::topic_config::{
-    broker_default, broker_key_is_static, describe_topic_config, ConfigSource, TOPIC_CONFIGS,
+    broker_default, broker_value_source, describe_topic_config, TOPIC_CONFIGS,
 };
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -40,6 +41,9 @@ fn wanted(keys: Option<&Vec<kafka_protocol::protocol::StrBytes>>, key: &str) -> 
 
 pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> ResponseFuture {
     let broker = &ctx.shard.broker;
+    // Topic configs fall back to the broker's values with the dynamic broker configs applied.
+    let effective = broker.effective_config();
+    let dynamic = broker.dynamic_broker_configs();
     let version = ctx.version();
     let typed = |key: &str| if version >= 3 { config_type(key) } else { 0 };
     let mut results = Vec::with_capacity(request.resources.len());
@@ -56,8 +60,13 @@ pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Res
                     .iter()
                     .filter(|(key, _)| wanted(keys, key))
                     .map(|(key, broker_key)| {
-                        let described =
-                            describe_topic_config(&broker.config, &topic.configs, key, broker_key);
+                        let described = describe_topic_config(
+                            &effective,
+                            &dynamic,
+                            &topic.configs,
+                            key,
+                            broker_key,
+                        );
                         let synonyms = if request.include_synonyms {
                             described
                                 .synonyms
@@ -85,16 +94,13 @@ pub async fn handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Res
                 .iter()
                 .filter(|(_, broker_key)| wanted(keys, broker_key))
                 .map(|(key, broker_key)| {
-                    let source = if broker_key_is_static(&broker.config, broker_key) {
-                        ConfigSource::StaticBroker
-                    } else {
-                        ConfigSource::Default
-                    };
+                    let source = broker_value_source(&effective, &dynamic, broker_key);
                     DescribeConfigsResourceResult::default()
                         .with_name((*broker_key).into())
-                        .with_value(broker_default(&broker.config, key).map(Into::into))
+                        .with_value(broker_default(&effective, key).map(Into::into))
                         .with_config_source(source as i8)
-                        .with_read_only(true)
+                        // Changeable at run time (IncrementalAlterConfigs on the broker).
+                        .with_read_only(!DYNAMIC_BROKER_KEYS.contains(broker_key))
                         .with_config_type(typed(key))
                 })
                 .collect()),

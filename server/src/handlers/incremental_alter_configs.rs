@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs (key 44, v0–v1): SET, DELETE, APPEND and SUBTRACT of single topic
-//! configs. Each resource succeeds or fails alone, with Kafka's error code; `validate_only`
+//! configs, and of dynamic broker configs (`/config/brokers`, see `broker::dynamic_config`). Each resource succeeds or fails alone, with Kafka's error code; `validate_only`
 //! checks everything and writes nothing. The control plane writes `/config/topics/<t>`, and
 //! every broker holding a replica applies the change from its watch, without a restart.
 
@@ -10,6 +10,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use super::error_codes::{code, topic_error_code, ErrorCode, NONE};
 use super::{RequestContext, ResponseFuture};
 use crate::broker::config_ops::{AlterOp, ConfigChange};
+use crate::broker::dynamic_config::broker_entity;
 use crate::broker::topics::TopicError;
 
 /// Kafka's ConfigResource types.
@@ -35,12 +36,17 @@ pub(super) async fn alter_resource(
                 .map(|_| ()),
             Err(error) => Err(error),
         },
-        RESOURCE_BROKER => {
-            return (
-                code(ResponseError::InvalidRequest),
-                Some("dynamic broker configs are not supported by this broker".into()),
-            )
-        }
+        // `""` is the cluster-wide default (`<default>`), else one broker's id.
+        RESOURCE_BROKER => match (broker_entity(resource_name), change) {
+            (Ok(entity), Ok(change)) => ctx
+                .shard
+                .broker
+                .control
+                .alter_broker_configs(entity, change, validate_only)
+                .await
+                .map(|_| ()),
+            (Err(error), _) | (_, Err(error)) => Err(error),
+        },
         other => {
             return (
                 code(ResponseError::InvalidRequest),
