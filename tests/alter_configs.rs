@@ -8,7 +8,11 @@
 //!   (`min.insync.replicas` raised above the ISR: acks=all gets NOT_ENOUGH_REPLICAS) and
 //!   survives that leader's restart;
 //! - a topic with `compression.type=lz4` stores the batches a gzip producer sends as lz4 (the
-//!   codec bits of the batches Fetch returns), every record intact; a `producer` topic keeps gzip.
+//!   codec bits of the batches Fetch returns), every record intact; a `producer` topic keeps gzip;
+//! - a dynamic broker config (`log.retention.ms` on broker 0, `log.roll.ms` on the cluster-wide
+//!   default) applies to topics without an override, shows as DYNAMIC_BROKER_CONFIG /
+//!   DYNAMIC_DEFAULT_BROKER_CONFIG, refuses invalid values (INVALID_CONFIG) and keys that cannot
+//!   change at run time (INVALID_REQUEST), and survives a restart.
 
 mod common;
 mod replication_support;
@@ -19,8 +23,15 @@ use std::time::{Duration, Instant};
 
 use common::kafka_wire::Connection;
 use common::{args, python_client, unique_topic, Broker, BrokerOpts, CLIENT_TIMEOUT};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use strom_engine::batch::build::build_batch;
 use tools_support::strom;
@@ -519,5 +530,37 @@ fn a_dynamic_broker_default_applies_to_topics_without_an_override_and_survives_r
     assert_eq!(
         seen["topic_retention"]["source"], "DYNAMIC_BROKER_CONFIG",
         "{seen}"
+    );
+
+    // The cluster-wide default (the empty broker name; librdkafka cannot name it, so on the
+    // wire): a topic without an override falls back to it.
+    let mut connection = Connection::open(&broker);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("log.roll.ms"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("600000")))]),
+    ]);
+    let response: IncrementalAlterConfigsResponse =
+        connection.call(ApiKey::IncrementalAlterConfigs, 0, &request);
+    assert_eq!(response.responses[0].error_code, 0, "{response:?}");
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.clone()))
+            .with_configuration_keys(Some(vec![StrBytes::from_static_str("segment.ms")]))]);
+    let response: DescribeConfigsResponse = connection.call(ApiKey::DescribeConfigs, 1, &request);
+    let segment_ms = &response.results[0].configs[0];
+    assert_eq!(
+        segment_ms.value.as_ref().map(|v| v.as_str()),
+        Some("600000"),
+        "{response:?}"
+    );
+    assert_eq!(
+        segment_ms.config_source, 3,
+        "DYNAMIC_DEFAULT_BROKER_CONFIG: {response:?}"
     );
 }

@@ -3,7 +3,7 @@
 //! over the static properties. Only the keys Kafka allows to change at run time and that Strom
 //! applies without a restart are accepted: the topic defaults (`log.retention.*`,
 //! `log.segment.bytes`, `log.roll.*`, `log.flush.interval.ms`, `log.index.interval.bytes`,
-//! `message.max.bytes`, `min.insync.replicas`, `unclean.leader.election.enable`).
+//! `message.max.bytes`, `min.insync.replicas`).
 //!
 //! The effective configuration is the static one re-parsed with the dynamic values as later
 //! overrides (cluster default first, then this broker's), so dynamic values are validated and
@@ -30,7 +30,8 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "log.index.interval.bytes",
     "message.max.bytes",
     "min.insync.replicas",
-    "unclean.leader.election.enable",
+    // Not `unclean.leader.election.enable`: the controller reads the broker default once, when
+    // it is elected (the topic config of that name does change at run time).
 ];
 
 /// The dynamic values this broker sees: the cluster default and its own.

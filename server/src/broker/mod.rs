@@ -3,6 +3,7 @@
 
 pub mod config_ops;
 pub mod context;
+pub mod decompress;
 pub mod dynamic_config;
 pub mod group_placement;
 pub mod group_runtime;

@@ -34,7 +34,7 @@ pub enum AppendError {
     #[error("a produce request must carry exactly one record batch per partition, got {0}")]
     BatchCount(usize),
     #[error("batch not recompressed to the topic's codec: {0}")]
-    Recompress(String),
+    Recompress(#[from] super::recompress::RecompressError),
     #[error("transactional batches are not supported")]
     Transactional,
     #[error("this broker is not the partition's leader")]
@@ -296,8 +296,7 @@ impl Partition {
         // `compression.type`); batches already in it, and `producer` topics, stay zero-copy.
         if let TopicCompression::Codec(codec) = self.compression.get() {
             if Codec::from_attributes(header.attributes) != Some(codec) {
-                records = recompress(&records, codec)
-                    .map_err(|error| AppendError::Recompress(error.to_string()))?;
+                records = recompress(&records, codec)?;
                 validated = self.log.validate_record_set(&records)?;
             }
         }

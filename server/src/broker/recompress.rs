@@ -12,9 +12,17 @@
 //! already in the topic's codec (and every batch of a `producer` topic) are stored as received.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
+use super::decompress::{decompress_bounded, DecompressError};
 use super::topic_config::Codec;
+
+/// Largest records section a batch may decompress to for recompression. Producers compress
+/// batches of at most `max.message.bytes` (1 MiB by default); text compresses perhaps 10:1, so
+/// this leaves wide room for real batches while a crafted one (gigabytes from a few kilobytes)
+/// is refused with MESSAGE_TOO_LARGE before it is allocated. One batch is recompressed at a time
+/// per shard.
+pub const RECOMPRESS_PLAIN_BYTES_MAX: usize = 64 << 20;
 
 /// Bytes of a v2 batch header, up to the records.
 const HEADER_BYTES: usize = 61;
@@ -35,23 +43,12 @@ pub enum RecompressError {
     UnknownCodec(i16),
     #[error("records do not decompress: {0}")]
     Decompress(String),
+    #[error("records decompress to more than {0} bytes")]
+    PlainTooLarge(usize),
     #[error("records do not compress: {0}")]
     Compress(String),
     #[error("recompressed batch of {0} bytes exceeds a batch's length field")]
     TooLarge(usize),
-}
-
-fn decompress(codec: Codec, compressed: Bytes) -> Result<Bytes, RecompressError> {
-    let mut input = compressed;
-    let take = |buf: &mut Bytes| Ok(buf.split_to(buf.len()));
-    let result = match codec {
-        Codec::None => return Ok(input),
-        Codec::Gzip => Gzip::decompress(&mut input, take),
-        Codec::Snappy => Snappy::decompress(&mut input, take),
-        Codec::Lz4 => Lz4::decompress(&mut input, take),
-        Codec::Zstd => Zstd::decompress(&mut input, take),
-    };
-    result.map_err(|error| RecompressError::Decompress(error.to_string()))
 }
 
 fn compress(codec: Codec, plain: &[u8], out: &mut BytesMut) -> Result<(), RecompressError> {
@@ -88,7 +85,11 @@ pub fn recompress(batch: &Bytes, target: Codec) -> Result<Bytes, RecompressError
     }
     let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
     let source = batch_codec(attributes)?;
-    let plain = decompress(source, batch.slice(HEADER_BYTES..))?;
+    let plain = decompress_bounded(source, &batch[HEADER_BYTES..], RECOMPRESS_PLAIN_BYTES_MAX)
+        .map_err(|error| match error {
+            DecompressError::TooLarge { max_bytes } => RecompressError::PlainTooLarge(max_bytes),
+            DecompressError::Corrupt(reason) => RecompressError::Decompress(reason),
+        })?;
     let mut out = BytesMut::with_capacity(HEADER_BYTES + plain.len() / 2);
     out.put_slice(&batch[..HEADER_BYTES]);
     compress(target, &plain, &mut out)?;

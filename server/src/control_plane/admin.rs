@@ -463,6 +463,9 @@ async fn alter_broker_configs(
     .await
 }
 
+/// Checks a config znode's whole new content.
+type ConfigValidator<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<(), TopicError> + 'a;
+
 /// Reads a config znode (`{"version":1,"config":{...}}`), applies `change`, validates the result
 /// and (unless `validate_only`) writes it over the version it read, retrying when another broker
 /// wrote in between. `exists` says whether the entity is there to be configured.
@@ -472,7 +475,7 @@ async fn alter_config_znode(
     change: &ConfigChange,
     validate_only: bool,
     exists: &dyn Fn(&ControlLoop) -> Result<(), TopicError>,
-    validate: &dyn Fn(&BTreeMap<String, String>) -> Result<(), TopicError>,
+    validate: &ConfigValidator<'_>,
 ) -> Result<BTreeMap<String, String>, TopicError> {
     for _ in 0..CONFIG_WRITE_ATTEMPTS_MAX {
         exists(control)?;
