@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use strom_server::config::BrokerConfig;
+use strom_server::config::{BrokerConfig, LogFormat};
 
 /// See `allocator`: claimed array sizes in malformed requests must not abort the broker.
 #[global_allocator]
@@ -67,23 +67,36 @@ impl BrokerConfigArgs {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr: as text, coloured only when stderr is a terminal (a log file or journald
+/// gets no escape codes), or as one JSON object per line (`log.format=json`) for log shippers.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 fn run_broker(command: &BrokerCommand) -> Result<(), String> {
     match command {
         BrokerCommand::Start(args) => {
             let config = args.load()?;
+            init_logging(config.log_format);
+            // What this broker runs with beyond the defaults, so a log shows it.
+            tracing::info!(
+                settings = ?config.explicit_settings,
+                "configuration: the keys set in the properties file or by --override; every other key has its default"
+            );
             strom_server::broker::run(config).map_err(|error| error.to_string())
         }
         BrokerCommand::Stop(args) => {
             let config = args.load()?;
+            init_logging(config.log_format);
             let log_dir = config
                 .log_dirs
                 .first()
@@ -117,7 +130,6 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
     let outcome = run_broker(&command);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

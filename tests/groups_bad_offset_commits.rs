@@ -1,7 +1,8 @@
 //! OffsetCommit requests Kafka refuses, written as raw frames (no client would send them): a group
 //! member joined by hand (JoinGroup v1 + SyncGroup v0 over a socket) commits with a stale
 //! generation, as an unknown member, with generation -1 while the group has members, for a group
-//! that does not exist, and with metadata over `offset.metadata.max.bytes` (4096). Each is tried at
+//! that does not exist, with metadata over `offset.metadata.max.bytes` (4096), and for a partition or
+//! a topic that does not exist (UNKNOWN_TOPIC_OR_PARTITION for it, the rest stored). Each is tried at
 //! OffsetCommit v2 and v7 (the last non-flexible version) and must get Kafka's error code; after
 //! each the member's heartbeat still succeeds and the committed offsets (OffsetFetch v1) are
 //! unchanged. Finally the member leaves and a confluent-kafka consumer of the same group resumes
@@ -30,6 +31,7 @@ const NONE: i16 = 0;
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// The OffsetCommit versions every case is tried at: v2 (retention time, no leader epoch) and v7
 /// (throttle time, leader epoch, group instance id; the last version before flexible encoding).
@@ -456,6 +458,15 @@ fn refused_offset_commits_get_kafkas_errors_and_leave_the_group_working() {
             offsets: vec![(0, 5, oversized.as_str()), (1, 6, at_limit.as_str())],
             expected: vec![OFFSET_METADATA_TOO_LARGE, NONE],
         },
+        Case {
+            // Kafka: a partition the topic does not have is refused, the others are stored.
+            what: "a partition index the topic does not have",
+            group: group.clone(),
+            generation,
+            member: member.clone(),
+            offsets: vec![(PARTITIONS as i32 + 5, 9, ""), (2, 7, "")],
+            expected: vec![UNKNOWN_TOPIC_OR_PARTITION, NONE],
+        },
     ];
     for Case {
         what,
@@ -499,6 +510,31 @@ fn refused_offset_commits_get_kafkas_errors_and_leave_the_group_working() {
             );
         }
     }
+
+    // A topic that does not exist: refused, and nothing is stored for it.
+    let missing_topic = format!("{topic}-missing");
+    for version in COMMIT_VERSIONS {
+        let errors = offset_commit(
+            &mut conn,
+            version,
+            &group,
+            generation,
+            &member,
+            &missing_topic,
+            &[(0, 11, ""), (1, 12, "")],
+        );
+        assert_eq!(
+            errors,
+            [UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_OR_PARTITION],
+            "OffsetCommit v{version} to a topic that does not exist"
+        );
+    }
+    assert_eq!(
+        offset_fetch(&mut conn, &group, &missing_topic),
+        vec![(-1, 0); PARTITIONS as usize],
+        "no offset was stored for the topic that does not exist"
+    );
+    assert_eq!(offset_fetch(&mut conn, &group, &topic), committed);
 
     // The member still commits normally, then leaves.
     let errors = offset_commit(

@@ -24,3 +24,22 @@ pub struct BrokerContext {
     /// hold records its leader never confirmed).
     pub checkpointed_high_watermarks: strom_engine::log::PartitionOffsets,
 }
+
+impl BrokerContext {
+    /// The configuration with the dynamic broker configs (`/config/brokers`) applied: what
+    /// topic configs fall back to. Not for the data path (it takes the view's lock).
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.topics
+            .dynamic_broker_configs()
+            .map(|(_, effective)| effective)
+            .unwrap_or_else(|| Arc::new(self.config.clone()))
+    }
+
+    /// The dynamic broker configs this broker applies (empty when none are set).
+    pub fn dynamic_broker_configs(&self) -> super::dynamic_config::DynamicBrokerConfigs {
+        self.topics
+            .dynamic_broker_configs()
+            .map(|(dynamic, _)| dynamic)
+            .unwrap_or_default()
+    }
+}

@@ -1,7 +1,10 @@
 //! The broker: starts the shards with their partitions, listens on every shard, runs retention,
 //! and shuts down cleanly on SIGTERM/SIGINT.
 
+pub mod config_ops;
 pub mod context;
+pub mod decompress;
+pub mod dynamic_config;
 pub mod group_placement;
 pub mod group_runtime;
 pub mod leader_replication;
@@ -12,6 +15,7 @@ pub mod partition;
 pub mod placement;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod recompress;
 pub mod shard;
 pub mod topic_config;
 pub mod topics;

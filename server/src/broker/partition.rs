@@ -19,6 +19,8 @@ use strom_engine::log::{AppendReceipt, LogConfig, PartitionLog, ShutdownScope, W
 
 use super::leader_replication::LeaderReplication;
 use super::producer_state::{ProducerStateTable, SequenceDecision, SequenceError};
+use super::recompress::recompress;
+use super::topic_config::{Codec, TopicCompression};
 
 const PRODUCER_SNAPSHOT_FILE: &str = "producer-state-snapshot.json";
 
@@ -31,6 +33,8 @@ pub enum AppendError {
     Sequence(#[from] SequenceError),
     #[error("a produce request must carry exactly one record batch per partition, got {0}")]
     BatchCount(usize),
+    #[error("batch not recompressed to the topic's codec: {0}")]
+    Recompress(#[from] super::recompress::RecompressError),
     #[error("transactional batches are not supported")]
     Transactional,
     #[error("this broker is not the partition's leader")]
@@ -95,6 +99,8 @@ pub struct Partition {
     leader_replication: RefCell<Option<Rc<LeaderReplication>>>,
     /// The topic's `min.insync.replicas` (over the broker default) for `acks=all`.
     min_insync_replicas: Cell<usize>,
+    /// The topic's `compression.type`: a batch in another codec is recompressed on append.
+    compression: Cell<TopicCompression>,
     producers: RefCell<ProducerStateTable>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
@@ -152,6 +158,7 @@ impl Partition {
             is_leader: Cell::new(false),
             leader_replication: RefCell::new(None),
             min_insync_replicas: Cell::new(1),
+            compression: Cell::new(TopicCompression::Producer),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))
@@ -216,6 +223,26 @@ impl Partition {
         self.leader_replication.borrow().clone()
     }
 
+    /// Applies the topic's configs (at open, and when they change at run time): the log's
+    /// retention, segments, durability and size limit, `min.insync.replicas` and
+    /// `compression.type`. A log config the engine refuses keeps the old one (logged).
+    pub fn apply_topic_configs(
+        &self,
+        config: LogConfig,
+        min_insync_replicas: usize,
+        compression: TopicCompression,
+    ) {
+        if let Err(error) = self.log.set_config(config) {
+            tracing::error!(topic = %self.topic, index = self.index, %error, "topic config not applied");
+        }
+        self.set_min_insync_replicas(min_insync_replicas);
+        self.compression.set(compression);
+    }
+
+    pub fn compression(&self) -> TopicCompression {
+        self.compression.get()
+    }
+
     pub fn set_min_insync_replicas(&self, min_insync_replicas: usize) {
         self.min_insync_replicas.set(min_insync_replicas.max(1));
     }
@@ -259,11 +286,20 @@ impl Partition {
     ) -> Result<AppendOutcome, AppendError> {
         // Validate first (CRC included): a damaged copy of a stored batch is corrupt, not a
         // duplicate to acknowledge.
-        let validated = self.log.validate_record_set(&records)?;
+        let mut validated = self.log.validate_record_set(&records)?;
+        let mut records = records;
         let header: BatchHeader = match validated.headers() {
             [header] => *header,
             headers => return Err(AppendError::BatchCount(headers.len())),
         };
+        // A topic with a codec of its own recompresses batches in another one (Kafka's
+        // `compression.type`); batches already in it, and `producer` topics, stay zero-copy.
+        if let TopicCompression::Codec(codec) = self.compression.get() {
+            if Codec::from_attributes(header.attributes) != Some(codec) {
+                records = recompress(&records, codec)?;
+                validated = self.log.validate_record_set(&records)?;
+            }
+        }
         if header.is_transactional() {
             return Err(AppendError::Transactional);
         }

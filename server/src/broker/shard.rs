@@ -17,7 +17,7 @@ use super::log_dir::{close_partitions, open_owned_partitions};
 use super::metadata_cache::{Applied, MetadataCache, MetadataChange, MetadataUpdate};
 use super::partition::{partition_dir, Partition};
 use super::placement::owner_shard;
-use super::topic_config::log_config;
+use super::topic_config::{log_config, TopicCompression};
 use super::topics::{PartitionView, TopicMetadata};
 use crate::replication::fetcher::{FetcherConfig, FetcherSet};
 
@@ -71,9 +71,34 @@ impl ShardState {
                 .insert(partition.index, partition);
         }
         for topic in state.metadata.topics() {
+            state.apply_topic_configs(&topic.metadata);
             state.apply_leaderships(&topic.metadata);
         }
         state
+    }
+
+    /// Re-applies every topic's configs: the dynamic broker configs (what topics fall back to)
+    /// changed.
+    pub fn reapply_all_topic_configs(&self) {
+        for topic in self.metadata.topics() {
+            self.apply_topic_configs(&topic.metadata);
+        }
+    }
+
+    /// Applies `topic`'s configs (overrides over the broker's defaults) to this shard's
+    /// replicas of it: at start, and whenever they change (a config znode written through any
+    /// broker), without a restart.
+    fn apply_topic_configs(&self, topic: &TopicMetadata) {
+        let Some(partitions) = self.partitions.borrow().get(topic.name.as_str()).cloned() else {
+            return;
+        };
+        let broker_config = self.broker.effective_config();
+        let config = log_config(&broker_config, &topic.configs);
+        let min_insync_replicas = min_insync_replicas(&broker_config, topic);
+        let compression = TopicCompression::of_topic(&topic.configs);
+        for partition in partitions.values() {
+            partition.apply_topic_configs(config.clone(), min_insync_replicas, compression);
+        }
     }
 
     /// Takes up or gives up the leadership of this shard's replicas of `topic` as the metadata
@@ -121,12 +146,8 @@ impl ShardState {
         leads: bool,
     ) {
         let config = &self.broker.config;
-        let min_insync_replicas = topic
-            .configs
-            .get("min.insync.replicas")
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(config.min_insync_replicas as usize);
-        partition.set_min_insync_replicas(min_insync_replicas);
+        partition
+            .set_min_insync_replicas(min_insync_replicas(&self.broker.effective_config(), topic));
         if !leads || state.replicas.len() < 2 {
             partition.set_leader_replication(None);
             if leads {
@@ -292,6 +313,13 @@ impl ShardState {
             ),
             MetadataChange::Remove { .. } | MetadataChange::Members(_) => None,
         };
+        let configs_changed = match &update.change {
+            MetadataChange::Upsert(topic) => self
+                .metadata
+                .topic(&topic.name)
+                .is_some_and(|cached| cached.metadata.configs != topic.configs),
+            MetadataChange::Remove { .. } | MetadataChange::Members(_) => false,
+        };
         match self.metadata.apply(update) {
             Applied::Stale => {}
             Applied::Gap => {
@@ -300,6 +328,9 @@ impl ShardState {
             }
             Applied::Applied => match &update.change {
                 MetadataChange::Upsert(topic) => {
+                    if configs_changed {
+                        self.apply_topic_configs(topic);
+                    }
                     self.reconcile_topic(topic).await;
                     if partitions_before != Some(topic.partitions) {
                         self.notify_partitions_changed(&topic.name);
@@ -339,6 +370,8 @@ impl ShardState {
             self.remove_topic_replicas(&name).await;
         }
         for topic in topics {
+            // The gap may have hidden a config change.
+            self.apply_topic_configs(&topic.metadata);
             self.reconcile_topic(&topic.metadata).await;
         }
     }
@@ -427,6 +460,12 @@ impl ShardState {
         let config = log_config(&self.broker.config, &topic.configs);
         let name: Rc<str> = Rc::from(topic.name.as_str());
         let partition = Partition::open(dir, name.clone(), index, topic.id, config).await?;
+        let broker_config = self.broker.effective_config();
+        partition.apply_topic_configs(
+            log_config(&broker_config, &topic.configs),
+            min_insync_replicas(&broker_config, topic),
+            TopicCompression::of_topic(&topic.configs),
+        );
         restore_high_watermark(&self.broker, topic, &partition);
         // Another request may have opened it while this one awaited recovery.
         let mut partitions = self.partitions.borrow_mut();
@@ -517,6 +556,15 @@ impl ShardState {
         self.fetchers.unfollow_all();
         close_partitions(self.partitions(), log_dir).await;
     }
+}
+
+/// The topic's `min.insync.replicas` (validated when set), else the broker's.
+fn min_insync_replicas(config: &crate::config::BrokerConfig, topic: &TopicMetadata) -> usize {
+    topic
+        .configs
+        .get("min.insync.replicas")
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(config.min_insync_replicas as usize)
 }
 
 /// A replicated partition opens with the high watermark of the log dir's checkpoint (its log

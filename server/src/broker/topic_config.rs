@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use strom_engine::log::{CleanupPolicy, Durability, LogConfig, DEFAULT_DELETE_RETENTION_MS};
 
+use super::dynamic_config::{BrokerValueSource, DynamicBrokerConfigs};
 use super::topics::TopicError;
 use crate::config::{BrokerConfig, LogDurability};
 
@@ -65,11 +66,13 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), TopicError> {
             "delete" | "compact" => Ok(()),
             _ => Err(invalid(key, value, "expected delete or compact")),
         },
-        "compression.type" => match value.trim() {
-            // Strom stores batches as producers compressed them.
-            "producer" => Ok(()),
-            _ => Err(invalid(key, value, "only 'producer' is supported")),
-        },
+        "compression.type" => TopicCompression::parse(value).map(|_| ()).ok_or_else(|| {
+            invalid(
+                key,
+                value,
+                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+            )
+        }),
         "durability" => parse_durability(key, value).map(|_| ()),
         "message.timestamp.type" => match value.trim() {
             "CreateTime" => Ok(()),
@@ -104,6 +107,63 @@ pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), 
         .try_for_each(|(key, value)| validate_topic_config(key, value))
 }
 
+/// `compression.type`: how a topic stores its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicCompression {
+    /// As the producer compressed them (the zero-copy path).
+    #[default]
+    Producer,
+    /// In this codec: a batch arriving in another one is recompressed on the leader.
+    Codec(Codec),
+}
+
+/// The codecs of a RecordBatch's attributes (bits 0–2), Kafka's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
+}
+
+impl Codec {
+    /// The codec of attribute bits 0–2; `None` for the values Kafka does not define.
+    pub fn from_attributes(attributes: i16) -> Option<Codec> {
+        match attributes & 0x7 {
+            0 => Some(Codec::None),
+            1 => Some(Codec::Gzip),
+            2 => Some(Codec::Snappy),
+            3 => Some(Codec::Lz4),
+            4 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+impl TopicCompression {
+    /// Kafka's `compression.type` values; `None` for anything else.
+    pub fn parse(value: &str) -> Option<TopicCompression> {
+        Some(match value.trim() {
+            "producer" => TopicCompression::Producer,
+            "uncompressed" => TopicCompression::Codec(Codec::None),
+            "gzip" => TopicCompression::Codec(Codec::Gzip),
+            "snappy" => TopicCompression::Codec(Codec::Snappy),
+            "lz4" => TopicCompression::Codec(Codec::Lz4),
+            "zstd" => TopicCompression::Codec(Codec::Zstd),
+            _ => return None,
+        })
+    }
+
+    /// The topic's setting from its overrides (validated when set; `producer` otherwise).
+    pub fn of_topic(overrides: &BTreeMap<String, String>) -> TopicCompression {
+        overrides
+            .get("compression.type")
+            .and_then(|value| TopicCompression::parse(value))
+            .unwrap_or_default()
+    }
+}
+
 /// The broker-level default of a topic config, as text.
 pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
     let text = match key {
@@ -132,6 +192,98 @@ pub fn broker_default(config: &BrokerConfig, key: &str) -> Option<String> {
         _ => return None,
     };
     Some(text)
+}
+
+/// Where a config's value comes from (Kafka's DescribeConfigs `config_source` numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A topic override in `/config/topics/<t>` (Kafka's TOPIC_CONFIG, "DYNAMIC_TOPIC_CONFIG").
+    DynamicTopic = 1,
+    /// This broker's dynamic config (`/config/brokers/<id>`).
+    DynamicBroker = 2,
+    /// The cluster-wide dynamic default (`/config/brokers/<default>`).
+    DynamicDefaultBroker = 3,
+    /// Set in the broker's properties file or by `--override`.
+    StaticBroker = 4,
+    /// Nobody set it: the built-in default.
+    Default = 5,
+}
+
+/// The broker properties that set the broker-level value of `broker_key` (the `ms` key and
+/// its coarser-unit synonyms, which the typed config folds into one value).
+pub fn broker_key_synonyms(broker_key: &str) -> &'static [&'static str] {
+    match broker_key {
+        "log.retention.ms" => &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        "log.roll.ms" => &["log.roll.ms", "log.roll.hours"],
+        "log.segment.bytes" => &["log.segment.bytes"],
+        "log.retention.bytes" => &["log.retention.bytes"],
+        "log.durability" => &["log.durability"],
+        "log.flush.interval.ms" => &["log.flush.interval.ms"],
+        "log.index.interval.bytes" => &["log.index.interval.bytes"],
+        "message.max.bytes" => &["message.max.bytes"],
+        "min.insync.replicas" => &["min.insync.replicas"],
+        "unclean.leader.election.enable" => &["unclean.leader.election.enable"],
+        _ => &[],
+    }
+}
+
+/// Where the broker's value of `broker_key` comes from: a dynamic broker config, the
+/// properties, or the default.
+pub fn broker_value_source(
+    config: &BrokerConfig,
+    dynamic: &DynamicBrokerConfigs,
+    broker_key: &str,
+) -> ConfigSource {
+    match dynamic.source(config, broker_key_synonyms(broker_key)) {
+        BrokerValueSource::DynamicBroker => ConfigSource::DynamicBroker,
+        BrokerValueSource::DynamicDefault => ConfigSource::DynamicDefaultBroker,
+        BrokerValueSource::Static => ConfigSource::StaticBroker,
+        BrokerValueSource::Default => ConfigSource::Default,
+    }
+}
+
+/// One config of a topic as DescribeConfigs shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConfig {
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    /// Every level that sets it, most specific first (Kafka's synonyms): (name, value, source).
+    pub synonyms: Vec<(String, Option<String>, ConfigSource)>,
+}
+
+/// `key` of a topic with `overrides`, on a broker whose effective configuration is `config`
+/// (with `dynamic` applied): the value, where it comes from, and its synonyms.
+pub fn describe_topic_config(
+    config: &BrokerConfig,
+    dynamic: &DynamicBrokerConfigs,
+    overrides: &BTreeMap<String, String>,
+    key: &str,
+    broker_key: &str,
+) -> DescribedConfig {
+    let broker_value = broker_default(config, key);
+    let broker_source = broker_value_source(config, dynamic, broker_key);
+    let mut synonyms = Vec::new();
+    if let Some(value) = overrides.get(key) {
+        synonyms.push((
+            key.to_string(),
+            Some(value.clone()),
+            ConfigSource::DynamicTopic,
+        ));
+    }
+    synonyms.push((broker_key.to_string(), broker_value.clone(), broker_source));
+    let (value, source) = match overrides.get(key) {
+        Some(value) => (Some(value.clone()), ConfigSource::DynamicTopic),
+        None => (broker_value, broker_source),
+    };
+    DescribedConfig {
+        value,
+        source,
+        synonyms,
+    }
 }
 
 /// The engine configuration of a topic's partitions: topic overrides over broker defaults.
@@ -215,6 +367,59 @@ mod tests {
             broker_default(&on, "unclean.leader.election.enable").as_deref(),
             Some("true")
         );
+    }
+
+    #[test]
+    fn described_sources_follow_who_set_the_value() {
+        let broker =
+            BrokerConfig::from_properties_text("log.retention.hours=2", "test", &[] as &[&str])
+                .expect("config");
+        let none = BTreeMap::new();
+        let no_dynamic = DynamicBrokerConfigs::default();
+        let retention = describe_topic_config(
+            &broker,
+            &no_dynamic,
+            &none,
+            "retention.ms",
+            "log.retention.ms",
+        );
+        assert_eq!(retention.value.as_deref(), Some("7200000"));
+        assert_eq!(retention.source, ConfigSource::StaticBroker);
+        let segment =
+            describe_topic_config(&broker, &no_dynamic, &none, "segment.ms", "log.roll.ms");
+        assert_eq!(segment.source, ConfigSource::Default);
+        let dynamic = DynamicBrokerConfigs {
+            cluster_default: BTreeMap::from([("log.roll.ms".to_string(), "60000".to_string())]),
+            this_broker: BTreeMap::new(),
+        };
+        let segment = describe_topic_config(&broker, &dynamic, &none, "segment.ms", "log.roll.ms");
+        assert_eq!(segment.source, ConfigSource::DynamicDefaultBroker);
+        let overridden = BTreeMap::from([("retention.ms".to_string(), "5000".to_string())]);
+        let described = describe_topic_config(
+            &broker,
+            &no_dynamic,
+            &overridden,
+            "retention.ms",
+            "log.retention.ms",
+        );
+        assert_eq!(described.value.as_deref(), Some("5000"));
+        assert_eq!(described.source, ConfigSource::DynamicTopic);
+        assert_eq!(described.synonyms.len(), 2);
+        assert_eq!(described.synonyms[1].2, ConfigSource::StaticBroker);
+    }
+
+    #[test]
+    fn compression_types_are_kafkas() {
+        for value in ["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+            validate_topic_config("compression.type", value).expect(value);
+        }
+        assert!(validate_topic_config("compression.type", "brotli").is_err());
+        assert_eq!(
+            TopicCompression::parse("lz4"),
+            Some(TopicCompression::Codec(Codec::Lz4))
+        );
+        assert_eq!(Codec::from_attributes(0x13), Some(Codec::Lz4));
+        assert_eq!(Codec::from_attributes(0x7), None);
     }
 
     #[test]

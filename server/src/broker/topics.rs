@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::dynamic_config::DynamicBrokerConfigs;
 use super::metadata_cache::{ClusterMembers, MetadataChange, MetadataUpdate, TopicsSnapshot};
+use crate::config::BrokerConfig;
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_MAX_BYTES: usize = 249;
@@ -110,6 +112,8 @@ pub enum TopicError {
         value: String,
         reason: String,
     },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("topic '{0}' is being deleted")]
     BeingDeleted(String),
     #[error("not the controller")]
@@ -170,6 +174,9 @@ impl Topics {
 #[derive(Default)]
 pub struct TopicRegistry {
     cache: RwLock<Topics>,
+    /// The dynamic broker configs (`/config/brokers`) and the configuration they make, once
+    /// any are set. Read when topic configs are applied and described, never on the data path.
+    dynamic: RwLock<Option<(DynamicBrokerConfigs, Arc<BrokerConfig>)>>,
 }
 
 impl TopicRegistry {
@@ -262,6 +269,35 @@ impl TopicRegistry {
         let shared = Arc::new(members);
         cache.members = shared.clone();
         Some(cache.changed(MetadataChange::Members(shared)))
+    }
+
+    /// Records the dynamic broker configs and the effective configuration; false when they
+    /// did not change.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        dynamic: DynamicBrokerConfigs,
+        effective: BrokerConfig,
+    ) -> bool {
+        let mut slot = self
+            .dynamic
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_some_and(|(current, _)| *current == dynamic)
+        {
+            return false;
+        }
+        *slot = Some((dynamic, Arc::new(effective)));
+        true
+    }
+
+    /// The dynamic broker configs and the configuration they make (`None`: none read yet).
+    pub fn dynamic_broker_configs(&self) -> Option<(DynamicBrokerConfigs, Arc<BrokerConfig>)> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Records a no-op change of the members: bumps the version and returns an update carrying

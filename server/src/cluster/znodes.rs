@@ -37,6 +37,9 @@ pub const LATEST_PRODUCER_ID_BLOCK_PATH: &str = "/latest_producer_id_block";
 pub const CLUSTER_ID_PATH: &str = "/cluster/id";
 /// Parent of the per-topic configuration overrides.
 pub const CONFIG_TOPICS_PATH: &str = "/config/topics";
+/// Parent of the dynamic broker configs: `<default>` (every broker) and `<id>` (one broker),
+/// each `{"version":1,"config":{...}}` like a topic's.
+pub const CONFIG_BROKERS_PATH: &str = "/config/brokers";
 
 /// Parent of the leaders' ISR change notifications (persistent sequential
 /// children named `isr_change_<seq>`).
@@ -77,6 +80,11 @@ pub fn partition_state_path(topic: &str, partition: i32) -> String {
 /// `/config/topics/<topic>`.
 pub fn topic_config_path(topic: &str) -> String {
     format!("{CONFIG_TOPICS_PATH}/{topic}")
+}
+
+/// `/config/brokers/<entity>` (`<default>` or a broker id).
+pub fn broker_config_path(entity: &str) -> String {
+    format!("{CONFIG_BROKERS_PATH}/{entity}")
 }
 
 /// `/admin/delete_topics/<topic>`.

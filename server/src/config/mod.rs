@@ -81,6 +81,7 @@ const KNOWN_KEYS: &[&str] = &[
     "min.insync.replicas",
     "num.replica.fetchers",
     "replica.high.watermark.checkpoint.interval.ms",
+    "log.format",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
@@ -108,6 +109,16 @@ const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT: u32 = 10;
 /// Default `controlled.shutdown.timeout.ms` (Strom's key): how long a stopping
 /// broker waits for the controller to move its leaderships before it exits anyway.
 const CONTROLLED_SHUTDOWN_TIMEOUT_MS_DEFAULT: i64 = 30_000;
+
+/// `log.format`: how the broker writes its own log lines (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event; colour only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
 
 /// When appended data is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +235,12 @@ pub struct BrokerConfig {
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the high watermarks are
     /// written to each log dir's `replication-offset-checkpoint`.
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// Every key the file or an override set, with its value as written: DescribeConfigs
+    /// reports these as STATIC_BROKER_CONFIG (the rest as DEFAULT_CONFIG), and the broker logs
+    /// them at start.
+    pub explicit_settings: std::collections::BTreeMap<String, String>,
+    /// `log.format`: `text` (default) or `json`.
+    pub log_format: LogFormat,
 }
 
 impl BrokerConfig {
@@ -455,6 +472,10 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?),
+            explicit_settings: settings.explicit(),
+            log_format: settings
+                .parse_with("log.format", parse_log_format)?
+                .unwrap_or_default(),
         })
     }
 }
@@ -554,6 +575,14 @@ fn parse_durability(text: &str) -> Result<LogDurability, String> {
         "interval" => Ok(LogDurability::Interval),
         "sync" => Ok(LogDurability::Sync),
         _ => Err("expected none, interval or sync".to_owned()),
+    }
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected text or json".to_owned()),
     }
 }
 
@@ -835,6 +864,22 @@ mod tests {
         assert_eq!(config.log_roll_ms, 7_200_000);
         assert_eq!(config.log_dirs, vec![PathBuf::from("/x")]);
         assert!(parse("log.dirs=/a,,/b").is_err());
+    }
+
+    #[test]
+    fn log_format_and_explicit_settings() {
+        let config = parse("log.format=json\nnum.partitions=3").expect("valid");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config
+                .explicit_settings
+                .get("num.partitions")
+                .map(String::as_str),
+            Some("3")
+        );
+        assert!(!config.explicit_settings.contains_key("broker.id"));
+        assert_eq!(parse("").expect("valid").log_format, LogFormat::Text);
+        assert!(parse("log.format=xml").is_err());
     }
 
     #[test]

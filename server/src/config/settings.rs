@@ -59,6 +59,14 @@ impl Settings {
         Ok(())
     }
 
+    /// Every key set, with its value as written.
+    pub(super) fn explicit(&self) -> std::collections::BTreeMap<String, String> {
+        self.values
+            .iter()
+            .map(|(key, property)| (key.clone(), property.value.clone()))
+            .collect()
+    }
+
     pub(super) fn is_set(&self, key: &str) -> bool {
         self.values.contains_key(key)
     }

@@ -12,7 +12,10 @@ use tokio::sync::oneshot;
 
 use super::runtime::ControlLoop;
 use super::{AlterIsrError, ControlRequest, IsrChange};
+use crate::broker::config_ops::{apply_change_with, ConfigChange};
+use crate::broker::dynamic_config::{validate_dynamic_configs, DEFAULT_ENTITY};
 use crate::broker::group_placement::OFFSETS_TOPIC;
+use crate::broker::topic_config::validate_topic_configs;
 use crate::broker::topics::{validate_new_topic, TopicError, TopicMetadata};
 use crate::cluster::assignment;
 use crate::cluster::znodes::{self, PartitionState, ProducerIdBlock, TopicAssignment, TopicConfig};
@@ -22,6 +25,11 @@ use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Waiting admin requests; beyond this a request is refused rather than queued.
 const WAITERS_MAX: usize = 10_000;
+/// Read-modify-write attempts of a topic's config znode when other brokers write it meanwhile.
+const CONFIG_WRITE_ATTEMPTS_MAX: usize = 5;
+/// How long a config change waits for this broker's view to show it before answering anyway
+/// (the znode is written by then; the view follows within a watch round trip).
+const CONFIG_VISIBLE_WAIT_MS: u64 = 5_000;
 /// Segment size of `__consumer_offsets` (Kafka's offsets.topic.segment.bytes default).
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 
@@ -65,6 +73,20 @@ pub enum PendingOutcome {
         name: String,
         deleted: TopicMetadata,
         reply: oneshot::Sender<Result<TopicMetadata, TopicError>>,
+    },
+    /// A topic's config overrides were written; answered once this broker's view has them, so
+    /// a DescribeConfigs through this broker right after shows them.
+    ConfigsChanged {
+        name: String,
+        configs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
+    },
+    /// A broker entity's dynamic configs were written; answered once this broker applies them
+    /// (at once for another broker's entity).
+    BrokerConfigsChanged {
+        entity: String,
+        configs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
     },
 }
 
@@ -119,6 +141,49 @@ impl PendingOutcome {
                     None
                 }
             },
+            PendingOutcome::ConfigsChanged {
+                name,
+                configs,
+                reply,
+            } => match control.view.get(&name) {
+                // Gone meanwhile: nothing more to wait for.
+                Some(topic) if topic.configs != configs => Some(PendingOutcome::ConfigsChanged {
+                    name,
+                    configs,
+                    reply,
+                }),
+                _ => {
+                    let _ = reply.send(Ok(configs));
+                    None
+                }
+            },
+            PendingOutcome::BrokerConfigsChanged {
+                entity,
+                configs,
+                reply,
+            } => {
+                let applied = control
+                    .view
+                    .dynamic_broker_configs()
+                    .map(|(dynamic, _)| dynamic);
+                let visible = if entity == DEFAULT_ENTITY {
+                    applied.is_some_and(|dynamic| dynamic.cluster_default == configs)
+                } else if entity == control.config.broker_id.to_string() {
+                    applied.is_some_and(|dynamic| dynamic.this_broker == configs)
+                } else {
+                    true
+                };
+                if visible {
+                    let _ = reply.send(Ok(configs));
+                    None
+                } else {
+                    Some(PendingOutcome::BrokerConfigsChanged {
+                        entity,
+                        configs,
+                        reply,
+                    })
+                }
+            }
         }
     }
 
@@ -134,6 +199,10 @@ impl PendingOutcome {
             }
             PendingOutcome::Deleted { deleted, reply, .. } => {
                 let _ = reply.send(Ok(deleted));
+            }
+            PendingOutcome::ConfigsChanged { configs, reply, .. }
+            | PendingOutcome::BrokerConfigsChanged { configs, reply, .. } => {
+                let _ = reply.send(Ok(configs));
             }
         }
     }
@@ -152,6 +221,12 @@ impl PendingOutcome {
             }
             PendingOutcome::Deleted { name, reply, .. } => {
                 let _ = reply.send(Err(error(&name)));
+            }
+            // The write succeeded; only this broker's view lags. Kafka answers once the
+            // znode is written, so this is a success too.
+            PendingOutcome::ConfigsChanged { configs, reply, .. }
+            | PendingOutcome::BrokerConfigsChanged { configs, reply, .. } => {
+                let _ = reply.send(Ok(configs));
             }
         }
     }
@@ -272,6 +347,50 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
                 let _ = reply.send(Err(error));
             }
         },
+        ControlRequest::AlterTopicConfigs {
+            name,
+            change,
+            validate_only,
+            reply,
+        } => match alter_topic_configs(control, &name, &change, validate_only).await {
+            Ok(configs) if validate_only => {
+                let _ = reply.send(Ok(configs));
+            }
+            Ok(configs) => wait(
+                control,
+                CONFIG_VISIBLE_WAIT_MS,
+                PendingOutcome::ConfigsChanged {
+                    name,
+                    configs,
+                    reply,
+                },
+            ),
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        },
+        ControlRequest::AlterBrokerConfigs {
+            entity,
+            change,
+            validate_only,
+            reply,
+        } => match alter_broker_configs(control, &entity, &change, validate_only).await {
+            Ok(configs) if validate_only => {
+                let _ = reply.send(Ok(configs));
+            }
+            Ok(configs) => wait(
+                control,
+                CONFIG_VISIBLE_WAIT_MS,
+                PendingOutcome::BrokerConfigsChanged {
+                    entity,
+                    configs,
+                    reply,
+                },
+            ),
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        },
         ControlRequest::ElectLeaders {
             preferred,
             partitions,
@@ -295,6 +414,117 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
             unreachable!("handled by the control loop")
         }
     }
+}
+
+/// Reads a topic's overrides, applies `change`, validates the result and (unless
+/// `validate_only`) writes it (see [`alter_config_znode`]). Returns the overrides as written.
+async fn alter_topic_configs(
+    control: &mut ControlLoop,
+    name: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let path = znodes::topic_config_path(name);
+    let topic = name.to_string();
+    alter_config_znode(
+        control,
+        &path,
+        change,
+        validate_only,
+        &|control: &ControlLoop| {
+            if control.topics.contains_key(&topic) {
+                Ok(())
+            } else {
+                Err(TopicError::Unknown(topic.clone()))
+            }
+        },
+        &validate_topic_configs,
+    )
+    .await
+}
+
+/// The dynamic configs of a broker entity (`<default>` or an id), changed like a topic's.
+async fn alter_broker_configs(
+    control: &mut ControlLoop,
+    entity: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let path = znodes::broker_config_path(entity);
+    let static_config = control.config.clone();
+    alter_config_znode(
+        control,
+        &path,
+        change,
+        validate_only,
+        &|_: &ControlLoop| Ok(()),
+        &|configs: &BTreeMap<String, String>| validate_dynamic_configs(&static_config, configs),
+    )
+    .await
+}
+
+/// Checks a config znode's whole new content.
+type ConfigValidator<'a> = dyn Fn(&BTreeMap<String, String>) -> Result<(), TopicError> + 'a;
+
+/// Reads a config znode (`{"version":1,"config":{...}}`), applies `change`, validates the result
+/// and (unless `validate_only`) writes it over the version it read, retrying when another broker
+/// wrote in between. `exists` says whether the entity is there to be configured.
+async fn alter_config_znode(
+    control: &mut ControlLoop,
+    path: &str,
+    change: &ConfigChange,
+    validate_only: bool,
+    exists: &dyn Fn(&ControlLoop) -> Result<(), TopicError>,
+    validate: &ConfigValidator<'_>,
+) -> Result<BTreeMap<String, String>, TopicError> {
+    for _ in 0..CONFIG_WRITE_ATTEMPTS_MAX {
+        exists(control)?;
+        let (current, version) = match control.coordination.get(path).await {
+            Ok((data, stat)) => {
+                let current = TopicConfig::decode(path, &data)
+                    .map(|config| config.config)
+                    .unwrap_or_else(|error| {
+                        tracing::warn!(%error, "replacing unreadable configs");
+                        BTreeMap::new()
+                    });
+                (current, Some(stat.version))
+            }
+            Err(CoordinationError::NoNode { .. }) => (BTreeMap::new(), None),
+            Err(error) => return Err(store_error(error)),
+        };
+        let next = apply_change_with(&current, change, validate)?;
+        if validate_only {
+            return Ok(next);
+        }
+        let data = TopicConfig {
+            config: next.clone(),
+        }
+        .encode();
+        let written = match version {
+            Some(version) => control
+                .coordination
+                .set(path, data, Some(version))
+                .await
+                .map(|_| ()),
+            None => control
+                .coordination
+                .create(path, data, NodeKind::Persistent)
+                .await
+                .map(|_| ()),
+        };
+        match written {
+            Ok(()) => {
+                tracing::info!(path, configs = ?next, "configs changed");
+                return Ok(next);
+            }
+            // Another broker changed them since the read: apply the change to theirs.
+            Err(CoordinationError::BadVersion { .. } | CoordinationError::NodeExists { .. }) => {}
+            Err(error) => return Err(store_error(error)),
+        }
+    }
+    Err(TopicError::Store(format!(
+        "{path}: configs kept changing under {CONFIG_WRITE_ATTEMPTS_MAX} attempts"
+    )))
 }
 
 /// Live broker ids, sorted.

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::broker::config_ops::ConfigChange;
 use crate::broker::shard::Router;
 use crate::broker::topics::{TopicError, TopicMetadata, TopicRegistry};
 use crate::config::BrokerConfig;
@@ -57,6 +58,22 @@ pub enum ControlRequest {
         name: String,
         timeout_ms: u64,
         reply: oneshot::Sender<Result<TopicMetadata, TopicError>>,
+    },
+    /// IncrementalAlterConfigs / AlterConfigs of one topic: replies with the overrides as
+    /// written (or as they would be, with `validate_only`).
+    AlterTopicConfigs {
+        name: String,
+        change: ConfigChange,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
+    },
+    /// IncrementalAlterConfigs / AlterConfigs of a broker entity (`<default>` or an id):
+    /// replies with its dynamic configs as written.
+    AlterBrokerConfigs {
+        entity: String,
+        change: ConfigChange,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<BTreeMap<String, String>, TopicError>>,
     },
     ElectLeaders {
         preferred: bool,
@@ -196,6 +213,41 @@ impl ControlPlane {
         self.ask(|reply| ControlRequest::DeleteTopic {
             name,
             timeout_ms,
+            reply,
+        })
+        .await?
+    }
+
+    /// Changes a topic's config overrides in `/config/topics/<t>` (any broker may write them;
+    /// every broker holding a replica applies them from its watch). Returns once this broker's
+    /// view shows the new overrides (or after a short bound: the write is done by then).
+    pub async fn alter_topic_configs(
+        &self,
+        name: String,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        self.ask(|reply| ControlRequest::AlterTopicConfigs {
+            name,
+            change,
+            validate_only,
+            reply,
+        })
+        .await?
+    }
+
+    /// Changes the dynamic configs of a broker entity in `/config/brokers/<entity>`; every
+    /// broker it concerns applies them from its watch.
+    pub async fn alter_broker_configs(
+        &self,
+        entity: String,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        self.ask(|reply| ControlRequest::AlterBrokerConfigs {
+            entity,
+            change,
+            validate_only,
             reply,
         })
         .await?

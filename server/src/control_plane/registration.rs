@@ -18,10 +18,11 @@ const META_PROPERTIES: &str = "meta.properties";
 /// Wait between attempts to reach a ZooKeeper that does not answer.
 pub const CONNECT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// The persistent paths every broker expects.
-const BASE_PATHS: [&str; 6] = [
+const BASE_PATHS: [&str; 7] = [
     znodes::BROKER_IDS_PATH,
     znodes::BROKER_TOPICS_PATH,
     znodes::CONFIG_TOPICS_PATH,
+    znodes::CONFIG_BROKERS_PATH,
     znodes::DELETE_TOPICS_PATH,
     znodes::CONTROLLED_SHUTDOWN_PATH,
     "/cluster",

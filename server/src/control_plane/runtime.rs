@@ -17,6 +17,7 @@ use super::controller_driver::ControllerDriver;
 use super::registration;
 use super::view_reader::{self, StoredTopic};
 use super::{ControlRequest, ControlledShutdownOutcome};
+use crate::broker::dynamic_config::{effective_config, DynamicBrokerConfigs, DEFAULT_ENTITY};
 use crate::broker::metadata_cache::MetadataUpdate;
 use crate::broker::shard::{Router, ShardState};
 use crate::broker::topics::TopicRegistry;
@@ -42,6 +43,8 @@ struct Dirty {
     brokers: bool,
     controller: bool,
     admin: bool,
+    /// `/config/brokers`: the dynamic broker configs.
+    broker_configs: bool,
     topics: BTreeSet<String>,
     states: BTreeSet<(String, i32)>,
 }
@@ -52,6 +55,7 @@ impl Dirty {
             && !self.brokers
             && !self.controller
             && !self.admin
+            && !self.broker_configs
             && self.topics.is_empty()
             && self.states.is_empty()
     }
@@ -66,12 +70,18 @@ impl Dirty {
             self.states.insert((topic.to_string(), index));
         } else if let Some(topic) = znodes::parse_topic_path(path) {
             self.topics.insert(topic.to_string());
+        } else if let Some(topic) = znodes::parse_topic_config_path(path) {
+            // A config change (IncrementalAlterConfigs through any broker): re-read the topic,
+            // configs included, so the shards apply it without a restart.
+            self.topics.insert(topic.to_string());
         } else if path == znodes::BROKER_IDS_PATH || znodes::parse_broker_path(path).is_some() {
             self.brokers = true;
         } else if path == znodes::CONTROLLER_PATH {
             self.controller = true;
         } else if path.starts_with("/admin") {
             self.admin = true;
+        } else if path.starts_with(znodes::CONFIG_BROKERS_PATH) {
+            self.broker_configs = true;
         }
     }
 }
@@ -221,6 +231,8 @@ impl ControlLoop {
             znodes::BROKER_TOPICS_PATH,
             znodes::CONTROLLER_PATH,
             "/admin",
+            znodes::CONFIG_TOPICS_PATH,
+            znodes::CONFIG_BROKERS_PATH,
         ] {
             self.watches.push(self.coordination.watch_tree(path).await?);
         }
@@ -396,6 +408,9 @@ impl ControlLoop {
             let members = view_reader::members(&self.brokers, self.controller_id);
             updates.extend(self.view.apply_members(members));
         }
+        if everything || dirty.broker_configs {
+            self.refresh_broker_configs().await?;
+        }
         if everything {
             let names = view_reader::read_topic_names(&self.coordination).await?;
             let gone: Vec<String> = self
@@ -483,6 +498,51 @@ impl ControlLoop {
         }
         admin::answer_waiters(self);
         self.check_shutdown_progress();
+        Ok(())
+    }
+
+    /// Re-reads the dynamic broker configs (`/config/brokers/<default>` and this broker's);
+    /// when they changed, records them in the view and has every shard re-apply its topics'
+    /// configs, which fall back to them.
+    async fn refresh_broker_configs(&mut self) -> Result<(), CoordinationError> {
+        let dynamic = DynamicBrokerConfigs {
+            cluster_default: view_reader::read_config_znode(
+                &self.coordination,
+                &znodes::broker_config_path(DEFAULT_ENTITY),
+            )
+            .await?,
+            this_broker: view_reader::read_config_znode(
+                &self.coordination,
+                &znodes::broker_config_path(&self.config.broker_id.to_string()),
+            )
+            .await?,
+        };
+        let effective = effective_config(&self.config, &dynamic);
+        if !self
+            .view
+            .set_dynamic_broker_configs(dynamic.clone(), effective)
+        {
+            return Ok(());
+        }
+        tracing::info!(
+            cluster_default = ?dynamic.cluster_default,
+            this_broker = ?dynamic.this_broker,
+            "dynamic broker configs applied"
+        );
+        if let Some(router) = &self.router {
+            let deliveries: Vec<_> = (0..router.shard_count())
+                .map(|shard| {
+                    router.submit_to(shard, |state: std::rc::Rc<ShardState>| async move {
+                        state.reapply_all_topic_configs();
+                    })
+                })
+                .collect();
+            for outcome in strom_engine::runtime::join_all(deliveries).await {
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "could not apply the dynamic broker configs on a shard");
+                }
+            }
+        }
         Ok(())
     }
 

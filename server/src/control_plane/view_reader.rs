@@ -176,12 +176,21 @@ pub async fn read_topic_config(
     coordination: &Coordination,
     name: &str,
 ) -> Result<BTreeMap<String, String>, CoordinationError> {
-    let path = znodes::topic_config_path(name);
+    read_config_znode(coordination, &znodes::topic_config_path(name)).await
+}
+
+/// A config znode's map (`{"version":1,"config":{...}}`: a topic's overrides or a broker
+/// entity's dynamic configs); empty when absent or unreadable.
+pub async fn read_config_znode(
+    coordination: &Coordination,
+    path: &str,
+) -> Result<BTreeMap<String, String>, CoordinationError> {
+    let path = path.to_string();
     match coordination.get(&path).await {
         Ok((data, _)) => Ok(TopicConfig::decode(&path, &data)
             .map(|config| config.config)
             .unwrap_or_else(|error| {
-                tracing::error!(%error, "ignoring unreadable topic configs");
+                tracing::error!(%error, "ignoring unreadable configs");
                 BTreeMap::new()
             })),
         Err(CoordinationError::NoNode { .. }) => Ok(BTreeMap::new()),

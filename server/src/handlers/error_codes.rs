@@ -6,6 +6,7 @@ use strom_engine::Error as EngineError;
 
 use crate::broker::partition::AppendError;
 use crate::broker::producer_state::SequenceError;
+use crate::broker::recompress::RecompressError;
 use crate::broker::topics::TopicError;
 
 /// A Kafka error code (0 = none).
@@ -55,9 +56,23 @@ pub fn append_error_code(error: &AppendError) -> ErrorCode {
             code(ResponseError::OutOfOrderSequenceNumber)
         }
         AppendError::BatchCount(_) => code(ResponseError::InvalidRecord),
+        AppendError::Recompress(error) => recompress_error_code(error),
         AppendError::Transactional => code(ResponseError::TransactionalIdAuthorizationFailed),
         AppendError::NotLeader => code(ResponseError::NotLeaderOrFollower),
         AppendError::NotEnoughReplicas(_) => code(ResponseError::NotEnoughReplicas),
+    }
+}
+
+fn recompress_error_code(error: &RecompressError) -> ErrorCode {
+    match error {
+        RecompressError::PlainTooLarge(_) | RecompressError::TooLarge(_) => {
+            code(ResponseError::MessageTooLarge)
+        }
+        RecompressError::Truncated
+        | RecompressError::Magic(_)
+        | RecompressError::UnknownCodec(_)
+        | RecompressError::Decompress(_)
+        | RecompressError::Compress(_) => code(ResponseError::CorruptMessage),
     }
 }
 
@@ -71,6 +86,7 @@ pub fn topic_error_code(error: &TopicError) -> ErrorCode {
             code(ResponseError::InvalidReplicationFactor)
         }
         TopicError::InvalidConfig { .. } => code(ResponseError::InvalidConfig),
+        TopicError::InvalidRequest(_) => code(ResponseError::InvalidRequest),
         TopicError::InvalidReplicaAssignment(_) => code(ResponseError::InvalidReplicaAssignment),
         // Kafka answers a create of a topic marked for deletion this way too.
         TopicError::BeingDeleted(_) => code(ResponseError::TopicAlreadyExists),

@@ -7,6 +7,7 @@
 //! (Produce queues its appends there). The returned future completes the response and may run
 //! concurrently with later requests of the same connection.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -22,6 +23,7 @@ mod fetch;
 mod find_coordinator;
 mod group_route;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -33,6 +35,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub mod refusal_log;
 mod sync_group;
 mod topic_admin;
 
@@ -156,7 +159,9 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
             match decode::<$request>(&frame, &ctx.header) {
                 Ok(request) => $module::handle(ctx, request).await,
                 Err(reason) => {
-                    tracing::warn!(%peer, %reason, "closing connection");
+                    if let Some(suppressed) = refusal_log::admit(("undecodable request", -1)) {
+                        tracing::warn!(%peer, %reason, suppressed, "closing connection");
+                    }
                     close(reason)
                 }
             }
@@ -190,6 +195,10 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::AlterConfigs => handle!(alter_configs, m::AlterConfigsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            handle!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
+        }
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

@@ -18,7 +18,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 
 use super::error_codes::{append_error_code, code, leadership_error, ErrorCode, NONE};
-use super::{RequestContext, ResponseFuture};
+use super::{refusal_log, RequestContext, ResponseFuture};
 use crate::broker::partition::{AckLevel, AckWait};
 use crate::broker::shard::ShardState;
 use crate::network::Response;
@@ -69,8 +69,11 @@ async fn append_on_owner(
                     wait: outcome.wait,
                 },
                 Err(error) => {
-                    tracing::info!(topic = %partition.topic, index = item.index, %error, "append refused");
-                    Queued::Failed(append_error_code(&error))
+                    let error_code = append_error_code(&error);
+                    if let Some(suppressed) = refusal_log::admit(("append refused", error_code)) {
+                        tracing::info!(topic = %partition.topic, index = item.index, %error, suppressed, "append refused");
+                    }
+                    Queued::Failed(error_code)
                 }
             },
         };
@@ -131,7 +134,9 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
             };
             let queued = match route {
                 Err(error_code) => {
-                    tracing::warn!(peer = %ctx.peer, topic = %topic.name.as_str(), partition = partition.index, error_code, "produce refused");
+                    if let Some(suppressed) = refusal_log::admit(("produce refused", error_code)) {
+                        tracing::warn!(peer = %ctx.peer, topic = %topic.name.as_str(), partition = partition.index, error_code, suppressed, "produce refused");
+                    }
                     Queued::Failed(error_code)
                 }
                 Ok((owner, records)) => {
@@ -168,7 +173,9 @@ pub async fn handle(ctx: RequestContext, request: ProduceRequest) -> ResponseFut
             let (topic, partitions) = &mut results[topic_position];
             let result = &mut partitions[partition_position];
             if let Queued::Failed(error_code) = &queued {
-                tracing::warn!(peer = %ctx.peer, topic = %topic.as_str(), partition = result.index, error_code, "produce refused");
+                if let Some(suppressed) = refusal_log::admit(("produce refused", *error_code)) {
+                    tracing::warn!(peer = %ctx.peer, topic = %topic.as_str(), partition = result.index, error_code, suppressed, "produce refused");
+                }
             }
             result.queued = queued;
         }

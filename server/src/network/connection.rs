@@ -93,7 +93,11 @@ async fn read_requests(
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    tracing::warn!(%peer, %error, "closing connection: bad request frame");
+                    if let Some(suppressed) =
+                        crate::handlers::refusal_log::admit(("bad request frame", -1))
+                    {
+                        tracing::warn!(%peer, %error, suppressed, "closing connection: bad request frame");
+                    }
                     return;
                 }
             }
@@ -175,7 +179,11 @@ async fn write_responses(
                 Response::Frame(chunks) => gather.push_frame(chunks),
                 Response::NoResponse => {}
                 Response::Close(reason) => {
-                    tracing::warn!(%peer, %reason, "closing connection");
+                    if let Some(suppressed) =
+                        crate::handlers::refusal_log::admit(("request closed the connection", -1))
+                    {
+                        tracing::warn!(%peer, %reason, suppressed, "closing connection");
+                    }
                     close = true;
                     break;
                 }

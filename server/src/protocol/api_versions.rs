@@ -111,10 +111,14 @@ pub const ADVERTISED_APIS: &[AdvertisedApi] = &[
     api(ApiKey::InitProducerId, 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
+    // Kafka 0–2, crate 0–2.
+    api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     // Kafka 0–2, crate 0–2. Served by the controller (NOT_CONTROLLER elsewhere).
     api(ApiKey::ElectLeaders, 0, 2),
+    // Kafka 0–1, crate 0–1.
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
     // Kafka 0–2, crate 0–2.
     api(ApiKey::DescribeCluster, 0, 1),
@@ -301,6 +305,8 @@ mod tests {
             ApiKey::InitProducerId => both::<InitProducerIdRequest>(api, version),
             ApiKey::OffsetForLeaderEpoch => both::<OffsetForLeaderEpochRequest>(api, version),
             ApiKey::DescribeConfigs => both::<DescribeConfigsRequest>(api, version),
+            ApiKey::AlterConfigs => both::<AlterConfigsRequest>(api, version),
+            ApiKey::IncrementalAlterConfigs => both::<IncrementalAlterConfigsRequest>(api, version),
             ApiKey::CreatePartitions => both::<CreatePartitionsRequest>(api, version),
             ApiKey::DeleteGroups => both::<DeleteGroupsRequest>(api, version),
             ApiKey::ElectLeaders => both::<ElectLeadersRequest>(api, version),

@@ -1,4 +1,4 @@
-//! `strom topic create|list|describe|delete|add-partitions`.
+//! `strom topic create|list|describe|delete|add-partitions|alter-config`.
 
 use std::process::ExitCode;
 
@@ -55,6 +55,16 @@ pub enum TopicCommand {
         /// The new total number of partitions.
         #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
+    },
+    /// Change a topic's configs at run time (every broker applies them without a restart).
+    AlterConfig {
+        name: String,
+        /// Set a config, e.g. retention.ms=3600000 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// Remove a config set on the topic: the broker's value applies again (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
     },
 }
 
@@ -165,11 +175,11 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, CliError> {
                     } else {
                         config.value.clone().unwrap_or_default()
                     };
-                    let source = if config.is_default { "default" } else { "set" };
                     out.line(&format!(
-                        "\tConfig: {}={}\t({source}{})",
+                        "\tConfig: {}={}\t({}{})",
                         config.name,
                         value,
+                        config.source,
                         if config.read_only { ", read-only" } else { "" }
                     ))?;
                 }
@@ -187,6 +197,23 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, CliError> {
         TopicCommand::AddPartitions { name, partitions } => {
             admin.create_partitions(&name, partitions).await?;
             out.line(&format!("topic {name} now has {partitions} partitions"))?;
+        }
+        TopicCommand::AlterConfig { name, set, delete } => {
+            if set.is_empty() && delete.is_empty() {
+                return Err(ClientError::InvalidArgument(
+                    "nothing to change: give --set KEY=VALUE or --delete KEY".into(),
+                )
+                .into());
+            }
+            admin.alter_topic_configs(&name, &set, &delete).await?;
+            for (key, value) in &set {
+                out.line(&format!("topic {name}: {key}={value}"))?;
+            }
+            for key in &delete {
+                out.line(&format!(
+                    "topic {name}: {key} removed (broker value applies)"
+                ))?;
+            }
         }
     }
     out.flush()?;

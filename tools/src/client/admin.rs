@@ -6,6 +6,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -14,8 +17,8 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
     DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest,
-    OffsetFetchRequest, TopicName,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -57,8 +60,23 @@ pub struct ConfigEntry {
     pub name: String,
     pub value: Option<String>,
     pub read_only: bool,
+    /// Not set on the topic itself (its value comes from the broker or the built-in default).
     pub is_default: bool,
     pub is_sensitive: bool,
+    /// Where the value comes from, as DescribeConfigs names it (`topic`, `static-broker`...).
+    pub source: &'static str,
+}
+
+/// DescribeConfigs' `config_source` as a word.
+fn config_source_name(source: i8) -> &'static str {
+    match source {
+        1 => "topic",
+        2 => "dynamic-broker",
+        3 => "dynamic-default-broker",
+        4 => "static-broker",
+        5 => "default",
+        _ => "unknown",
+    }
 }
 
 /// Where to look up an offset (ListOffsets).
@@ -351,14 +369,68 @@ impl Admin {
                     name: config.name.to_string(),
                     value: config.value.map(|v| v.to_string()),
                     read_only: config.read_only,
-                    // Sources: 5 = DEFAULT_CONFIG, 4 = STATIC_BROKER_CONFIG... 1 = DYNAMIC_TOPIC_CONFIG.
-                    is_default: config.config_source == 5 || config.config_source == -1,
+                    // Source 1 (DYNAMIC_TOPIC_CONFIG) is a value set on the topic itself.
+                    is_default: config.config_source != 1,
                     is_sensitive: config.is_sensitive,
+                    source: config_source_name(config.config_source),
                 });
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// Changes a topic's configs (IncrementalAlterConfigs): `set` are SET operations, `delete`
+    /// DELETE ones (back to the broker's value). Any broker takes the change; every broker
+    /// holding a replica applies it without a restart.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        delete: &[String],
+    ) -> Result<()> {
+        let connection = self.client.any_connection().await?;
+        if !connection
+            .versions()
+            .offers(ApiKey::IncrementalAlterConfigs)
+        {
+            return Err(ClientError::InvalidArgument(
+                "the broker does not offer IncrementalAlterConfigs".into(),
+            ));
+        }
+        let mut configs: Vec<AlterableConfig> = set
+            .iter()
+            .map(|(key, value)| {
+                let mut config = AlterableConfig::default();
+                config.name = str_bytes(key);
+                config.config_operation = 0; // SET
+                config.value = Some(str_bytes(value));
+                config
+            })
+            .collect();
+        configs.extend(delete.iter().map(|key| {
+            let mut config = AlterableConfig::default();
+            config.name = str_bytes(key);
+            config.config_operation = 1; // DELETE
+            config
+        }));
+        let mut resource = AlterConfigsResource::default();
+        resource.resource_type = 2; // TOPIC
+        resource.resource_name = str_bytes(name);
+        resource.configs = configs;
+        let mut request = IncrementalAlterConfigsRequest::default();
+        request.resources = vec![resource];
+        let response = connection.send(&request).await?;
+        for result in response.responses {
+            if result.error_code != 0 {
+                return Err(ClientError::kafka(
+                    format!("alter configs of topic '{name}'"),
+                    result.error_code,
+                    result.error_message.map(|m| m.to_string()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Offsets of partitions of one topic (all partitions when `partitions` is empty).
