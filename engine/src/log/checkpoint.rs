@@ -28,16 +28,32 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
 /// its checkpoints either; the rename alone still keeps a reader from seeing a torn file.
 pub fn write_atomically_with(dir: &Path, name: &str, contents: &[u8], sync: bool) -> Result<()> {
     let temp_path = dir.join(format!("{name}.tmp"));
+    let written = write_then_rename(dir, name, &temp_path, contents, sync);
+    if written.is_err() {
+        // A full disk must not leave a stray temp file behind (it holds blocks, and the old
+        // file is still in place).
+        let _ = std::fs::remove_file(&temp_path);
+    }
+    written
+}
+
+fn write_then_rename(
+    dir: &Path,
+    name: &str,
+    temp_path: &Path,
+    contents: &[u8],
+    sync: bool,
+) -> Result<()> {
     let final_path = dir.join(name);
     let mut file =
-        std::fs::File::create(&temp_path).context(|| format!("create {}", temp_path.display()))?;
+        std::fs::File::create(temp_path).context(|| format!("create {}", temp_path.display()))?;
     file.write_all(contents)
         .context(|| format!("write {}", temp_path.display()))?;
     if sync {
         file.sync_data()
             .context(|| format!("sync {}", temp_path.display()))?;
     }
-    std::fs::rename(&temp_path, &final_path)
+    std::fs::rename(temp_path, &final_path)
         .context(|| format!("rename to {}", final_path.display()))?;
     if sync {
         sync_dir(dir)?;

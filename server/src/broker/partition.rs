@@ -100,6 +100,9 @@ pub struct Partition {
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
     /// partitions, the create and rename of every snapshot was most of a clean stop.)
     snapshot_on_disk: RefCell<Option<Vec<u8>>>,
+    /// The log's write-abort count (`PartitionLog::write_aborts`) the producer table was last
+    /// brought in line with: a full disk undoes appends whose sequences the table recorded.
+    aborts_seen: Cell<u64>,
 }
 
 /// `<log dir>/<topic>-<partition>`, Kafka's layout.
@@ -154,6 +157,7 @@ impl Partition {
             min_insync_replicas: Cell::new(1),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
+            aborts_seen: Cell::new(0),
         }))
     }
 
@@ -289,6 +293,7 @@ impl Partition {
             replication.check_acks_all(self.min_insync_replicas.get())?;
         }
         if header.has_producer_id() {
+            self.forget_undone_batches();
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?
             {
@@ -326,6 +331,19 @@ impl Partition {
         })
     }
 
+    /// After the log undid appends for lack of space, forgets the producer batches it undid:
+    /// a producer's retry of one of them must be appended again, not acknowledged as a
+    /// duplicate of a batch that is not there. Nothing suspends between this and the check.
+    fn forget_undone_batches(&self) {
+        let aborts = self.log.write_aborts();
+        if aborts != self.aborts_seen.get() {
+            self.producers
+                .borrow_mut()
+                .truncate_to(self.log.next_offset());
+            self.aborts_seen.set(aborts);
+        }
+    }
+
     /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
     /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
     /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
@@ -355,6 +373,7 @@ impl Partition {
         }
         let validated = self.log.validate_replicated_record_set(&records)?;
         let headers: Vec<BatchHeader> = validated.headers().to_vec();
+        self.forget_undone_batches();
         let receipt = self.log.append_replicated_now(records, validated)?;
         let mut producers = self.producers.borrow_mut();
         for header in headers.iter().filter(|header| header.has_producer_id()) {
