@@ -16,6 +16,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod elect_leaders;
 mod error_codes;
 mod fetch;
@@ -190,6 +191,7 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::DescribeLogDirs => handle!(describe_log_dirs, m::DescribeLogDirsRequest),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))
