@@ -159,7 +159,10 @@ impl PartitionLog {
                 .filter(|base| segments.contains_key(base))
                 .collect();
             state.dirty_segments = kept;
-            let epochs_dropped = state.leader_epochs.truncate_from_end(undo_to_offset);
+            // Epochs that start past the new end go; one that starts at it stays: it may be
+            // this leader's own epoch, recorded at the log end before its first write (KIP-101),
+            // and an epoch starting at the log end with no batch yet is a valid state.
+            let epochs_dropped = state.leader_epochs.truncate_from_end(undo_to_offset + 1);
             state.rewinding = false;
             epochs_dropped
         };

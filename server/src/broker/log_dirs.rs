@@ -220,7 +220,8 @@ mod tests {
         assert_eq!(parse_partition_dir_name("a-b-0"), Some(("a-b", 0)));
         assert_eq!(parse_partition_dir_name("__coordination"), None);
         assert_eq!(parse_partition_dir_name("t-0.0123abcd-delete"), None);
-        assert_eq!(parse_partition_dir_name("t--1"), None);
+        assert_eq!(parse_partition_dir_name("t-"), None);
+        assert_eq!(parse_partition_dir_name("meta.properties"), None);
         assert_eq!(parse_partition_dir_name("t-x"), None);
     }
 
