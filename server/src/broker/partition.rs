@@ -539,4 +539,85 @@ mod tests {
             partition.close().await.expect("close");
         });
     }
+
+    /// Issue 11, disk full: a batch whose write a full disk undid was recorded in the producer
+    /// table when it was appended; the producer's retry of it must be appended again once
+    /// there is room, not acknowledged as a duplicate of a batch that is not in the log.
+    #[test]
+    fn a_retry_of_a_batch_a_full_disk_undid_is_appended_again() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: mounting a small tmpfs needs root");
+            return;
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        let small = root.path().join("small");
+        std::fs::create_dir(&small).expect("mkdir");
+        let mount = |args: &[&str]| {
+            let status = std::process::Command::new("mount")
+                .args(args)
+                .arg(&small)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mount {args:?}");
+        };
+        mount(&["-t", "tmpfs", "-o", "size=512k", "tmpfs"]);
+        let batch = |sequence: i32| {
+            Bytes::from(strom_engine::batch::build::build_batch(
+                0, 1, 40_000, 1_000, 9, 0, sequence,
+            ))
+        };
+        let dir = small.join("t-0");
+        strom_engine::io::start_runtime(64, async {
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(partition.apply_leadership(1, true));
+            let mut sequence = 0;
+            loop {
+                let outcome = partition
+                    .append(batch(sequence), AckLevel::Leader)
+                    .await
+                    .expect("the first refusal comes from the write, not up front");
+                let Some(AckWait::Local(wait)) = outcome.wait else {
+                    panic!("sequence {sequence} was appended, not a duplicate");
+                };
+                match wait.wait().await {
+                    Ok(()) => sequence += 1,
+                    Err(error) => {
+                        assert!(error.is_no_space(), "{error}");
+                        break;
+                    }
+                }
+                assert!(sequence < 100, "512 KiB must fill up");
+            }
+            let stored = partition.log.log_end_offset();
+            assert_eq!(stored, i64::from(sequence), "one record per stored batch");
+            mount(&["-o", "remount,size=4m"]);
+            let retry = partition
+                .append(batch(sequence), AckLevel::Leader)
+                .await
+                .expect("the retry is taken");
+            assert_eq!(retry.base_offset, stored, "appended at the log end");
+            let Some(AckWait::Local(wait)) = retry.wait else {
+                panic!("the retry must be appended, not acknowledged as a duplicate");
+            };
+            wait.wait().await.expect("written");
+            assert_eq!(partition.log.log_end_offset(), stored + 1);
+            // And the next one follows in sequence.
+            let next = partition
+                .append(batch(sequence + 1), AckLevel::Leader)
+                .await
+                .expect("in sequence");
+            assert_eq!(next.base_offset, stored + 1);
+            partition.close().await.expect("close");
+        });
+        let _ = std::process::Command::new("umount").arg(&small).status();
+    }
 }
