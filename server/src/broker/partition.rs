@@ -562,6 +562,14 @@ mod tests {
             assert!(status.success(), "mount {args:?}");
         };
         mount(&["-t", "tmpfs", "-o", "size=512k", "tmpfs"]);
+        /// Unmounts on drop, also when an assertion fails.
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(&small);
         let batch = |sequence: i32| {
             Bytes::from(strom_engine::batch::build::build_batch(
                 0, 1, 40_000, 1_000, 9, 0, sequence,
@@ -618,6 +626,5 @@ mod tests {
             assert_eq!(next.base_offset, stored + 1);
             partition.close().await.expect("close");
         });
-        let _ = std::process::Command::new("umount").arg(&small).status();
     }
 }
