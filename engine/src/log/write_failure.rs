@@ -183,7 +183,7 @@ impl PartitionLog {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
 
     use bytes::Bytes;
@@ -364,6 +364,81 @@ mod tests {
                 .map(|bytes| i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")))
                 .collect();
             assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+            log.close().await.expect("close");
+        });
+    }
+
+    /// Fills `dir`'s file system with a file, then frees `free_pages` pages of it.
+    fn fill_leaving(dir: &Path, free_pages: u64) -> PathBuf {
+        use std::io::Write;
+        let path = dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create filler");
+        let chunk = vec![7u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        let len = file.metadata().expect("stat filler").len() / 4096 * 4096;
+        file.set_len(len.saturating_sub(free_pages * 4096))
+            .expect("free pages");
+        path
+    }
+
+    /// Issue 11, disk full: the sealed segment's index files cannot be written (the roll's
+    /// new segment took the last free pages). The log stays online, and a crash right then
+    /// leaves nothing the next open refuses: the torn index is rebuilt by recovery, and every
+    /// acknowledged batch reads back.
+    #[test]
+    fn an_index_write_that_finds_no_space_leaves_the_log_online_and_recoverable() {
+        let Some(small) = SmallFileSystem::mount("1m") else {
+            return;
+        };
+        let dir = small.path.join("t-0");
+        let config = LogConfig {
+            // 15 batches of ~4 KB fit, the 16th rolls.
+            segment_bytes: 60 << 10,
+            index_interval_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let mut acknowledged = Vec::new();
+        run(async {
+            let (log, _) = PartitionLog::open(&dir, config.clone())
+                .await
+                .expect("open");
+            for index in 0..15 {
+                let original = batch(1, 4_000, 1_000 + index);
+                let receipt = log.append(original.clone(), 0).await.expect("append");
+                receipt.written().wait().await.expect("written");
+                acknowledged.push(stored(&original, receipt.base_offset));
+            }
+            // Room for the next batch (two pages) and nothing more.
+            fill_leaving(&small.path, 2);
+            let original = batch(1, 4_000, 2_000);
+            let receipt = log.append(original.clone(), 0).await.expect("append");
+            receipt.written().wait().await.expect("the batch fits");
+            acknowledged.push(stored(&original, receipt.base_offset));
+            assert_eq!(log.segment_count(), 2, "rolled");
+            // The syncer seals segment 0: its index file is created, but its write fails.
+            let index_file = dir.join(format!("{:020}.index", 0));
+            for _ in 0..2_000 {
+                if index_file.exists() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            assert!(index_file.exists(), "the syncer tried to write the index");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!log.progress().failed, "the log stays online");
+            assert!(
+                !log.sealed_up_to_active_segment(),
+                "the recovery point stays"
+            );
+            // A crash now: the runtime ends without a close.
+        });
+        std::fs::remove_file(small.path.join("filler")).expect("free the space");
+        run(async {
+            let (log, report) = PartitionLog::open(&dir, config).await.expect("reopen");
+            assert_eq!(report.bytes_truncated, 0, "{report:?}");
+            assert_eq!(read_all(&log).await, acknowledged);
+            let receipt = log.append(batch(1, 4_000, 3_000), 0).await.expect("append");
+            receipt.written().wait().await.expect("written");
             log.close().await.expect("close");
         });
     }
