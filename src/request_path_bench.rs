@@ -36,9 +36,9 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use strom_engine::log::LogDir;
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 use strom_server::broker::context::BrokerContext;
+use strom_server::broker::log_dirs::LogDirs;
 use strom_server::broker::producer_ids::ProducerIdAllocator;
 use strom_server::broker::shard::ShardState;
 use strom_server::config::BrokerConfig;
@@ -151,10 +151,12 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
     // The broker's own control plane on the embedded store, as `strom broker` runs it.
     let started = strom_server::control_plane::start(&config, log_dir, &|| false)?;
     let control = started.control.clone();
+    let log_dirs = LogDirs::open(&[log_dir.to_path_buf()])?;
     let context = Arc::new(BrokerContext {
         producer_ids: ProducerIdAllocator::new(control.clone()),
         config,
         log_dir: log_dir.to_path_buf(),
+        log_dirs,
         topics: started.view,
         control: control.clone(),
         cluster_id: started.cluster_id,
@@ -166,12 +168,9 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         pin_threads: false,
         ..ShardSetConfig::default()
     };
-    let log_dir_state = Arc::new(LogDir::open(log_dir).map_err(|e| e.to_string())?);
-    let init_log_dir = log_dir_state.clone();
     let shards = ShardSet::start(&shard_config, move |id, router| {
         let context = context.clone();
-        let log_dir = init_log_dir.clone();
-        async move { ShardState::start(id, router, context, log_dir).await }
+        async move { ShardState::start(id, router, context).await }
     })
     .map_err(|e| format!("start the shard: {e}"))?;
     control.attach(shards.router().clone());
@@ -183,7 +182,7 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         .router()
         .try_post_to(0, move |state: Rc<ShardState>| async move {
             let outcome = workload(&state, &workload_args, frames).await;
-            state.shutdown(log_dir_state).await;
+            state.shutdown().await;
             let _ = done_tx.send(outcome);
         })
         .map_err(|e| e.to_string())?;

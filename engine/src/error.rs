@@ -27,6 +27,11 @@ pub enum Error {
     /// The log was closed or failed earlier and accepts no more work (→ KAFKA_STORAGE_ERROR).
     #[error("log is closed")]
     Closed,
+    /// The log's file system is full (ENOSPC or EDQUOT): the append was refused, or its write
+    /// was undone (see `log::write_failure`). The log stays online and retries later appends
+    /// (→ KAFKA_STORAGE_ERROR, which producers retry).
+    #[error("no space left for {dir}")]
+    NoSpace { dir: String },
     /// An I/O error from the file system (→ KAFKA_STORAGE_ERROR).
     #[error("{context}: {source}")]
     Io {
@@ -55,6 +60,26 @@ impl Error {
             source,
         }
     }
+}
+
+impl Error {
+    /// Whether this is the file system running out of space (ENOSPC, or a quota's EDQUOT),
+    /// which the log survives, rather than an I/O error that takes it offline.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::NoSpace { .. } => true,
+            Error::Io { source, .. } => is_no_space_io(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an I/O error means the file system is full.
+pub fn is_no_space_io(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT)
+    ) || error.kind() == std::io::ErrorKind::StorageFull
 }
 
 /// Adds context to `std::io::Result`s.

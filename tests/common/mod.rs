@@ -51,6 +51,8 @@ const LOG_TAIL_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct BrokerOpts {
     overrides: Vec<(String, String)>,
+    /// Log dirs after the harness's own (`log.dirs=<own>,<these>`); the test owns them.
+    extra_log_dirs: Vec<PathBuf>,
 }
 
 impl BrokerOpts {
@@ -66,6 +68,12 @@ impl BrokerOpts {
             "the harness sets {key} itself"
         );
         self.overrides.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Adds log dirs after the harness's own (`log.dirs` lists them in this order).
+    pub fn extra_log_dirs(mut self, dirs: &[PathBuf]) -> Self {
+        self.extra_log_dirs.extend(dirs.iter().cloned());
         self
     }
 
@@ -300,7 +308,14 @@ impl Broker {
                 "listeners".to_string(),
                 format!("PLAINTEXT://127.0.0.1:{}", self.port),
             ),
-            ("log.dirs".to_string(), self.log_dirs.display().to_string()),
+            (
+                "log.dirs".to_string(),
+                std::iter::once(&self.log_dirs)
+                    .chain(&self.opts.extra_log_dirs)
+                    .map(|dir| dir.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ];
         overrides.extend(self.opts.overrides.iter().cloned());
         for (key, value) in &overrides {

@@ -81,29 +81,48 @@ pub struct WaitOffset {
     progress: tokio::sync::watch::Receiver<super::Progress>,
     target_offset: i64,
     durable: bool,
+    /// [`super::Progress::aborts`] when the append was made: a later abort may have discarded
+    /// it.
+    aborts_at_append: u64,
 }
 
 impl WaitOffset {
-    /// Waits until the offset is reached; fails if the log failed or was dropped first.
+    /// Waits until the offset is reached; fails if the log failed or was dropped first, or
+    /// with [`Error::NoSpace`] if the append's write was undone because the disk was full.
     pub async fn wait(mut self) -> Result<()> {
         let target = self.target_offset;
         let durable = self.durable;
-        let reached = self
-            .progress
-            .wait_for(|progress| {
-                progress.failed
-                    || if durable {
-                        progress.durable_offset >= target
-                    } else {
-                        progress.written_offset >= target
-                    }
-            })
-            .await
-            .map_err(|_| Error::Closed)?;
-        if reached.failed {
-            return Err(Error::Closed);
+        loop {
+            let seen = self.aborts_at_append;
+            let progress = *self
+                .progress
+                .wait_for(|progress| {
+                    progress.failed
+                        || progress.aborts != seen
+                        || if durable {
+                            progress.durable_offset >= target
+                        } else {
+                            progress.written_offset >= target
+                        }
+                })
+                .await
+                .map_err(|_| Error::Closed)?;
+            if progress.failed {
+                return Err(Error::Closed);
+            }
+            if progress.aborts == seen {
+                return Ok(());
+            }
+            // Checked before "reached": after an abort the offsets are handed out again, so
+            // the log reaching the target says nothing about this append's batches.
+            if progress.discarded(seen, target) {
+                return Err(Error::NoSpace {
+                    dir: String::from("the log (write undone)"),
+                });
+            }
+            // Written before the abort: later aborts go back no further than that one.
+            self.aborts_at_append = progress.aborts;
         }
-        Ok(())
     }
 }
 
@@ -115,34 +134,38 @@ pub struct AppendReceipt {
     /// One subscription to the log's progress, shared by whichever wait the caller picks: an
     /// append is on the produce path, and a caller needs only one of the two.
     progress: tokio::sync::watch::Receiver<super::Progress>,
+    /// The log's abort count when the append was made (see [`WaitOffset`]).
+    aborts_at_append: u64,
 }
 
 impl AppendReceipt {
     fn wait(
+        &self,
         progress: tokio::sync::watch::Receiver<super::Progress>,
-        next_offset: i64,
         durable: bool,
     ) -> WaitOffset {
         WaitOffset {
             progress,
-            target_offset: next_offset,
+            target_offset: self.last_offset + 1,
             durable,
+            aborts_at_append: self.aborts_at_append,
         }
     }
 
     /// Resolves when the batches are written (visible to readers).
     pub fn written(&self) -> WaitOffset {
-        Self::wait(self.progress.clone(), self.last_offset + 1, false)
+        self.wait(self.progress.clone(), false)
     }
 
     /// Resolves when the batches are durable per the log's durability policy.
     pub fn durable(&self) -> WaitOffset {
-        Self::wait(self.progress.clone(), self.last_offset + 1, true)
+        self.wait(self.progress.clone(), true)
     }
 
     /// The one wait a caller needs (durable or written), without another subscription.
     pub fn into_wait(self, durable: bool) -> WaitOffset {
-        Self::wait(self.progress, self.last_offset + 1, durable)
+        let progress = self.progress.clone();
+        self.wait(progress, durable)
     }
 }
 
@@ -256,6 +279,7 @@ impl PartitionLog {
             ranges, headers, ..
         } = validated;
         self.check_open()?;
+        self.check_space(record_set.len())?;
         if stamp == Stamp::Keep {
             self.check_replicated_offsets(&headers)?;
         }
@@ -322,10 +346,13 @@ impl PartitionLog {
                 tracing::warn!(dir = %self.dir.display(), %error, "could not write the leader-epoch checkpoint");
             }
         }
+        let progress = self.progress.subscribe();
+        let aborts_at_append = progress.borrow().aborts;
         Ok(AppendReceipt {
             base_offset,
             last_offset,
-            progress: self.progress.subscribe(),
+            progress,
+            aborts_at_append,
         })
     }
 
@@ -468,11 +495,23 @@ impl PartitionLog {
             }
             .context(|| format!("write segment {segment_base} in {}", self.dir.display()));
             if let Err(error) = outcome {
+                if error.is_no_space() {
+                    // Full, not broken: undo the round and everything queued after it, and stay
+                    // online (see `write_failure`).
+                    match self.undo_unwritten(segment_base, position, &error).await {
+                        Ok(()) => continue,
+                        Err(undo_error) => {
+                            self.fail("undoing a write the full disk refused", &undo_error);
+                            return;
+                        }
+                    }
+                }
                 self.fail("append write", &error);
                 return;
             }
             let durable_now = {
                 let mut state = self.state.borrow_mut();
+                state.space_low = false;
                 if let Some(segment) = state.segments.get_mut(&segment_base) {
                     assert!(
                         end_position <= segment.size_bytes,

@@ -21,10 +21,26 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// new contents, never a mix: temp file, fdatasync, rename, fsync of the directory.
 pub fn write_atomically(fs: &Fs, dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let temp_path = dir.join(format!("{name}.tmp"));
+    let written = write_then_rename(fs, dir, name, &temp_path, contents);
+    if written.is_err() {
+        // A full disk must not leave a stray temp file behind (it holds blocks, and the old
+        // file is still in place).
+        let _ = fs.remove_file(&temp_path);
+    }
+    written
+}
+
+fn write_then_rename(
+    fs: &Fs,
+    dir: &Path,
+    name: &str,
+    temp_path: &Path,
+    contents: &[u8],
+) -> Result<()> {
     let final_path = dir.join(name);
-    fs.write_file(&temp_path, contents, true)
+    fs.write_file(temp_path, contents, true)
         .context(|| format!("write {}", temp_path.display()))?;
-    fs.rename(&temp_path, &final_path)
+    fs.rename(temp_path, &final_path)
         .context(|| format!("rename to {}", final_path.display()))?;
     sync_dir(fs, dir)
 }

@@ -28,6 +28,7 @@ mod segment;
 mod sync;
 mod time_index;
 mod truncate;
+mod write_failure;
 
 pub use append::{AppendReceipt, ValidatedRecordSet, WaitOffset};
 pub use compaction::{CompactionOutcome, OFFSET_MAP_BYTES_MAX};
@@ -46,6 +47,7 @@ pub use open::OpenReport;
 pub use read::{FileRange, TimestampLookup};
 pub use recovery::{recover_segment, RecoveryReport};
 pub use retention::RetentionOutcome;
+pub use write_failure::{file_system_space, FileSystemSpace, RESUME_FREE_BYTES_MIN};
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -68,6 +70,34 @@ pub struct Progress {
     pub durable_offset: i64,
     /// Set once a write or sync failed; the log accepts nothing more.
     pub failed: bool,
+    /// Write rounds undone because the file system was full (see `write_failure`), counted
+    /// since open. An append's waiter compares it with the count when it was made.
+    pub aborts: u64,
+    /// The offset the log went back to at each of the latest [`ABORTS_REMEMBERED`] aborts, at
+    /// index `abort number % ABORTS_REMEMBERED` (abort number 1 is the first): a waiter whose
+    /// batch ends past the offset of the first abort after its append was discarded.
+    pub abort_offsets: [i64; ABORTS_REMEMBERED],
+}
+
+/// Aborts a waiter can look back over. A waiter that slept through more than this many
+/// (each one a failed write on a full disk) reports its append failed, which is safe: the
+/// producer retries, and an idempotent producer's retry of a batch that was in fact written is
+/// acknowledged as a duplicate.
+pub const ABORTS_REMEMBERED: usize = 8;
+
+impl Progress {
+    /// Whether a batch ending before `target_offset`, appended when `aborts_at_append` aborts had
+    /// happened, was discarded by a later one (its offsets may since belong to other batches).
+    pub fn discarded(&self, aborts_at_append: u64, target_offset: i64) -> bool {
+        if self.aborts <= aborts_at_append {
+            return false;
+        }
+        if self.aborts - aborts_at_append > ABORTS_REMEMBERED as u64 {
+            return true;
+        }
+        let first_after = aborts_at_append + 1;
+        target_offset > self.abort_offsets[(first_after % ABORTS_REMEMBERED as u64) as usize]
+    }
 }
 
 /// A batch queued for the writer, already placed in its segment.
@@ -103,6 +133,12 @@ struct LogState {
     /// Leader epoch -> first offset (KIP-101), mirrored in `leader-epoch-checkpoint`.
     leader_epochs: leader_epoch::LeaderEpochCache,
     compaction: compaction::CompactionState,
+    /// Set while the writer undoes a write the full file system refused (see
+    /// `write_failure`): appends are refused until the log is consistent again.
+    rewinding: bool,
+    /// Set when a write failed for lack of space, cleared by the next write that succeeds:
+    /// meanwhile an append is refused up front unless the file system has room for it.
+    space_low: bool,
     closed: bool,
 }
 
@@ -274,6 +310,11 @@ impl PartitionLog {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// Write rounds undone for lack of space since open (see `write_failure`).
+    pub fn write_aborts(&self) -> u64 {
+        self.progress.borrow().aborts
     }
 
     /// Marks the log failed after an I/O error in the background and wakes every waiter.

@@ -286,12 +286,16 @@ impl PartitionLog {
             truncations: 0,
             leader_epochs,
             compaction: Default::default(),
+            rewinding: false,
+            space_low: false,
             closed: false,
         };
         let (progress, _) = watch::channel(Progress {
             written_offset: next_offset,
             durable_offset: next_offset,
             failed: false,
+            aborts: 0,
+            abort_offsets: [next_offset; super::ABORTS_REMEMBERED],
         });
         let log = Rc::new(PartitionLog {
             dir: dir.to_path_buf(),

@@ -111,8 +111,28 @@ impl PartitionLog {
                 .borrow_mut()
                 .index_writes_in_flight
                 .retain(|base| !bases.contains(base));
-            written?;
-            self.checkpoint_recovery_point(active_base)?;
+            if let Err(error) = written {
+                if !error.is_no_space() {
+                    return Err(error);
+                }
+                // Full disk: the sealed segments keep their dirty indexes for a later round
+                // (open rebuilds a missing or torn index anyway); the recovery point stays.
+                tracing::warn!(dir = %self.dir.display(), %error, "no space to write sealed segments' indexes; retrying later");
+                let mut state = self.state.borrow_mut();
+                for (&base, segment) in state.segments.range_mut(..active_base) {
+                    if bases.contains(&base) {
+                        segment.index_dirty = true;
+                    }
+                }
+                return Ok(());
+            }
+            if let Err(error) = self.checkpoint_recovery_point(active_base) {
+                if !error.is_no_space() {
+                    return Err(error);
+                }
+                // A stale recovery point only makes the next recovery scan longer.
+                tracing::warn!(dir = %self.dir.display(), %error, "no space to write the recovery point");
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::log_dirs::LogDirs;
 use super::producer_ids::ProducerIdAllocator;
 use super::topics::TopicRegistry;
 use crate::config::BrokerConfig;
@@ -12,14 +13,17 @@ use crate::control_plane::ControlPlane;
 
 pub struct BrokerContext {
     pub config: BrokerConfig,
+    /// The first log dir: the embedded coordination store and the pid file live there.
     pub log_dir: PathBuf,
+    /// Every log dir, and which one holds each partition.
+    pub log_dirs: LogDirs,
     /// The cluster as the control plane last read it (the shards' caches follow it).
     pub topics: Arc<TopicRegistry>,
     pub control: ControlPlane,
     pub producer_ids: ProducerIdAllocator,
     pub cluster_id: String,
     pub shard_count: usize,
-    /// The high watermarks the log dir's `replication-offset-checkpoint` held at start: a
+    /// The high watermarks the log dirs' `replication-offset-checkpoint`s held at start: a
     /// replicated partition opens with its high watermark there, not at its log end (which may
     /// hold records its leader never confirmed).
     pub checkpointed_high_watermarks: strom_engine::log::PartitionOffsets,

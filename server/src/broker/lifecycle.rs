@@ -8,10 +8,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_engine::log::{LogDir, LogDirClose};
+use strom_engine::log::LogDirClose;
 use strom_engine::runtime::{ShardSet, ShardSetConfig};
 
 use super::context::BrokerContext;
+use super::log_dirs::LogDirs;
 use super::producer_ids::ProducerIdAllocator;
 use super::shard::ShardState;
 use crate::config::BrokerConfig;
@@ -117,32 +118,43 @@ fn probe_listen_address(address: SocketAddr) -> Result<SocketAddr, BrokerError> 
 
 /// Runs a broker until SIGTERM or SIGINT, then shuts it down cleanly.
 pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
-    let [log_dir] = config.log_dirs.as_slice() else {
-        return Err(BrokerError::Config(format!(
-            "exactly one log dir is supported, got {}",
-            config.log_dirs.len()
-        )));
+    let Some(log_dir) = config.log_dirs.first() else {
+        return Err(BrokerError::Config("log.dirs names no directory".into()));
     };
     let log_dir = log_dir.clone();
-    std::fs::create_dir_all(&log_dir)
-        .map_err(io_error(format!("create log dir {}", log_dir.display())))?;
-    let _lock = lock_log_dir(&log_dir)?;
+    let mut _locks = Vec::with_capacity(config.log_dirs.len());
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(io_error(format!("create log dir {}", dir.display())))?;
+        _locks.push(lock_log_dir(dir)?);
+    }
     let address = probe_listen_address(listen_address(&config)?)?;
     // Written before the port accepts connections, so `strom broker stop` works as soon as a
     // client can connect.
     let _pid_file = PidFile::write(&log_dir)?;
     let signals = block_shutdown_signals();
-    // Before any partition opens: notes whether the last stop was clean and removes the marker
-    // durably, so nothing appended in this run can be covered by it.
-    let log_dir_state = Arc::new(LogDir::open(&log_dir).map_err(BrokerError::LogDir)?);
-    tracing::info!(clean = log_dir_state.was_clean(), "previous shutdown");
+    // Before any partition opens: notes whether each dir's last stop was clean and removes its
+    // marker durably, so nothing appended in this run can be covered by it; and refuses a
+    // partition found in two dirs.
+    let log_dirs = LogDirs::open(&config.log_dirs).map_err(BrokerError::Config)?;
+    for (dir, path) in log_dirs.dirs().iter().zip(&config.log_dirs) {
+        tracing::info!(log_dir = %path.display(), clean = dir.was_clean(), "previous shutdown");
+    }
 
     // Joins the cluster (or opens the embedded store): registered, the view loaded, and the
     // first elections made, before any shard opens a partition.
     let started = crate::control_plane::start(&config, &log_dir, &|| signal_pending(&signals))
         .map_err(BrokerError::Coordination)?;
     let control = started.control.clone();
-    super::log_dir::remove_stray_replicas(&log_dir, &started.view, config.broker_id);
+    for dir in &config.log_dirs {
+        super::log_dir::remove_stray_replicas(dir, &started.view, config.broker_id);
+    }
+    if let Err(error) = log_dirs.rescan() {
+        control.stop_blocking();
+        let _ = started.thread.join();
+        return Err(BrokerError::Config(error));
+    }
+    let checkpointed_high_watermarks = read_high_watermark_checkpoints(&config.log_dirs);
     let shard_config = ShardSetConfig {
         shard_count: config.num_shards,
         ..ShardSetConfig::default()
@@ -161,20 +173,19 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         producer_ids: ProducerIdAllocator::new(control.clone()),
         config,
         log_dir: log_dir.clone(),
+        log_dirs,
         topics: started.view,
         control: control.clone(),
         cluster_id: started.cluster_id,
         shard_count,
-        checkpointed_high_watermarks: read_high_watermark_checkpoint(&log_dir),
+        checkpointed_high_watermarks,
     });
 
     let init_context = context.clone();
-    let init_log_dir = log_dir_state.clone();
     let opening = std::time::Instant::now();
     let shards = ShardSet::start(&shard_config, move |id, router| {
         let context = init_context.clone();
-        let log_dir = init_log_dir.clone();
-        async move { ShardState::start(id, router, context, log_dir).await }
+        async move { ShardState::start(id, router, context).await }
     })
     .map_err(io_error("start shards"))?;
     // From here on every change the control plane sees reaches the shards: before any listener
@@ -216,14 +227,21 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         }
     }
     if let Some(error) = failure {
-        shutdown(shards, &log_dir_state, &log_dir);
+        shutdown(shards, &context);
         control.stop_blocking();
         let _ = started.thread.join();
         return Err(BrokerError::Config(error));
     }
 
     let open_ms = opening.elapsed().as_millis();
-    tracing::info!(%address, shards = shard_count, open_ms, log_dir = %log_dir.display(), cluster_id = %context.cluster_id, "strom broker started");
+    let log_dirs_text = context
+        .config
+        .log_dirs
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    tracing::info!(%address, shards = shard_count, open_ms, log_dirs = %log_dirs_text, cluster_id = %context.cluster_id, "strom broker started");
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
@@ -232,16 +250,16 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
             control.controlled_shutdown_blocking(context.config.controlled_shutdown_timeout_ms);
         tracing::info!(?outcome, "controlled shutdown");
     }
-    shutdown(shards, &log_dir_state, &log_dir);
+    shutdown(shards, &context);
     control.stop_blocking();
     let _ = started.thread.join();
     Ok(())
 }
 
 /// Closes every partition cleanly on its shard (all shards at once), stops the shards, then
-/// closes the log dir: one file-system sync and one clean-shutdown marker, written only if
-/// every shard closed all its partitions.
-fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>, log_dir_path: &Path) {
+/// closes each log dir: one file-system sync and one clean-shutdown marker per dir, written only
+/// if every partition in it closed.
+fn shutdown(shards: ShardSet<ShardState>, context: &Arc<BrokerContext>) {
     let started = std::time::Instant::now();
     // The high watermarks as they stand, so the next start exposes no more than was confirmed.
     let (hw_tx, hw_rx) = std::sync::mpsc::channel();
@@ -258,16 +276,15 @@ fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>, log_dir_path: &
     drop(hw_tx);
     let high_watermarks: strom_engine::log::PartitionOffsets =
         hw_rx.iter().take(asked_for_hw).flatten().collect();
-    write_high_watermark_checkpoint(log_dir_path, &high_watermarks);
+    write_high_watermark_checkpoints(&context.log_dirs, &high_watermarks);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut asked = 0;
     for shard in 0..shards.shard_count() {
         let done_tx = done_tx.clone();
-        let shard_log_dir = log_dir.clone();
         let posted = shards
             .router()
             .try_post_to(shard, move |state: Rc<ShardState>| async move {
-                state.shutdown(shard_log_dir).await;
+                state.shutdown().await;
                 let _ = done_tx.send(());
             });
         asked += usize::from(posted.is_ok());
@@ -286,23 +303,32 @@ fn shutdown(shards: ShardSet<ShardState>, log_dir: &Arc<LogDir>, log_dir_path: &
             shards = shards.shard_count(),
             "not every shard closed its partitions"
         );
-        log_dir.mark_unclean();
+        for dir in context.log_dirs.dirs() {
+            dir.mark_unclean();
+        }
     }
     shards.stop();
     let closed_ms = started.elapsed().as_millis();
-    let marked = log_dir.close();
+    let marked: Vec<_> = context
+        .log_dirs
+        .dirs()
+        .iter()
+        .map(|dir| (dir.root().display().to_string(), dir.close()))
+        .collect();
     tracing::info!(
         closed_ms,
         synced_ms = started.elapsed().as_millis() - closed_ms,
-        "partitions closed, log dir synced"
+        "partitions closed, log dirs synced"
     );
-    match marked {
-        Ok(LogDirClose::MarkedClean) => tracing::info!("stopped cleanly"),
-        Ok(LogDirClose::LeftUnclean) => {
-            tracing::warn!("stopped; some partitions did not close cleanly and will be recovered")
-        }
-        Err(error) => {
-            tracing::error!(%error, "could not sync the log dir; the next start recovers it")
+    for (log_dir, marked) in marked {
+        match marked {
+            Ok(LogDirClose::MarkedClean) => tracing::info!(%log_dir, "stopped cleanly"),
+            Ok(LogDirClose::LeftUnclean) => {
+                tracing::warn!(%log_dir, "stopped; some partitions did not close cleanly and will be recovered")
+            }
+            Err(error) => {
+                tracing::error!(%log_dir, %error, "could not sync the log dir; the next start recovers it")
+            }
         }
     }
 }
@@ -317,24 +343,46 @@ async fn group_tick_loop(state: Rc<ShardState>) {
     }
 }
 
-fn read_high_watermark_checkpoint(log_dir: &Path) -> strom_engine::log::PartitionOffsets {
-    let path = log_dir.join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
-    strom_engine::log::OffsetCheckpointFile::read(&path).unwrap_or_else(|error| {
-        // Replicated partitions then open with their high watermark at their log start, and
-        // learn it again from their leader (or, leading, from their followers).
-        tracing::warn!(path = %path.display(), %error, "unreadable high watermark checkpoint; ignoring it");
-        Default::default()
-    })
+/// Every log dir's `replication-offset-checkpoint`, merged (a partition is in one dir only).
+fn read_high_watermark_checkpoints(log_dirs: &[PathBuf]) -> strom_engine::log::PartitionOffsets {
+    let mut merged = strom_engine::log::PartitionOffsets::new();
+    for log_dir in log_dirs {
+        let path = log_dir.join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
+        match strom_engine::log::OffsetCheckpointFile::read(&path) {
+            Ok(offsets) => merged.extend(offsets),
+            // Replicated partitions then open with their high watermark at their log start,
+            // and learn it again from their leader (or, leading, from their followers).
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "unreadable high watermark checkpoint; ignoring it")
+            }
+        }
+    }
+    merged
 }
 
-fn write_high_watermark_checkpoint(log_dir: &Path, offsets: &strom_engine::log::PartitionOffsets) {
-    let path = log_dir.join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
-    if let Err(error) = strom_engine::log::OffsetCheckpointFile::write(&path, offsets) {
-        tracing::warn!(path = %path.display(), %error, "could not write the high watermark checkpoint");
+/// Writes each log dir's `replication-offset-checkpoint` with the high watermarks of the
+/// partitions it holds (as Kafka keeps one per dir).
+fn write_high_watermark_checkpoints(
+    log_dirs: &LogDirs,
+    offsets: &strom_engine::log::PartitionOffsets,
+) {
+    let mut by_dir = vec![strom_engine::log::PartitionOffsets::new(); log_dirs.len()];
+    for ((topic, index), offset) in offsets {
+        if let Some(dir_index) = log_dirs.dir_index_of(topic, *index) {
+            by_dir[dir_index].insert((topic.clone(), *index), *offset);
+        }
+    }
+    for (dir_index, offsets) in by_dir.iter().enumerate() {
+        let path = log_dirs
+            .path(dir_index)
+            .join(strom_engine::log::REPLICATION_OFFSET_CHECKPOINT_FILE);
+        if let Err(error) = strom_engine::log::OffsetCheckpointFile::write(&path, offsets) {
+            tracing::warn!(path = %path.display(), %error, "could not write the high watermark checkpoint");
+        }
     }
 }
 
-/// Writes every partition's high watermark to the log dir's `replication-offset-checkpoint`
+/// Writes every partition's high watermark to its log dir's `replication-offset-checkpoint`
 /// every `replica.high.watermark.checkpoint.interval.ms` (run on shard 0, gathering the other
 /// shards' by message).
 async fn high_watermark_checkpoint_loop(state: Rc<ShardState>) {
@@ -362,10 +410,9 @@ async fn high_watermark_checkpoint_loop(state: Rc<ShardState>) {
                 Err(_) => return,
             }
         }
-        let log_dir = state.broker.log_dir.clone();
-        // A small file, written rarely and off the data path: a blocking write is acceptable
+        // Small files, written rarely and off the data path: a blocking write is acceptable
         // here, as for the other checkpoints the shards write.
-        write_high_watermark_checkpoint(&log_dir, &offsets);
+        write_high_watermark_checkpoints(&state.broker.log_dirs, &offsets);
     }
 }
 

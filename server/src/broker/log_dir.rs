@@ -1,7 +1,8 @@
-//! Opening a shard's partitions at start and closing them at stop, several at a time, under the
-//! broker's one [`LogDir`] (which keeps the single clean-shutdown marker for all of them).
+//! Opening a shard's partitions at start and closing them at stop, several at a time, each
+//! under the [`LogDir`] of the log dir it lives in (which keeps the one clean-shutdown marker
+//! for all the partitions there; see `log_dirs`).
 //!
-//! Every failure to open or close a partition is reported to the log dir with
+//! Every failure to open or close a partition is reported to its log dir with
 //! [`LogDir::mark_unclean`], so the marker is never written over a partition whose state on
 //! disk was not closed cleanly in this run.
 
@@ -11,11 +12,10 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use strom_engine::log::LogDir;
 use strom_engine::runtime::ShardId;
 
 use super::context::BrokerContext;
-use super::partition::{partition_dir, Partition};
+use super::partition::Partition;
 use super::placement::owner_shard;
 use super::topic_config::log_config;
 
@@ -58,12 +58,12 @@ where
 }
 
 /// Opens every partition assigned to this broker that `shard` owns (by the current shard
-/// count: ownership may differ from the last run). A partition that fails to open stays offline and marks the log dir
-/// unclean.
+/// count: ownership may differ from the last run), each in the log dir it was found in (or,
+/// new here, placed by `log_dirs`). A partition that fails to open stays offline and marks its
+/// log dir unclean.
 pub async fn open_owned_partitions(
     shard: ShardId,
     broker: Arc<BrokerContext>,
-    log_dir: Arc<LogDir>,
 ) -> Vec<Rc<Partition>> {
     let mut owned = Vec::new();
     let broker_id = broker.config.broker_id;
@@ -79,16 +79,15 @@ pub async fn open_owned_partitions(
     }
     let opened = Rc::new(RefCell::new(Vec::with_capacity(owned.len())));
     let sink = opened.clone();
-    let scope = log_dir.scope();
     for_each_bounded(owned, PARTITIONS_IN_FLIGHT_MAX, move |(topic, index)| {
         let broker = broker.clone();
-        let log_dir = log_dir.clone();
         let sink = sink.clone();
         async move {
-            let dir = partition_dir(&broker.log_dir, &topic.name, index);
+            let (dir_index, dir) = broker.log_dirs.place(&topic.name, index);
+            let log_dir = broker.log_dirs.dir(dir_index).clone();
             let config = log_config(&broker.config, &topic.configs);
             let name: Rc<str> = Rc::from(topic.name.as_str());
-            match Partition::open_in(dir, name, index, topic.id, config, scope).await {
+            match Partition::open_in(dir, name, index, topic.id, config, log_dir.scope()).await {
                 Ok(partition) => {
                     super::shard::restore_high_watermark(&broker, &topic, &partition);
                     sink.borrow_mut().push(partition)
@@ -104,13 +103,18 @@ pub async fn open_owned_partitions(
     opened.take()
 }
 
-/// Closes `partitions` cleanly, several at a time; a failure marks the log dir unclean.
-pub async fn close_partitions(partitions: Vec<Rc<Partition>>, log_dir: Arc<LogDir>) {
+/// Closes `partitions` cleanly, several at a time; a failure marks the partition's log dir
+/// unclean.
+pub async fn close_partitions(partitions: Vec<Rc<Partition>>, broker: Arc<BrokerContext>) {
     for_each_bounded(partitions, PARTITIONS_IN_FLIGHT_MAX, move |partition| {
-        let log_dir = log_dir.clone();
+        let broker = broker.clone();
         async move {
             if let Err(error) = partition.close().await {
-                log_dir.mark_unclean();
+                match broker.log_dirs.dir_index_of(&partition.topic, partition.index) {
+                    Some(dir_index) => broker.log_dirs.dir(dir_index).mark_unclean(),
+                    // Not placed (cannot happen for an open partition): every dir recovers.
+                    None => broker.log_dirs.dirs().iter().for_each(|dir| dir.mark_unclean()),
+                }
                 tracing::error!(topic = %partition.topic, index = partition.index, %error, "clean close failed");
             }
         }

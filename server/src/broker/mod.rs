@@ -10,6 +10,7 @@ pub mod group_runtime;
 pub mod leader_replication;
 mod lifecycle;
 mod log_dir;
+pub mod log_dirs;
 pub mod metadata_cache;
 pub mod partition;
 pub mod placement;

@@ -106,6 +106,9 @@ pub struct Partition {
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
     /// partitions, the create and rename of every snapshot was most of a clean stop.)
     snapshot_on_disk: RefCell<Option<Vec<u8>>>,
+    /// The log's write-abort count (`PartitionLog::write_aborts`) the producer table was last
+    /// brought in line with: a full disk undoes appends whose sequences the table recorded.
+    aborts_seen: Cell<u64>,
 }
 
 /// `<log dir>/<topic>-<partition>`, Kafka's layout.
@@ -161,6 +164,7 @@ impl Partition {
             compression: Cell::new(TopicCompression::Producer),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
+            aborts_seen: Cell::new(0),
         }))
     }
 
@@ -325,6 +329,7 @@ impl Partition {
             replication.check_acks_all(self.min_insync_replicas.get())?;
         }
         if header.has_producer_id() {
+            self.forget_undone_batches();
             if let SequenceDecision::Duplicate { first_offset, .. } =
                 self.producers.borrow().check(&header)?
             {
@@ -362,6 +367,19 @@ impl Partition {
         })
     }
 
+    /// After the log undid appends for lack of space, forgets the producer batches it undid:
+    /// a producer's retry of one of them must be appended again, not acknowledged as a
+    /// duplicate of a batch that is not there. Nothing suspends between this and the check.
+    fn forget_undone_batches(&self) {
+        let aborts = self.log.write_aborts();
+        if aborts != self.aborts_seen.get() {
+            self.producers
+                .borrow_mut()
+                .truncate_to(self.log.next_offset());
+            self.aborts_seen.set(aborts);
+        }
+    }
+
     /// A follower fetched from this leader at `fetch_offset` (its log end, or its durable end
     /// under `log.durability=sync`) while the leader's log ended at `leader_log_end_offset`:
     /// the leader state counts it (catching up, ISR expansion, the high watermark). Called by
@@ -391,6 +409,7 @@ impl Partition {
         }
         let validated = self.log.validate_replicated_record_set(&records)?;
         let headers: Vec<BatchHeader> = validated.headers().to_vec();
+        self.forget_undone_batches();
         let receipt = self.log.append_replicated_now(records, validated)?;
         let mut producers = self.producers.borrow_mut();
         for header in headers.iter().filter(|header| header.has_producer_id()) {
@@ -564,6 +583,94 @@ mod tests {
                 ),
                 "a leader takes no replicated appends"
             );
+            partition.close().await.expect("close");
+        });
+    }
+
+    /// Issue 11, disk full: a batch whose write a full disk undid was recorded in the producer
+    /// table when it was appended; the producer's retry of it must be appended again once
+    /// there is room, not acknowledged as a duplicate of a batch that is not in the log.
+    #[test]
+    fn a_retry_of_a_batch_a_full_disk_undid_is_appended_again() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: mounting a small tmpfs needs root");
+            return;
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        let small = root.path().join("small");
+        std::fs::create_dir(&small).expect("mkdir");
+        let mount = |args: &[&str]| {
+            let status = std::process::Command::new("mount")
+                .args(args)
+                .arg(&small)
+                .status()
+                .expect("run mount");
+            assert!(status.success(), "mount {args:?}");
+        };
+        mount(&["-t", "tmpfs", "-o", "size=512k", "tmpfs"]);
+        /// Unmounts on drop, also when an assertion fails.
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(&small);
+        let batch = |sequence: i32| {
+            Bytes::from(strom_engine::batch::build::build_batch(
+                0, 1, 40_000, 1_000, 9, 0, sequence,
+            ))
+        };
+        let dir = small.join("t-0");
+        strom_engine::io::start_runtime(64, async {
+            let partition = Partition::open(
+                dir,
+                Rc::from("t"),
+                0,
+                uuid::Uuid::nil(),
+                LogConfig::default(),
+            )
+            .await
+            .expect("open");
+            assert!(partition.apply_leadership(1, true));
+            let mut sequence = 0;
+            loop {
+                let outcome = partition
+                    .append(batch(sequence), AckLevel::Leader)
+                    .await
+                    .expect("the first refusal comes from the write, not up front");
+                let Some(AckWait::Local(wait)) = outcome.wait else {
+                    panic!("sequence {sequence} was appended, not a duplicate");
+                };
+                match wait.wait().await {
+                    Ok(()) => sequence += 1,
+                    Err(error) => {
+                        assert!(error.is_no_space(), "{error}");
+                        break;
+                    }
+                }
+                assert!(sequence < 100, "512 KiB must fill up");
+            }
+            let stored = partition.log.log_end_offset();
+            assert_eq!(stored, i64::from(sequence), "one record per stored batch");
+            mount(&["-o", "remount,size=4m"]);
+            let retry = partition
+                .append(batch(sequence), AckLevel::Leader)
+                .await
+                .expect("the retry is taken");
+            assert_eq!(retry.base_offset, stored, "appended at the log end");
+            let Some(AckWait::Local(wait)) = retry.wait else {
+                panic!("the retry must be appended, not acknowledged as a duplicate");
+            };
+            wait.wait().await.expect("written");
+            assert_eq!(partition.log.log_end_offset(), stored + 1);
+            // And the next one follows in sequence.
+            let next = partition
+                .append(batch(sequence + 1), AckLevel::Leader)
+                .await
+                .expect("in sequence");
+            assert_eq!(next.base_offset, stored + 1);
             partition.close().await.expect("close");
         });
     }

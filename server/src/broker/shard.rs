@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use strom_engine::log::{CleanupPolicy, LogDir};
+use strom_engine::log::CleanupPolicy;
 use strom_engine::runtime::{ShardId, ShardRouter};
 
 use super::context::BrokerContext;
@@ -15,7 +15,7 @@ use super::group_runtime::{group_config, GroupRuntime};
 use super::leader_replication::LeaderReplication;
 use super::log_dir::{close_partitions, open_owned_partitions};
 use super::metadata_cache::{Applied, MetadataCache, MetadataChange, MetadataUpdate};
-use super::partition::{partition_dir, Partition};
+use super::partition::Partition;
 use super::placement::owner_shard;
 use super::topic_config::{log_config, TopicCompression};
 use super::topics::{PartitionView, TopicMetadata};
@@ -44,14 +44,9 @@ pub struct ShardState {
 
 impl ShardState {
     /// Builds the shard's state and opens (recovering if needed, several at a time) every
-    /// partition it owns that is assigned to this broker, under the broker's log dir (see
-    /// `log_dir`), and takes up the leaderships the metadata gives it.
-    pub async fn start(
-        id: ShardId,
-        router: Router,
-        broker: Arc<BrokerContext>,
-        log_dir: Arc<LogDir>,
-    ) -> Self {
+    /// partition it owns that is assigned to this broker, in its log dir (see `log_dirs`), and
+    /// takes up the leaderships the metadata gives it.
+    pub async fn start(id: ShardId, router: Router, broker: Arc<BrokerContext>) -> Self {
         let state = ShardState {
             id,
             router,
@@ -62,7 +57,7 @@ impl ShardState {
             fetchers: FetcherSet::new(FetcherConfig::from_broker(&broker.config)),
             stopping: std::cell::Cell::new(false),
         };
-        for partition in open_owned_partitions(id, broker, log_dir).await {
+        for partition in open_owned_partitions(id, broker).await {
             state
                 .partitions
                 .borrow_mut()
@@ -456,7 +451,8 @@ impl ShardState {
         if let Some(existing) = self.partition(&topic.name, index) {
             return Ok(existing);
         }
-        let dir = partition_dir(&self.broker.log_dir, &topic.name, index);
+        // Where it is, or (new here) the log dir with the fewest partitions.
+        let (_, dir) = self.broker.log_dirs.place(&topic.name, index);
         let config = log_config(&self.broker.config, &topic.configs);
         let name: Rc<str> = Rc::from(topic.name.as_str());
         let partition = Partition::open(dir, name.clone(), index, topic.id, config).await?;
@@ -499,7 +495,10 @@ impl ShardState {
                 }
                 partition.dir.clone()
             }
-            None => partition_dir(&self.broker.log_dir, topic, index),
+            None => match self.broker.log_dirs.dir_index_of(topic, index) {
+                Some(_) => self.broker.log_dirs.place(topic, index).1,
+                None => return,
+            },
         };
         if delete_files && dir.exists() {
             let doomed = dir.with_extension(format!("{}-delete", uuid::Uuid::new_v4().simple()));
@@ -513,6 +512,9 @@ impl ShardState {
                     tracing::warn!(dir = %dir.display(), %error, "could not delete partition directory")
                 }
             }
+        }
+        if delete_files {
+            self.broker.log_dirs.forget(topic, index);
         }
     }
 
@@ -550,11 +552,12 @@ impl ShardState {
     }
 
     /// Closes every partition cleanly (producer snapshots; the clean-shutdown marker is the log
-    /// dir's, written once all shards are done). A failure marks `log_dir` unclean.
-    pub async fn shutdown(&self, log_dir: Arc<LogDir>) {
+    /// dir's, written once all shards are done). A failure marks the partition's log dir
+    /// unclean.
+    pub async fn shutdown(&self) {
         self.stopping.set(true);
         self.fetchers.unfollow_all();
-        close_partitions(self.partitions(), log_dir).await;
+        close_partitions(self.partitions(), self.broker.clone()).await;
     }
 }
 

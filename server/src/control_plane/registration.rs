@@ -90,7 +90,15 @@ pub async fn cluster_id(
             }
         }
     };
+    // Every log dir has its own (Kafka's layout), so none can be moved to another broker.
     check_meta_properties(log_dir, &id, config.broker_id)?;
+    for other in config
+        .log_dirs
+        .iter()
+        .filter(|dir| dir.as_path() != log_dir)
+    {
+        check_meta_properties(other, &id, config.broker_id)?;
+    }
     Ok(id)
 }
 

@@ -26,9 +26,10 @@ pub fn engine_error_code(error: &EngineError) -> ErrorCode {
         EngineError::InvalidBatch(_) => code(ResponseError::InvalidRecord),
         EngineError::MessageTooLarge { .. } => code(ResponseError::MessageTooLarge),
         EngineError::OffsetOutOfRange { .. } => code(ResponseError::OffsetOutOfRange),
-        EngineError::Closed | EngineError::Io { .. } | EngineError::Corrupt { .. } => {
-            code(ResponseError::KafkaStorageError)
-        }
+        EngineError::Closed
+        | EngineError::NoSpace { .. }
+        | EngineError::Io { .. }
+        | EngineError::Corrupt { .. } => code(ResponseError::KafkaStorageError),
         EngineError::ShardStopped(_) => code(ResponseError::NotLeaderOrFollower),
         EngineError::ReplicaOffsetMismatch { .. } => code(ResponseError::UnknownServerError),
     }
@@ -132,6 +133,12 @@ mod tests {
                 1,
             ),
             (engine_error_code(&EngineError::Closed), 56),
+            (
+                engine_error_code(&EngineError::NoSpace {
+                    dir: String::from("d"),
+                }),
+                56,
+            ),
             (
                 append_error_code(&AppendError::Sequence(SequenceError::OutOfOrderSequence {
                     expected: 0,

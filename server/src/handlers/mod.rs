@@ -17,6 +17,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod elect_leaders;
 mod error_codes;
 mod fetch;
@@ -199,6 +200,7 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::IncrementalAlterConfigs => {
             handle!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
         }
+        ApiKey::DescribeLogDirs => handle!(describe_log_dirs, m::DescribeLogDirsRequest),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

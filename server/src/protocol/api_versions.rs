@@ -113,6 +113,8 @@ pub const ADVERTISED_APIS: &[AdvertisedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     // Kafka 0–2, crate 0–2.
     api(ApiKey::AlterConfigs, 0, 2),
+    // Kafka 1–4 (v0 removed), crate 1–4.
+    api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     // Kafka 0–2, crate 0–2. Served by the controller (NOT_CONTROLLER elsewhere).
@@ -310,6 +312,7 @@ mod tests {
             ApiKey::CreatePartitions => both::<CreatePartitionsRequest>(api, version),
             ApiKey::DeleteGroups => both::<DeleteGroupsRequest>(api, version),
             ApiKey::ElectLeaders => both::<ElectLeadersRequest>(api, version),
+            ApiKey::DescribeLogDirs => both::<DescribeLogDirsRequest>(api, version),
             ApiKey::OffsetDelete => both::<OffsetDeleteRequest>(api, version),
             ApiKey::DescribeCluster => both::<DescribeClusterRequest>(api, version),
             other => Err(format!("{other:?} has no mapping in this test")),

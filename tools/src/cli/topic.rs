@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use super::{parse_key_value, CliError, Output, TopicArgs};
 use crate::client::admin::NewTopic;
+use crate::client::log_dirs::BrokerLogDirs;
 use crate::client::{Admin, ClientError, KafkaCode};
 
 #[derive(Subcommand, Debug)]
@@ -35,12 +36,22 @@ pub enum TopicCommand {
         #[arg(long, short = 'l')]
         long: bool,
     },
-    /// Show partitions, leaders, replicas and configs of a topic.
+    /// Show partitions, leaders, replicas and configs of a topic; with --log-dirs, every
+    /// broker's log dirs and the replicas in them (kafka-log-dirs --describe).
     Describe {
-        name: String,
+        /// The topic (optional with --log-dirs: then every topic).
+        #[arg(required_unless_present = "log_dirs")]
+        name: Option<String>,
         /// Show every config, not only the ones set on the topic.
         #[arg(long)]
         all_configs: bool,
+        /// Show each broker's log dirs: replicas with size and offset lag, and the file
+        /// system's total and usable bytes.
+        #[arg(long)]
+        log_dirs: bool,
+        /// With --log-dirs: print JSON (kafka-log-dirs' layout, plus totalBytes/usableBytes).
+        #[arg(long, requires = "log_dirs")]
+        json: bool,
     },
     /// Delete a topic.
     Delete {
@@ -66,6 +77,49 @@ pub enum TopicCommand {
         #[arg(long = "delete", value_name = "KEY")]
         delete: Vec<String>,
     },
+}
+
+/// `--log-dirs --json`: kafka-log-dirs' `{"version":1,"brokers":[...]}`.
+#[derive(serde::Serialize)]
+struct LogDirsJson<'a> {
+    version: u32,
+    brokers: &'a [BrokerLogDirs],
+}
+
+/// `--log-dirs` as text: a line per log dir, then a line per replica in it.
+fn log_dirs_table(brokers: &[BrokerLogDirs]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for broker in brokers {
+        for dir in &broker.log_dirs {
+            let bytes = |value: i64| {
+                if value < 0 {
+                    "unknown".to_string()
+                } else {
+                    value.to_string()
+                }
+            };
+            lines.push(format!(
+                "Broker: {}\tLogDir: {}\tError: {}\tTotalBytes: {}\tUsableBytes: {}\tReplicas: {}",
+                broker.broker,
+                dir.log_dir,
+                KafkaCode(dir.error_code),
+                bytes(dir.total_bytes),
+                bytes(dir.usable_bytes),
+                dir.replicas.len()
+            ));
+            for replica in &dir.replicas {
+                lines.push(format!(
+                    "\tTopic: {}\tPartition: {}\tSize: {}\tOffsetLag: {}\tIsFuture: {}",
+                    replica.topic,
+                    replica.partition,
+                    replica.size_bytes,
+                    replica.offset_lag,
+                    replica.is_future
+                ));
+            }
+        }
+    }
+    lines
 }
 
 fn join_ids(ids: &[i32]) -> String {
@@ -123,7 +177,31 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, CliError> {
                 }
             }
         }
-        TopicCommand::Describe { name, all_configs } => {
+        TopicCommand::Describe {
+            name,
+            log_dirs: true,
+            json,
+            ..
+        } => {
+            let topics: Vec<String> = name.into_iter().collect();
+            let brokers = admin.describe_log_dirs(&topics).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&LogDirsJson {
+                    version: 1,
+                    brokers: &brokers,
+                })
+                .map_err(|error| CliError::Io(format!("cannot encode JSON: {error}")))?;
+                out.line(&text)?;
+            } else {
+                for line in log_dirs_table(&brokers) {
+                    out.line(&line)?;
+                }
+            }
+        }
+        TopicCommand::Describe {
+            name, all_configs, ..
+        } => {
+            let name = name.unwrap_or_default();
             let topic = admin.describe_topic(&name).await?;
             let configs = admin.topic_configs(&name).await.unwrap_or_default();
             let replication = topic.partitions.first().map_or(0, |p| p.replicas.len());

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod consumer;
 pub mod errors;
 pub mod group_consumer;
+pub mod log_dirs;
 pub mod producer;
 pub mod records;
 pub mod versions;
