@@ -82,8 +82,7 @@ impl LogDir {
 
     /// [`LogDir::open`] on the file system `fs` (a simulated disk in crash tests).
     pub fn open_on(fs: Fs, root: &Path) -> Result<LogDir> {
-        fs.create_dir_all(root)
-            .context(|| format!("create log dir {}", root.display()))?;
+        checkpoint::create_dir_durably(&fs, root)?;
         let handle = match fs {
             Fs::Real => Some(
                 std::fs::File::open(root).context(|| format!("open log dir {}", root.display()))?,
