@@ -32,6 +32,11 @@ const TTL: Duration = Duration::ZERO;
 
 const ROOT_ID: u64 = 1;
 
+/// The most unsynced data all files together may hold in memory. A write beyond it fails with
+/// ENOSPC rather than let a test that never fsyncs exhaust the machine's memory (a real page
+/// cache would write back instead, which this filesystem must not: that would make it durable).
+pub const MAX_UNSYNCED_BYTES: u64 = 512 * 1024 * 1024;
+
 /// What a power loss or a clean shutdown did, printed as the filesystem's last report.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct ShutdownReport {
@@ -63,6 +68,8 @@ struct State {
     next_id: u64,
     next_trash_id: u64,
     journal: Journal,
+    /// The sum of every overlay's unsynced bytes (bounded by `MAX_UNSYNCED_BYTES`).
+    unsynced_bytes: u64,
     /// Set by a power loss: every later operation fails with EIO, as on a dead disk.
     powered_off: bool,
 }
@@ -110,6 +117,7 @@ impl PowerLossFs {
                 next_id: ROOT_ID + 1,
                 next_trash_id: 1,
                 journal: Journal::default(),
+                unsynced_bytes: 0,
                 powered_off: false,
             })),
         })
@@ -177,15 +185,22 @@ impl PowerLossFs {
             let opened;
             let file = match node.file.as_ref() {
                 Some(file) => file,
-                None => {
-                    opened = OpenOptions::new()
-                        .write(true)
-                        .open(backing.join(&node.path))?;
-                    &opened
-                }
+                None => match OpenOptions::new()
+                    .write(true)
+                    .open(backing.join(&node.path))
+                {
+                    Ok(file) => {
+                        opened = file;
+                        &opened
+                    }
+                    // Removed for good since (its removal was durable): nothing to keep.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(error),
+                },
             };
             overlay.apply(file)?;
         }
+        state.unsynced_bytes = 0;
         report.namespace_ops = state.journal.commit_all() as u64;
         state.powered_off = true;
         Ok(report)
@@ -517,10 +532,18 @@ impl PowerLossFs {
     }
 
     fn do_write(&self, ino: INodeNo, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let written = u32::try_from(data.len()).map_err(|_| Errno::EINVAL)?;
         let mut state = self.lock()?;
+        if state.unsynced_bytes + data.len() as u64 > MAX_UNSYNCED_BYTES {
+            return Err(Errno::ENOSPC);
+        }
         let node = state.node_mut(ino)?;
-        self.overlay_of(node)?.write(offset, data);
-        u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
+        let overlay = self.overlay_of(node)?;
+        let before = overlay.unsynced_bytes();
+        overlay.write(offset, data);
+        let after = overlay.unsynced_bytes();
+        state.unsynced_bytes = state.unsynced_bytes + after - before;
+        Ok(written)
     }
 
     fn do_fsync(&self, ino: INodeNo) -> FsResult<()> {
@@ -530,7 +553,10 @@ impl PowerLossFs {
             return Ok(());
         };
         let file = node.file.as_ref().ok_or(Errno::EBADF)?;
-        overlay.apply(file).map_err(errno)
+        let synced = overlay.unsynced_bytes();
+        overlay.apply(file).map_err(errno)?;
+        state.unsynced_bytes -= synced;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -568,7 +594,11 @@ impl PowerLossFs {
         }
         if let Some(size) = size {
             let node = state.node_mut(ino)?;
-            self.overlay_of(node)?.set_len(size);
+            let overlay = self.overlay_of(node)?;
+            let before = overlay.unsynced_bytes();
+            overlay.set_len(size);
+            let after = overlay.unsynced_bytes();
+            state.unsynced_bytes = state.unsynced_bytes + after - before;
         }
         self.attr(&state, ino.0)
     }

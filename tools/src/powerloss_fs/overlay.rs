@@ -20,6 +20,8 @@ use std::os::unix::fs::FileExt;
 pub struct Overlay {
     /// Written, unsynced bytes by file offset.
     extents: BTreeMap<u64, Vec<u8>>,
+    /// The total length of `extents` (kept, not summed: the filesystem caps it on every write).
+    extent_bytes: u64,
     /// The file's current logical size (what `stat` shows).
     size_bytes: u64,
     /// The smallest size the file was truncated to since the last sync: backing bytes at or
@@ -32,6 +34,7 @@ impl Overlay {
     pub fn new(backing_len_bytes: u64) -> Overlay {
         Overlay {
             extents: BTreeMap::new(),
+            extent_bytes: 0,
             size_bytes: backing_len_bytes,
             cut_to_bytes: None,
         }
@@ -48,7 +51,7 @@ impl Overlay {
 
     /// Bytes written since the last sync (what a power loss now would drop).
     pub fn unsynced_bytes(&self) -> u64 {
-        self.extents.values().map(|data| data.len() as u64).sum()
+        self.extent_bytes
     }
 
     /// Records a write of `data` at `offset`.
@@ -59,6 +62,7 @@ impl Overlay {
         let end = offset + data.len() as u64;
         self.remove_range(offset, end);
         self.extents.insert(offset, data.to_vec());
+        self.extent_bytes += data.len() as u64;
         self.size_bytes = self.size_bytes.max(end);
     }
 
@@ -125,6 +129,7 @@ impl Overlay {
         }
         backing.set_len(self.size_bytes)?;
         self.extents.clear();
+        self.extent_bytes = 0;
         self.cut_to_bytes = None;
         Ok(())
     }
@@ -143,11 +148,14 @@ impl Overlay {
                 .remove(&offset)
                 .expect("offset was just listed from the map");
             let data_end = offset + data.len() as u64;
+            self.extent_bytes -= data.len() as u64;
             if offset < start {
+                self.extent_bytes += start - offset;
                 self.extents
                     .insert(offset, data[..(start - offset) as usize].to_vec());
             }
             if data_end > end {
+                self.extent_bytes += data_end - end;
                 self.extents
                     .insert(end, data[(end - offset) as usize..].to_vec());
             }
@@ -163,6 +171,8 @@ impl Overlay {
             previous_end = offset + data.len() as u64;
         }
         assert!(previous_end <= self.size_bytes, "extent past the size");
+        let total: u64 = self.extents.values().map(|data| data.len() as u64).sum();
+        assert_eq!(total, self.extent_bytes, "extent_bytes out of step");
         if let Some(cut) = self.cut_to_bytes {
             assert!(cut <= self.size_bytes, "cut {cut} above the size");
         }
