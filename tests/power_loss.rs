@@ -465,3 +465,72 @@ fn none_durability_loses_an_unsynced_tail_but_never_corrupts() {
     }
     rig.takes_new_appends();
 }
+
+/// The filesystem itself, through a real mount: after a power loss exactly what was synced is
+/// left, for data (fsync of the file) and for names (fsync of the directory).
+#[test]
+fn the_filesystem_keeps_exactly_what_was_synced() {
+    if let Some(reason) = fuse_unavailable() {
+        eprintln!("SKIPPED power-loss filesystem test: {reason}");
+        return;
+    }
+    use std::fs::{self, File};
+    let backing = tempfile::tempdir().expect("backing dir");
+    let mount = tempfile::tempdir().expect("mount point");
+    let fs = TestFs::mount(backing.path(), mount.path());
+    let at = |name: &str| mount.path().join(name);
+    let sync_dir = || File::open(mount.path()).and_then(|dir| dir.sync_all());
+
+    // Synced data and names survive; a later unsynced append does not.
+    let mut kept = File::create(at("kept")).expect("create kept");
+    kept.write_all(b"synced").expect("write");
+    kept.sync_data().expect("fdatasync");
+    sync_dir().expect("sync dir");
+    kept.write_all(b"+unsynced").expect("append");
+    drop(kept);
+    // A removal and a rename made durable by a directory sync.
+    fs::write(at("doomed"), b"x").expect("create doomed");
+    fs::write(at("moved"), b"m").expect("create moved");
+    File::open(at("moved"))
+        .and_then(|file| file.sync_all())
+        .expect("sync moved");
+    sync_dir().expect("sync dir");
+    fs::remove_file(at("doomed")).expect("remove doomed");
+    fs::rename(at("moved"), at("moved-durably")).expect("rename");
+    sync_dir().expect("sync dir");
+    // Names changed after the last directory sync: all undone.
+    fs::write(at("created-late"), b"late").expect("create late");
+    File::open(at("created-late"))
+        .and_then(|file| file.sync_all())
+        .expect("a file's own fsync does not make its name durable");
+    fs::rename(at("moved-durably"), at("moved-late")).expect("rename late");
+    fs::remove_file(at("kept")).expect("remove late");
+    fs::create_dir(at("dir-late")).expect("mkdir late");
+    // Reads see the unsynced state before the power loss.
+    assert_eq!(fs::read(at("moved-late")).expect("read"), b"m");
+    assert!(!at("kept").exists());
+
+    let report = fs.lose_power();
+    assert_eq!(report["namespace_ops"], 4, "{report}");
+    let mut left: Vec<String> = fs::read_dir(backing.path())
+        .expect("list backing")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.starts_with(".strom-powerloss"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["kept", "moved-durably"]);
+    assert_eq!(
+        fs::read(backing.path().join("kept")).expect("kept"),
+        b"synced"
+    );
+    assert_eq!(
+        fs::read(backing.path().join("moved-durably")).expect("moved"),
+        b"m"
+    );
+}
