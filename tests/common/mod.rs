@@ -122,11 +122,21 @@ impl Broker {
     /// ephemeral port), so a start that fails with "address in use", or that finds the port held by
     /// another process, is retried on a new port.
     pub fn start(opts: BrokerOpts) -> Broker {
+        Self::start_with_log_dirs(opts, None)
+    }
+
+    /// [`Broker::start`] with `log.dirs` at `log_dirs` (e.g. on a filesystem the test mounted)
+    /// instead of inside the broker's temporary directory, which still holds the broker's log.
+    pub fn start_on(opts: BrokerOpts, log_dirs: &Path) -> Broker {
+        Self::start_with_log_dirs(opts, Some(log_dirs.to_path_buf()))
+    }
+
+    fn start_with_log_dirs(opts: BrokerOpts, log_dirs: Option<PathBuf>) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("strom-test-")
             .tempdir()
             .expect("create temporary directory for the broker");
-        let log_dirs = dir.path().join("data");
+        let log_dirs = log_dirs.unwrap_or_else(|| dir.path().join("data"));
         fs::create_dir_all(&log_dirs).expect("create log.dirs");
         let log_path = dir.path().join("broker.log");
         let mut broker = Broker {

@@ -73,6 +73,10 @@ pub enum ToolsCommand {
     Cluster(ClusterArgs),
     /// Benchmark produce, consume and end-to-end throughput and latency; compare results.
     Bench(BenchArgs),
+    /// A FUSE filesystem that can lose power (keeps unsynced writes in memory and drops them on
+    /// SIGUSR1), for the broker-level power-loss test (tests/power_loss.rs).
+    #[command(hide = true)]
+    TestFs(crate::powerloss_fs::TestFsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +124,11 @@ pub enum CliError {
 
 /// Runs a tools command on its own runtime; returns the process exit code.
 pub fn run(command: ToolsCommand) -> ExitCode {
+    // The test filesystem blocks its control signals before any thread starts: it runs without
+    // the tools' runtime.
+    if let ToolsCommand::TestFs(args) = &command {
+        return crate::powerloss_fs::run(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -138,6 +147,7 @@ pub fn run(command: ToolsCommand) -> ExitCode {
             ToolsCommand::Group(args) => group::run(args).await,
             ToolsCommand::Cluster(args) => cluster::run(args).await,
             ToolsCommand::Bench(args) => bench::run(args).await,
+            ToolsCommand::TestFs(_) => unreachable!("test-fs runs before the runtime starts"),
         }
     });
     // Background tasks (heartbeats, prefetches) must not keep the process alive.
