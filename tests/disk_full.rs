@@ -5,7 +5,8 @@
 //!   the other (roomy) log dir;
 //! - nothing is left torn: the partition's size equals its segment files, every acknowledged
 //!   record reads back and nothing else, also after a restart;
-//! - once space returns (the tmpfs remounted bigger) appends resume without a restart.
+//! - once space returns (DeleteRecords, then the tmpfs remounted bigger) appends resume without
+//!   a restart.
 //!
 //! Needs root (to mount); skipped with a message otherwise. Prints the broker's RSS before and
 //! after the flood of refused produces.
@@ -19,7 +20,14 @@ use std::time::{Duration, Instant};
 
 use common::kafka_wire::Connection;
 use common::*;
-use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, DeleteRecordsRequest, DeleteRecordsResponse, DescribeLogDirsRequest,
+    DescribeLogDirsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use strom_engine::batch::build::build_batch;
 use tools_support::*;
 
@@ -156,9 +164,43 @@ fn segment_file_bytes(partition_dir: &Path) -> i64 {
 }
 
 fn expected(acknowledged: i64) -> Vec<(i64, usize)> {
-    (0..acknowledged)
+    expected_from(0, acknowledged)
+}
+
+/// The records at `log_start..end`, as `read_back` returns them.
+fn expected_from(log_start: i64, end: i64) -> Vec<(i64, usize)> {
+    (log_start..end)
         .map(|offset| (offset, RECORD_VALUE_BYTES))
         .collect()
+}
+
+/// DeleteRecords of `topic`-0 below `offset`; returns (error code, low watermark).
+fn delete_records(connection: &mut Connection, topic: &str, offset: i64) -> (i16, i64) {
+    let request = DeleteRecordsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(offset)])]);
+    let response: DeleteRecordsResponse = connection.call(ApiKey::DeleteRecords, 1, &request);
+    let partition = &response.topics[0].partitions[0];
+    (partition.error_code, partition.low_watermark)
+}
+
+/// Produces to `topic`-0 from offset `next` until the broker answers an error; returns the
+/// next offset and the error code.
+fn produce_until_refused(connection: &mut Connection, topic: &str, mut next: i64) -> (i64, i16) {
+    let bound = next + 1_000;
+    loop {
+        let (error_code, base_offset) = connection.produce(topic, 0, record(next));
+        if error_code != 0 {
+            return (next, error_code);
+        }
+        assert_eq!(base_offset, next, "offsets follow each other");
+        next += 1;
+        assert!(next < bound, "the file system must fill up");
+    }
 }
 
 #[test]
@@ -241,7 +283,35 @@ fn a_full_log_dir_refuses_produces_with_storage_error_serves_reads_and_recovers_
         "no torn tail: the segment files hold exactly the log"
     );
 
-    // Space returns: appends resume on the same broker.
+    // Space returns through DeleteRecords: the segments below the new log start go, and
+    // appends resume on the same broker. Then the disk fills up again.
+    let log_start = acknowledged / 2;
+    assert_eq!(
+        delete_records(&mut connection, "full", log_start),
+        (0, log_start),
+        "DeleteRecords works on a full disk"
+    );
+    let (error_code, base_offset) = connection.produce("full", 0, record(acknowledged));
+    assert_eq!(
+        (error_code, base_offset),
+        (0, acknowledged),
+        "appends resume once DeleteRecords freed segments"
+    );
+    acknowledged += 1;
+    let (next, error_code) = produce_until_refused(&mut connection, "full", acknowledged);
+    assert_eq!(error_code, KAFKA_STORAGE_ERROR, "full again");
+    assert!(next > acknowledged + 10, "the freed segments were reused");
+    acknowledged = next;
+    assert_eq!(
+        read_back(&broker, "full"),
+        expected_from(log_start, acknowledged)
+    );
+    assert_eq!(
+        partition_size(&broker, "full"),
+        segment_file_bytes(&full_dir)
+    );
+
+    // Space returns with a bigger file system: appends resume on the same broker.
     small.resize("64m");
     let (error_code, base_offset) = connection.produce("full", 0, record(acknowledged));
     assert_eq!(
@@ -255,7 +325,10 @@ fn a_full_log_dir_refuses_produces_with_storage_error_serves_reads_and_recovers_
         assert_eq!((error_code, base_offset), (0, acknowledged));
         acknowledged += 1;
     }
-    assert_eq!(read_back(&broker, "full"), expected(acknowledged));
+    assert_eq!(
+        read_back(&broker, "full"),
+        expected_from(log_start, acknowledged)
+    );
 
     // After a crash and after a clean restart: the same records, recovered without a cut.
     drop(connection);
@@ -263,7 +336,7 @@ fn a_full_log_dir_refuses_produces_with_storage_error_serves_reads_and_recovers_
     broker.restart();
     assert_eq!(
         read_back(&broker, "full"),
-        expected(acknowledged),
+        expected_from(log_start, acknowledged),
         "after kill -9"
     );
     assert_eq!(
@@ -273,7 +346,7 @@ fn a_full_log_dir_refuses_produces_with_storage_error_serves_reads_and_recovers_
     broker.restart();
     assert_eq!(
         read_back(&broker, "full"),
-        expected(acknowledged),
+        expected_from(log_start, acknowledged),
         "after a clean restart"
     );
     assert_eq!(read_back(&broker, "roomy"), expected(5));

@@ -227,9 +227,30 @@ impl PartitionLog {
             return Ok(log_start);
         }
         self.state.borrow_mut().log_start_offset = offset;
-        checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)?;
-        self.delete_segments_below_log_start();
-        self.trim_leader_epochs_to_log_start()?;
+        match checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset) {
+            Ok(()) => self.delete_segments_below_log_start(),
+            Err(error) if error.is_no_space() => {
+                // A full disk (see `write_failure`): deleting the segments below the new start
+                // is what frees space, so it cannot wait for the checkpoint. Should the process
+                // die before the checkpoint is written, the log starts at its first remaining
+                // segment, below `offset`: deleted records may come back, never data lost
+                // (Kafka writes this checkpoint lazily and has the same window).
+                self.delete_segments_below_log_start();
+                if let Err(error) =
+                    checkpoint::write_offset(&self.fs, &self.dir, LOG_START_FILE, offset)
+                {
+                    tracing::warn!(dir = %self.dir.display(), %error, "could not write the log start checkpoint; a restart before the next one may show records below the log start again");
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        if let Err(error) = self.trim_leader_epochs_to_log_start() {
+            if !error.is_no_space() {
+                return Err(error);
+            }
+            // The cache in memory is right; open rebuilds a checkpoint that disagrees.
+            tracing::warn!(dir = %self.dir.display(), %error, "no space to write the leader-epoch checkpoint");
+        }
         Ok(offset)
     }
 }

@@ -442,4 +442,53 @@ mod tests {
             log.close().await.expect("close");
         });
     }
+
+    /// Issue 11, disk full: DeleteRecords is a way to get space back, so it must work on a file
+    /// system without a free page (its checkpoint cannot be written before segments go).
+    #[test]
+    fn delete_records_frees_space_on_a_full_file_system() {
+        let Some(small) = SmallFileSystem::mount("1m") else {
+            return;
+        };
+        let dir = small.path.join("t-0");
+        let config = LogConfig {
+            segment_bytes: 60 << 10,
+            index_interval_bytes: 1024,
+            ..LogConfig::default()
+        };
+        run(async {
+            let (log, _) = PartitionLog::open(&dir, config).await.expect("open");
+            log.set_high_watermark_follows_log_end(true);
+            for index in 0..40 {
+                let receipt = log
+                    .append(batch(1, 4_000, 1_000 + index), 0)
+                    .await
+                    .expect("append");
+                receipt.written().wait().await.expect("written");
+            }
+            assert!(log.segment_count() >= 3);
+            // Sealed segments synced, their indexes written: no background I/O holds their
+            // files open, so deleting them frees their pages at once.
+            super::super::tests::settle(&log).await;
+            fill_leaving(&small.path, 0);
+            let usable_before = file_system_space(&small.path)
+                .expect("statvfs")
+                .usable_bytes;
+            assert_eq!(
+                log.delete_records_before(30)
+                    .expect("DeleteRecords on a full disk"),
+                30
+            );
+            let usable_after = file_system_space(&small.path)
+                .expect("statvfs")
+                .usable_bytes;
+            assert!(
+                usable_after >= usable_before + (100 << 10),
+                "whole segments were freed: {usable_before} -> {usable_after}"
+            );
+            let receipt = log.append(batch(1, 4_000, 9_000), 0).await.expect("append");
+            receipt.written().wait().await.expect("written");
+            log.close().await.expect("close");
+        });
+    }
 }
