@@ -7,6 +7,7 @@
 //! (Produce queues its appends there). The returned future completes the response and may run
 //! concurrently with later requests of the same connection.
 
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -27,6 +28,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -190,6 +192,14 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
         ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::AlterPartitionReassignments => handle!(
+            alter_partition_reassignments,
+            m::AlterPartitionReassignmentsRequest
+        ),
+        ApiKey::ListPartitionReassignments => handle!(
+            list_partition_reassignments,
+            m::ListPartitionReassignmentsRequest
+        ),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

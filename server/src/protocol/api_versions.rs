@@ -115,6 +115,10 @@ pub const ADVERTISED_APIS: &[AdvertisedApi] = &[
     api(ApiKey::DeleteGroups, 0, 2),
     // Kafka 0–2, crate 0–2. Served by the controller (NOT_CONTROLLER elsewhere).
     api(ApiKey::ElectLeaders, 0, 2),
+    // Kafka 0–1 / 0, crate 0–1 / 0. v0 is Kafka 2.8's (v1 adds KIP-860's
+    // allow_replication_factor_change). Served by the controller.
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::OffsetDelete, 0, 0),
     // Kafka 0–2, crate 0–2.
     api(ApiKey::DescribeCluster, 0, 1),
