@@ -46,6 +46,8 @@ mod topics;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod reassignment_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -70,8 +70,29 @@ pub(super) fn complete(live: &Liveness, step: &mut Step, name: &str, topic: &mut
     topic.write(step, name, p, leader, isr, true);
 }
 
+/// The replicas (RS) partition `p` has while being reassigned to `target`:
+/// the target first (its first replica is the preferred leader), then the
+/// original replicas not in it.
+fn replicas_towards(topic: &Topic, p: usize, target: &[i32]) -> Vec<i32> {
+    let original = topic.original(p);
+    let mut replicas: Vec<i32> = target.to_vec();
+    replicas.extend(original.iter().copied().filter(|b| !target.contains(b)));
+    replicas
+}
+
+/// Whether reassigning partition `p` to `target` keeps an ISR member among
+/// its replicas (a cancellation when only added replicas are in sync would
+/// not: Kafka would leave the partition leaderless; Strom refuses).
+fn keeps_an_isr_member(topic: &Topic, p: usize, target: &[i32]) -> bool {
+    let replicas = replicas_towards(topic, p, target);
+    topic.states[p]
+        .as_ref()
+        .map_or(true, |s| s.isr.iter().any(|b| replicas.contains(b)))
+}
+
 /// Starts (or changes, or cancels: `target` = ORS) partition `p`'s
 /// reassignment to `target`, then completes it at once if it already can.
+/// The caller checked [`keeps_an_isr_member`].
 fn reassign(
     live: &Liveness,
     default_unclean: bool,
@@ -82,33 +103,30 @@ fn reassign(
     target: &[i32],
 ) {
     let original = topic.original(p);
-    let mut replicas: Vec<i32> = target.to_vec();
-    replicas.extend(original.iter().copied().filter(|b| !target.contains(b)));
+    let replicas = replicas_towards(topic, p, target);
     let adding = without(&replicas, &original);
     let removing = without(&replicas, target);
-    let before = topic.assignment[p].clone();
-    if replicas == before && adding == topic.adding[p] && removing == topic.removing[p] {
+    if replicas == topic.assignment[p] && adding == topic.adding[p] && removing == topic.removing[p]
+    {
         reconcile(live, default_unclean, step, name, topic, p);
         return;
     }
     topic.set_replicas(step, name, p, replicas.clone(), adding, removing);
     if let Some(state) = topic.states[p].clone() {
         // Replicas dropped from RS (a cancelled reassignment's added ones)
-        // leave the ISR, unless that would empty it; a new leader epoch tells
-        // every replica its new replica set.
-        let mut isr: Vec<i32> = state
+        // leave the ISR; a new leader epoch tells every replica its new
+        // replica set.
+        let isr: Vec<i32> = state
             .isr
             .iter()
             .copied()
             .filter(|b| replicas.contains(b))
             .collect();
-        if isr.is_empty() {
-            isr.clone_from(&state.isr);
-        }
+        assert!(!isr.is_empty(), "checked by keeps_an_isr_member");
         topic.write(step, name, p, state.leader, isr, true);
     }
-    // A leader outside RS, or an ISR outside it, is elected anew here; then
-    // the reassignment completes if its target is in the ISR already.
+    // A leader outside RS is elected anew here; then the reassignment
+    // completes if its target is in the ISR already.
     reconcile(live, default_unclean, step, name, topic, p);
 }
 
@@ -183,6 +201,9 @@ impl Active {
                 target
             }
         };
+        if !keeps_an_isr_member(topic, p, &target) {
+            return Err(ResponseError::InvalidReplicaAssignment);
+        }
         reassign(&self.live, default_unclean, step, name, topic, p, &target);
         Ok(())
     }
@@ -237,7 +258,11 @@ impl Active {
             match meant {
                 Some(meant) if meant != stored && !topic.deleting() => {
                     let target = without(&meant.0, &meant.2);
-                    reassign(&self.live, default_unclean, step, name, topic, p, &target);
+                    if keeps_an_isr_member(topic, p, &target) {
+                        reassign(&self.live, default_unclean, step, name, topic, p, &target);
+                    } else {
+                        reconcile(&self.live, default_unclean, step, name, topic, p);
+                    }
                 }
                 _ => reconcile(&self.live, default_unclean, step, name, topic, p),
             }
