@@ -1,4 +1,4 @@
-//! `strom topic create|list|describe|delete|add-partitions`.
+//! `strom topic create|list|describe|delete|add-partitions|reassign`.
 
 use std::process::ExitCode;
 
@@ -56,6 +56,11 @@ pub enum TopicCommand {
         #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(1..))]
         partitions: i32,
     },
+    /// Move partitions to other brokers (kafka-reassign-partitions): `--plan FILE --topics
+    /// t1,t2 --broker-list 2,3,4` writes (and prints) a plan, `--execute FILE` starts it,
+    /// `--verify FILE` tells per partition whether it is complete, `--cancel FILE` reverts the
+    /// ongoing ones to their original replicas.
+    Reassign(super::reassign::ReassignArgs),
 }
 
 fn join_ids(ids: &[i32]) -> String {
@@ -187,6 +192,11 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, CliError> {
         TopicCommand::AddPartitions { name, partitions } => {
             admin.create_partitions(&name, partitions).await?;
             out.line(&format!("topic {name} now has {partitions} partitions"))?;
+        }
+        TopicCommand::Reassign(reassign) => {
+            let code = super::reassign::run(&admin, reassign, &mut out).await?;
+            out.flush()?;
+            return Ok(code);
         }
     }
     out.flush()?;

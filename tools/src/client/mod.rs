@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod errors;
 pub mod group_consumer;
 pub mod producer;
+pub mod reassignment;
 pub mod records;
 pub mod versions;
 
