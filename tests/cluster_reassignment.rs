@@ -146,7 +146,7 @@ fn wait_replicas(cluster: &mut Cluster, topic: &str, replicas: &[i32], timeout: 
                     return Err(format!("the topic znode says {znode}"));
                 }
             }
-            let empty = |key: &str| znode[key].as_object().map_or(true, |m| m.is_empty());
+            let empty = |key: &str| znode[key].as_object().is_none_or(|m| m.is_empty());
             if !empty("adding_replicas") || !empty("removing_replicas") {
                 return Err(format!(
                     "the topic znode still records a reassignment: {znode}"

@@ -13,7 +13,7 @@ use super::{view_reader, ElectionResults};
 use crate::broker::topics::TopicError;
 use crate::cluster::controller::{
     Action, AssignmentWrite, Controller, ControllerConfig, ElectionKind, Event,
-    OngoingReassignment, StateWrite, TopicRecord,
+    OngoingReassignment, ReassignmentChange, StateWrite, TopicRecord,
 };
 use crate::cluster::znodes::{self, ControlledShutdownRequest, ControllerZnode};
 use crate::cluster::TopicPartition;
@@ -309,7 +309,7 @@ impl ControllerDriver {
     /// it). Per partition the target replicas, or `None` to cancel.
     pub(super) async fn alter_reassignments(
         control: &mut ControlLoop,
-        changes: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        changes: Vec<ReassignmentChange>,
         reply: oneshot::Sender<Result<ReassignmentResults, TopicError>>,
     ) {
         let Some(mut driver) = control.controller.take() else {

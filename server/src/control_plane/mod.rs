@@ -30,7 +30,7 @@ use crate::broker::shard::Router;
 use crate::broker::topics::{TopicError, TopicMetadata, TopicRegistry};
 use crate::config::BrokerConfig;
 
-pub use crate::cluster::controller::OngoingReassignment;
+pub use crate::cluster::controller::{OngoingReassignment, ReassignmentChange};
 pub use crate::cluster::znodes::ProducerIdBlock;
 pub use admin::NewTopic;
 pub use controller_driver::ReassignmentResults;
@@ -67,7 +67,7 @@ pub enum ControlRequest {
     },
     /// AlterPartitionReassignments: per partition the target replicas, or `None` to cancel.
     AlterReassignments {
-        changes: Vec<((String, i32), Option<Vec<i32>>)>,
+        changes: Vec<ReassignmentChange>,
         reply: oneshot::Sender<Result<ReassignmentResults, TopicError>>,
     },
     /// ListPartitionReassignments: the controller's ongoing reassignments.
@@ -231,7 +231,7 @@ impl ControlPlane {
     /// broker must be it: NotController otherwise).
     pub async fn alter_reassignments(
         &self,
-        changes: Vec<((String, i32), Option<Vec<i32>>)>,
+        changes: Vec<ReassignmentChange>,
     ) -> Result<ReassignmentResults, TopicError> {
         self.ask(|reply| ControlRequest::AlterReassignments { changes, reply })
             .await?

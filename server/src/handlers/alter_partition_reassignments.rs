@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 
 use super::error_codes::{topic_error_code, NONE};
 use super::{RequestContext, ResponseFuture};
+use crate::control_plane::ReassignmentChange;
 use crate::network::Response;
 
 pub async fn handle(
@@ -25,7 +26,7 @@ pub async fn handle(
 }
 
 async fn alter(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> Response {
-    let changes: Vec<((String, i32), Option<Vec<i32>>)> = request
+    let changes: Vec<ReassignmentChange> = request
         .topics
         .iter()
         .flat_map(|topic| {

@@ -27,6 +27,9 @@ pub struct Ongoing {
     pub removing: Vec<i32>,
 }
 
+/// A partition and its target replicas (`None`: cancel its reassignment).
+pub type Change = ((String, i32), Option<Vec<i32>>);
+
 /// Per partition, success or the error the controller gave.
 pub type AlterResults = Vec<((String, i32), std::result::Result<(), String>)>;
 
@@ -41,10 +44,7 @@ async fn controller(client: &Client) -> Result<Arc<Connection>> {
 }
 
 /// Starts (target replicas) or cancels (`None`) the reassignment of each partition.
-pub async fn alter(
-    client: &Client,
-    changes: &[((String, i32), Option<Vec<i32>>)],
-) -> Result<AlterResults> {
+pub async fn alter(client: &Client, changes: &[Change]) -> Result<AlterResults> {
     let connection = controller(client).await?;
     let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
     for ((topic, partition), replicas) in changes {

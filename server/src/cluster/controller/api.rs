@@ -124,7 +124,7 @@ pub enum Event {
     /// replicas).
     AlterReassignments {
         request: u64,
-        changes: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        changes: Vec<ReassignmentChange>,
     },
     /// The topic as read back after a [`Action::WriteTopic`] failed (`None`:
     /// it is gone). The controller adopts it, then redoes what its write
@@ -134,6 +134,10 @@ pub enum Event {
         record: Option<TopicRecord>,
     },
 }
+
+/// A partition and the target replicas it is to be reassigned to (`None`: cancel its
+/// reassignment).
+pub type ReassignmentChange = (TopicPartition, Option<Vec<i32>>);
 
 /// One write of a topic's assignment znode, `/brokers/topics/<t>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

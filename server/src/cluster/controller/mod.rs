@@ -54,7 +54,7 @@ use std::collections::BTreeMap;
 
 pub use api::{
     Action, AssignmentWrite, ControllerConfig, ElectionKind, Event, OngoingReassignment,
-    StateWrite, TopicRecord,
+    ReassignmentChange, StateWrite, TopicRecord,
 };
 
 pub use crate::cluster::znodes::PartitionState;

@@ -25,7 +25,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use super::api::{Action, OngoingReassignment, TopicRecord};
+use super::api::{Action, OngoingReassignment, ReassignmentChange, TopicRecord};
 use super::state::{reconcile, without, Liveness, Step, Topic};
 use super::Active;
 use crate::cluster::election::BrokerStatus;
@@ -87,7 +87,7 @@ fn keeps_an_isr_member(topic: &Topic, p: usize, target: &[i32]) -> bool {
     let replicas = replicas_towards(topic, p, target);
     topic.states[p]
         .as_ref()
-        .map_or(true, |s| s.isr.iter().any(|b| replicas.contains(b)))
+        .is_none_or(|s| s.isr.iter().any(|b| replicas.contains(b)))
 }
 
 /// Starts (or changes, or cancels: `target` = ORS) partition `p`'s
@@ -154,7 +154,7 @@ impl Active {
         default_unclean: bool,
         step: &mut Step,
         request: u64,
-        changes: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        changes: Vec<ReassignmentChange>,
     ) {
         let mut results = Vec::with_capacity(changes.len());
         for ((name, partition), target) in changes {

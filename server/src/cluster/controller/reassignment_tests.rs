@@ -42,6 +42,9 @@ fn state(leader: i32, leader_epoch: i32, isr: &[i32], zk_version: i32) -> Partit
     }
 }
 
+/// A partition (by topic name) and its target replicas (`None`: cancel).
+type Change<'a> = ((&'a str, i32), Option<Vec<i32>>);
+
 struct Harness {
     c: Controller,
 }
@@ -80,7 +83,7 @@ impl Harness {
         actions
     }
 
-    fn alter(&mut self, changes: Vec<((&str, i32), Option<Vec<i32>>)>) -> Vec<Action> {
+    fn alter(&mut self, changes: Vec<Change<'_>>) -> Vec<Action> {
         self.handle(Event::AlterReassignments {
             request: 1,
             changes: changes
