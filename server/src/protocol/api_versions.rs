@@ -308,6 +308,12 @@ mod tests {
             ApiKey::CreatePartitions => both::<CreatePartitionsRequest>(api, version),
             ApiKey::DeleteGroups => both::<DeleteGroupsRequest>(api, version),
             ApiKey::ElectLeaders => both::<ElectLeadersRequest>(api, version),
+            ApiKey::AlterPartitionReassignments => {
+                both::<AlterPartitionReassignmentsRequest>(api, version)
+            }
+            ApiKey::ListPartitionReassignments => {
+                both::<ListPartitionReassignmentsRequest>(api, version)
+            }
             ApiKey::OffsetDelete => both::<OffsetDeleteRequest>(api, version),
             ApiKey::DescribeCluster => both::<DescribeClusterRequest>(api, version),
             other => Err(format!("{other:?} has no mapping in this test")),
