@@ -15,7 +15,7 @@ mod replication_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cluster::{exchange, json_ids, wait_for, Cluster, NONE};
 use common::{python_client_background, unique_topic, BrokerOpts};
@@ -216,6 +216,7 @@ fn reassignment_from_123_to_234_under_load_loses_nothing() {
     let targets: Vec<(i32, Option<Vec<i32>>)> = (0..PARTITIONS)
         .map(|p| (p, Some(TARGET.to_vec())))
         .collect();
+    let started = Instant::now();
     let (error, results) =
         alter_reassignments(cluster.addr(controller), &topic, &targets).expect("reassign");
     assert_eq!(error, NONE);
@@ -250,6 +251,10 @@ fn reassignment_from_123_to_234_under_load_loses_nothing() {
                 Err(format!("ongoing: {ongoing:?}"))
             }
         },
+    );
+    eprintln!(
+        "reassignment of {PARTITIONS} partitions ({acked} records acknowledged before it) complete after {:?}",
+        started.elapsed()
     );
     wait_replicas(&mut cluster, &topic, &TARGET, SLACK);
     for p in 0..PARTITIONS {
