@@ -939,3 +939,47 @@ fn deposed_controller_is_fenced() {
         .check()
         .expect("the new controller repaired everything");
 }
+
+/// The model drives a reassignment to completion the way the runtime does:
+/// the start is written, the leader takes the new replica into the ISR, the
+/// controller completes it; ZooKeeper then holds the target alone.
+#[test]
+fn reassignment_completes_in_the_model() {
+    let mut model = Model::new(ControllerConfig::default());
+    model.step(Op::Join(4));
+    model.step(Op::CreateTopic {
+        partitions: 1,
+        replication_factor: 3,
+        start: 0,
+        shift: 0,
+        unclean: None,
+    });
+    let name = model.topic_name(0).expect("created");
+    let before = model.topics[&name].assignment[0].clone();
+    let target: Vec<i32> = (1..=4)
+        .filter(|b| !before.contains(b))
+        .chain(before[1..].iter().copied())
+        .collect();
+    model.deliver(
+        model.current(),
+        Event::AlterReassignments {
+            request: 9,
+            changes: vec![((name.clone(), 0), Some(target.clone()))],
+        },
+    );
+    assert_eq!(model.topics[&name].adding[0].len(), 1, "started");
+    model.check().expect("consistent while ongoing");
+    model.step(Op::IsrChange {
+        topic: 0,
+        partition: 0,
+        expand: true,
+        notify: true,
+    });
+    model.check().expect("consistent once complete");
+    let t = &model.topics[&name];
+    assert_eq!(t.assignment[0], target);
+    assert!(t.adding[0].is_empty() && t.removing[0].is_empty());
+    let s = t.states[0].as_ref().expect("state");
+    assert!(target.contains(&s.leader));
+    assert!(s.isr.iter().all(|b| target.contains(b)));
+}
