@@ -8,7 +8,8 @@
 //! acknowledged record reads back exactly once, at its acknowledged offset, in order.
 //!
 //! A second test cancels a reassignment that cannot complete (its new replica's broker is
-//! frozen): the partition reverts to its original replicas.
+//! frozen): the partition reverts to its original replicas. A third restarts the controller
+//! mid-reassignment: the new one lists it from the znodes and completes it.
 
 mod common;
 mod replication_support;
@@ -430,4 +431,58 @@ fn a_cancelled_reassignment_reverts_to_the_original_replicas() {
             Err(format!("still there: {left:?}"))
         }
     });
+}
+
+#[test]
+fn a_new_controller_finishes_a_reassignment_the_old_one_started() {
+    let mut cluster = Cluster::start(4, opts());
+    let topic = unique_topic("reassign-failover");
+    cluster.create_topic_assigned(
+        1,
+        &topic,
+        &[vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]],
+        &[("min.insync.replicas", "2")],
+    );
+    for p in 0..PARTITIONS {
+        wait_isr(&mut cluster, 1, &topic, p, &[1, 2, 3], SLACK);
+    }
+    let mut old = controller(&mut cluster);
+    if old == 4 {
+        cluster.broker(4).restart();
+        cluster.wait_formed(SLACK + SLACK);
+        old = cluster.wait_controller(SLACK + SLACK, Some(4));
+    }
+    // The new replica's broker is frozen: the reassignment stays ongoing while the controller
+    // that started it goes away.
+    cluster.signal(4, libc::SIGSTOP);
+    let targets: Vec<(i32, Option<Vec<i32>>)> = (0..PARTITIONS)
+        .map(|p| (p, Some(TARGET.to_vec())))
+        .collect();
+    let (error, _) = alter_reassignments(cluster.addr(old), &topic, &targets).expect("reassign");
+    assert_eq!(error, NONE);
+    cluster.broker(old).restart();
+    let new = cluster.wait_controller(SLACK + SLACK + SLACK, Some(4));
+    eprintln!("controller {old} restarted; {new} took over");
+    let ongoing = list_reassignments(cluster.addr(new)).expect("list");
+    assert_eq!(
+        ongoing.len(),
+        PARTITIONS as usize,
+        "resumed from the znodes: {ongoing:?}"
+    );
+
+    cluster.signal(4, libc::SIGCONT);
+    let addr = cluster.addr(new);
+    wait_for(
+        REASSIGNMENT_TIMEOUT,
+        "the new controller to complete them",
+        || {
+            let ongoing = list_reassignments(addr)?;
+            if ongoing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("ongoing: {ongoing:?}"))
+            }
+        },
+    );
+    wait_replicas(&mut cluster, &topic, &TARGET, SLACK + SLACK);
 }
