@@ -463,7 +463,8 @@ pub struct TopicAssignment {
     pub topic_id: Option<Uuid>,
     /// Assigned replicas (AR) of partition `i` at index `i`, preferred leader first.
     pub partitions: Vec<Vec<i32>>,
-    /// Reassignment in progress (Strom never starts one; kept to round-trip).
+    /// An ongoing reassignment (KIP-455): per partition the replicas being added and
+    /// removed; written by the controller (`cluster::controller::reassignment`).
     pub adding_replicas: BTreeMap<i32, Vec<i32>>,
     pub removing_replicas: BTreeMap<i32, Vec<i32>>,
 }

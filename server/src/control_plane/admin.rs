@@ -401,6 +401,16 @@ pub(super) async fn handle(control: &mut ControlLoop, request: ControlRequest) {
             )
             .await;
         }
+        ControlRequest::AlterReassignments { changes, reply } => {
+            super::controller_driver::ControllerDriver::alter_reassignments(
+                control, changes, reply,
+            )
+            .await;
+        }
+        ControlRequest::ListReassignments { reply } => {
+            let _ =
+                reply.send(super::controller_driver::ControllerDriver::list_reassignments(control));
+        }
         ControlRequest::AlterIsr { change, reply } => {
             let _ = reply.send(alter_isr(control, &change).await);
         }
@@ -584,6 +594,9 @@ async fn create_topic(
         assignment: replicas.clone(),
         configs: topic.configs.clone(),
         states: vec![None; replicas.len()],
+        zk_version: 0,
+        adding_replicas: BTreeMap::new(),
+        removing_replicas: BTreeMap::new(),
     };
     let written = stored.to_metadata(&topic.name);
     if validate_only {

@@ -12,7 +12,8 @@ use super::runtime::{now_ms, ControlLoop};
 use super::{view_reader, ElectionResults};
 use crate::broker::topics::TopicError;
 use crate::cluster::controller::{
-    Action, Controller, ControllerConfig, ElectionKind, Event, StateWrite, TopicRecord,
+    Action, AssignmentWrite, Controller, ControllerConfig, ElectionKind, Event,
+    OngoingReassignment, ReassignmentChange, StateWrite, TopicRecord,
 };
 use crate::cluster::znodes::{self, ControlledShutdownRequest, ControllerZnode};
 use crate::cluster::TopicPartition;
@@ -23,6 +24,12 @@ use crate::coordination::{CoordinationError, MultiOp, NodeKind};
 const FEEDBACK_EVENTS_MAX: usize = 10_000;
 /// ElectLeaders requests waiting for the machine's answer; beyond this they are refused.
 const ELECTIONS_WAITING_MAX: usize = 1024;
+/// AlterPartitionReassignments requests waiting for the machine's answer; beyond this they are
+/// refused.
+const REASSIGNMENTS_WAITING_MAX: usize = 1024;
+
+/// Per partition: success, or the Kafka error code and message.
+pub type ReassignmentResults = Vec<((String, i32), Result<(), (i16, String)>)>;
 
 pub(super) struct ControllerDriver {
     machine: Controller,
@@ -34,6 +41,8 @@ pub(super) struct ControllerDriver {
     /// ElectLeaders requests by their token.
     elections: BTreeMap<u64, oneshot::Sender<Result<ElectionResults, TopicError>>>,
     next_request: u64,
+    /// AlterPartitionReassignments requests by their token.
+    reassignments: BTreeMap<u64, oneshot::Sender<Result<ReassignmentResults, TopicError>>>,
     /// Controlled-shutdown requests already fed (broker -> epoch).
     shutdowns_seen: BTreeMap<i32, i64>,
     deletions_seen: BTreeSet<String>,
@@ -55,8 +64,11 @@ fn controller_config(control: &ControlLoop) -> ControllerConfig {
 }
 
 fn record_of(control: &ControlLoop, name: &str) -> Option<TopicRecord> {
-    let topic = control.topics.get(name)?;
-    Some(TopicRecord {
+    control.topics.get(name).map(record_from)
+}
+
+fn record_from(topic: &view_reader::StoredTopic) -> TopicRecord {
+    TopicRecord {
         id: topic.id,
         assignment: topic.assignment.clone(),
         unclean_leader_election: topic
@@ -64,7 +76,10 @@ fn record_of(control: &ControlLoop, name: &str) -> Option<TopicRecord> {
             .get(znodes::UNCLEAN_LEADER_ELECTION_ENABLE)
             .and_then(|value| value.parse().ok()),
         states: topic.states.clone(),
-    })
+        zk_version: topic.zk_version,
+        adding_replicas: topic.adding_replicas.clone(),
+        removing_replicas: topic.removing_replicas.clone(),
+    }
 }
 
 fn broker_epochs(control: &ControlLoop) -> BTreeMap<i32, i64> {
@@ -113,6 +128,7 @@ impl ControllerDriver {
             epoch,
             epoch_version,
             elections: BTreeMap::new(),
+            reassignments: BTreeMap::new(),
             next_request: 0,
             shutdowns_seen: BTreeMap::new(),
             deletions_seen: BTreeSet::new(),
@@ -289,6 +305,47 @@ impl ControllerDriver {
         }
     }
 
+    /// AlterPartitionReassignments: only the controller runs them (Kafka routes the request to
+    /// it). Per partition the target replicas, or `None` to cancel.
+    pub(super) async fn alter_reassignments(
+        control: &mut ControlLoop,
+        changes: Vec<ReassignmentChange>,
+        reply: oneshot::Sender<Result<ReassignmentResults, TopicError>>,
+    ) {
+        let Some(mut driver) = control.controller.take() else {
+            let _ = reply.send(Err(TopicError::NotController));
+            return;
+        };
+        if driver.reassignments.len() >= REASSIGNMENTS_WAITING_MAX {
+            let _ = reply.send(Err(TopicError::Store(
+                "too many reassignment requests waiting".into(),
+            )));
+            control.controller = Some(driver);
+            return;
+        }
+        let request = driver.next_request;
+        driver.next_request += 1;
+        driver.reassignments.insert(request, reply);
+        driver
+            .feed(control, Event::AlterReassignments { request, changes })
+            .await;
+        if !driver.resigned {
+            control.controller = Some(driver);
+        }
+    }
+
+    /// ListPartitionReassignments: the controller's ongoing reassignments (NotController on
+    /// another broker, as Kafka answers).
+    pub(super) fn list_reassignments(
+        control: &ControlLoop,
+    ) -> Result<Vec<OngoingReassignment>, TopicError> {
+        control
+            .controller
+            .as_ref()
+            .map(|driver| driver.machine.reassignments())
+            .ok_or(TopicError::NotController)
+    }
+
     /// Steps down on purpose (the broker is stopping): deletes `/controller` if it is ours.
     pub(super) async fn resign(self, coordination: &crate::coordination::Coordination) {
         let _ = coordination.delete(znodes::CONTROLLER_PATH, None).await;
@@ -330,6 +387,26 @@ impl ControllerDriver {
                 controller_epoch_zk_version,
                 writes,
             } => write_states(control, controller_epoch_zk_version, writes).await,
+            Action::WriteTopic {
+                controller_epoch_zk_version,
+                assignment,
+                states,
+            } => write_topic(control, controller_epoch_zk_version, assignment, states).await,
+            Action::AlterReassignmentsDone { request, results } => {
+                if let Some(reply) = self.reassignments.remove(&request) {
+                    let results = results
+                        .into_iter()
+                        .map(|(partition, result)| {
+                            (
+                                partition,
+                                result.map_err(|error| (error.code(), error.to_string())),
+                            )
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(results));
+                }
+                Vec::new()
+            }
             Action::DeleteTopic {
                 name,
                 controller_epoch_zk_version,
@@ -376,6 +453,9 @@ impl ControllerDriver {
                 tracing::warn!("a newer controller exists; this broker stops acting as controller");
                 self.resigned = true;
                 for (_, reply) in std::mem::take(&mut self.elections) {
+                    let _ = reply.send(Err(TopicError::NotController));
+                }
+                for (_, reply) in std::mem::take(&mut self.reassignments) {
                     let _ = reply.send(Err(TopicError::NotController));
                 }
                 Vec::new()
@@ -534,6 +614,71 @@ async fn write_states(
                 });
             }
             events
+        }
+    }
+}
+
+/// One guarded transaction writing a topic's assignment znode and states of its partitions (a
+/// reassignment step). On any failure but a fenced epoch, the topic is read back for the machine.
+async fn write_topic(
+    control: &mut ControlLoop,
+    controller_epoch_zk_version: i32,
+    assignment: AssignmentWrite,
+    states: Vec<StateWrite>,
+) -> Vec<Event> {
+    let mut ops = vec![
+        MultiOp::Check {
+            path: znodes::CONTROLLER_EPOCH_PATH.to_string(),
+            version: controller_epoch_zk_version,
+        },
+        MultiOp::Set {
+            path: znodes::topic_path(&assignment.topic),
+            data: assignment.assignment.encode(),
+            version: Some(assignment.expected_zk_version),
+        },
+    ];
+    ops.extend(missing_parents(control, &states).await);
+    for write in &states {
+        let path = znodes::partition_state_path(&write.topic, write.partition);
+        ops.push(if write.expected_zk_version < 0 {
+            MultiOp::Create {
+                path,
+                data: write.state.encode(),
+                kind: NodeKind::Persistent,
+            }
+        } else {
+            MultiOp::Set {
+                path,
+                data: write.state.encode(),
+                version: Some(write.expected_zk_version),
+            }
+        });
+    }
+    match control.coordination.multi(ops).await {
+        Ok(()) => {
+            tracing::info!(topic = %assignment.topic, replicas = ?assignment.assignment.partitions, adding = ?assignment.assignment.adding_replicas, removing = ?assignment.assignment.removing_replicas, "topic assignment written");
+            Vec::new()
+        }
+        Err(error) if fenced(&error) => {
+            tracing::warn!(%error, "controller write refused: /controller_epoch moved on");
+            vec![Event::Fenced]
+        }
+        Err(error) if session_lost(&error) => {
+            tracing::warn!(%error, "controller write failed without a session; resigning");
+            vec![Event::Fenced]
+        }
+        Err(error) => {
+            tracing::info!(%error, topic = %assignment.topic, "topic assignment write lost a race; reading it back");
+            match view_reader::read_topic(&control.coordination, &assignment.topic).await {
+                Ok(stored) => vec![Event::TopicReadBack {
+                    record: stored.as_ref().map(record_from),
+                    name: assignment.topic,
+                }],
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the topic back; resigning");
+                    vec![Event::Fenced]
+                }
+            }
         }
     }
 }

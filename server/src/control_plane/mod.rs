@@ -31,8 +31,10 @@ use crate::broker::shard::Router;
 use crate::broker::topics::{TopicError, TopicMetadata, TopicRegistry};
 use crate::config::BrokerConfig;
 
+pub use crate::cluster::controller::{OngoingReassignment, ReassignmentChange};
 pub use crate::cluster::znodes::ProducerIdBlock;
 pub use admin::NewTopic;
+pub use controller_driver::ReassignmentResults;
 
 /// Requests waiting for the control plane; a full queue answers the client with a retriable
 /// error instead of growing without bound.
@@ -79,6 +81,15 @@ pub enum ControlRequest {
         preferred: bool,
         partitions: Option<Vec<(String, i32)>>,
         reply: oneshot::Sender<Result<ElectionResults, TopicError>>,
+    },
+    /// AlterPartitionReassignments: per partition the target replicas, or `None` to cancel.
+    AlterReassignments {
+        changes: Vec<ReassignmentChange>,
+        reply: oneshot::Sender<Result<ReassignmentResults, TopicError>>,
+    },
+    /// ListPartitionReassignments: the controller's ongoing reassignments.
+    ListReassignments {
+        reply: oneshot::Sender<Result<Vec<OngoingReassignment>, TopicError>>,
     },
     /// A leader's ISR change, written over the state znode version it last saw.
     AlterIsr {
@@ -266,6 +277,22 @@ impl ControlPlane {
             reply,
         })
         .await?
+    }
+
+    /// Starts, changes or cancels (`None`) partition reassignments on the controller (this
+    /// broker must be it: NotController otherwise).
+    pub async fn alter_reassignments(
+        &self,
+        changes: Vec<ReassignmentChange>,
+    ) -> Result<ReassignmentResults, TopicError> {
+        self.ask(|reply| ControlRequest::AlterReassignments { changes, reply })
+            .await?
+    }
+
+    /// The ongoing reassignments as the controller holds them (NotController elsewhere).
+    pub async fn list_reassignments(&self) -> Result<Vec<OngoingReassignment>, TopicError> {
+        self.ask(|reply| ControlRequest::ListReassignments { reply })
+            .await?
     }
 
     /// Writes a leader's ISR change; returns the state znode's new version.

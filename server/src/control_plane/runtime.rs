@@ -437,6 +437,10 @@ impl ControlLoop {
         }
         for (name, index) in dirty.states {
             if changed_topics.contains(&name) {
+                // Read with its topic just now; still a state change the controller must hear
+                // of (a leader's ISR change landing next to a topic znode write, as in a
+                // reassignment: the topic record alone does not override its states).
+                changed_states.insert((name, index));
                 continue;
             }
             let Some(topic) = self.topics.get_mut(&name) else {

@@ -19,6 +19,11 @@ pub struct StoredTopic {
     pub configs: BTreeMap<String, String>,
     /// Per partition; `None` until the controller wrote the first state.
     pub states: Vec<Option<PartitionState>>,
+    /// The version of `/brokers/topics/<t>` read.
+    pub zk_version: i32,
+    /// An ongoing reassignment's replicas being added / removed, by partition.
+    pub adding_replicas: BTreeMap<i32, Vec<i32>>,
+    pub removing_replicas: BTreeMap<i32, Vec<i32>>,
 }
 
 impl StoredTopic {
@@ -145,7 +150,7 @@ pub async fn read_topic(
     name: &str,
 ) -> Result<Option<StoredTopic>, CoordinationError> {
     let path = znodes::topic_path(name);
-    let (data, _) = match coordination.get(&path).await {
+    let (data, stat) = match coordination.get(&path).await {
         Ok(found) => found,
         Err(CoordinationError::NoNode { .. }) => return Ok(None),
         Err(error) => return Err(error),
@@ -169,6 +174,9 @@ pub async fn read_topic(
         assignment: assignment.partitions,
         configs,
         states,
+        zk_version: stat.version,
+        adding_replicas: assignment.adding_replicas,
+        removing_replicas: assignment.removing_replicas,
     }))
 }
 

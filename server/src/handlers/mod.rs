@@ -8,6 +8,7 @@
 //! concurrently with later requests of the same connection.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -30,6 +31,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -201,6 +203,14 @@ pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) ->
             handle!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeLogDirs => handle!(describe_log_dirs, m::DescribeLogDirsRequest),
+        ApiKey::AlterPartitionReassignments => handle!(
+            alter_partition_reassignments,
+            m::AlterPartitionReassignmentsRequest
+        ),
+        ApiKey::ListPartitionReassignments => handle!(
+            list_partition_reassignments,
+            m::ListPartitionReassignmentsRequest
+        ),
         other => {
             tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
             close(format!("api {other:?} is not served"))

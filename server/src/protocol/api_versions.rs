@@ -121,6 +121,10 @@ pub const ADVERTISED_APIS: &[AdvertisedApi] = &[
     api(ApiKey::ElectLeaders, 0, 2),
     // Kafka 0–1, crate 0–1.
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    // Kafka 0–1 / 0, crate 0–1 / 0. v0 is Kafka 2.8's (v1 adds KIP-860's
+    // allow_replication_factor_change). Served by the controller.
+    api(ApiKey::AlterPartitionReassignments, 0, 0),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::OffsetDelete, 0, 0),
     // Kafka 0–2, crate 0–2.
     api(ApiKey::DescribeCluster, 0, 1),
@@ -313,6 +317,12 @@ mod tests {
             ApiKey::DeleteGroups => both::<DeleteGroupsRequest>(api, version),
             ApiKey::ElectLeaders => both::<ElectLeadersRequest>(api, version),
             ApiKey::DescribeLogDirs => both::<DescribeLogDirsRequest>(api, version),
+            ApiKey::AlterPartitionReassignments => {
+                both::<AlterPartitionReassignmentsRequest>(api, version)
+            }
+            ApiKey::ListPartitionReassignments => {
+                both::<ListPartitionReassignmentsRequest>(api, version)
+            }
             ApiKey::OffsetDelete => both::<OffsetDeleteRequest>(api, version),
             ApiKey::DescribeCluster => both::<DescribeClusterRequest>(api, version),
             other => Err(format!("{other:?} has no mapping in this test")),

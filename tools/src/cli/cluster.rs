@@ -1,4 +1,5 @@
-//! `strom cluster info` and `strom cluster up` (in `cluster_up`).
+//! `strom cluster info`, `strom cluster rebalance` (in `reassign`) and `strom cluster up` (in
+//! `cluster_up`).
 
 use std::process::ExitCode;
 
@@ -18,6 +19,18 @@ pub enum ClusterCommand {
     Info(InfoArgs),
     /// Start a local cluster: a ZooKeeper and N brokers; Ctrl-C stops them all.
     Up(UpArgs),
+    /// Propose (print) a reassignment plan spreading replicas and preferred leaders evenly over
+    /// the live brokers, e.g. after a broker joined; `--execute` starts it.
+    Rebalance(RebalanceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RebalanceArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Start the proposed reassignments.
+    #[arg(long)]
+    pub execute: bool,
 }
 
 #[derive(Args, Debug)]
@@ -33,6 +46,13 @@ pub async fn run(args: ClusterArgs) -> Result<ExitCode, CliError> {
     match args.command {
         ClusterCommand::Info(args) => info(args).await,
         ClusterCommand::Up(args) => cluster_up::run(args).await,
+        ClusterCommand::Rebalance(args) => {
+            let admin = Admin::new(args.connect.connect().await?);
+            let mut out = Output::new();
+            let code = super::reassign::rebalance(&admin, args.execute, &mut out).await?;
+            out.flush()?;
+            Ok(code)
+        }
     }
 }
 

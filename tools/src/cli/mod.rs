@@ -10,6 +10,8 @@ mod cluster_up;
 mod consume;
 mod group;
 mod produce;
+mod reassign;
+mod reassign_plan;
 mod topic;
 
 use std::process::ExitCode;

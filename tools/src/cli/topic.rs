@@ -1,4 +1,4 @@
-//! `strom topic create|list|describe|delete|add-partitions|alter-config`.
+//! `strom topic create|list|describe|delete|add-partitions|alter-config|reassign`.
 
 use std::process::ExitCode;
 
@@ -77,6 +77,11 @@ pub enum TopicCommand {
         #[arg(long = "delete", value_name = "KEY")]
         delete: Vec<String>,
     },
+    /// Move partitions to other brokers (kafka-reassign-partitions): `--plan FILE --topics
+    /// t1,t2 --broker-list 2,3,4` writes (and prints) a plan, `--execute FILE` starts it,
+    /// `--verify FILE` tells per partition whether it is complete, `--cancel FILE` reverts the
+    /// ongoing ones to their original replicas.
+    Reassign(super::reassign::ReassignArgs),
 }
 
 /// `--log-dirs --json`: kafka-log-dirs' `{"version":1,"brokers":[...]}`.
@@ -292,6 +297,11 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, CliError> {
                     "topic {name}: {key} removed (broker value applies)"
                 ))?;
             }
+        }
+        TopicCommand::Reassign(reassign) => {
+            let code = super::reassign::run(&admin, reassign, &mut out).await?;
+            out.flush()?;
+            return Ok(code);
         }
     }
     out.flush()?;

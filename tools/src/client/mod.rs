@@ -11,6 +11,7 @@ pub mod errors;
 pub mod group_consumer;
 pub mod log_dirs;
 pub mod producer;
+pub mod reassignment;
 pub mod records;
 pub mod versions;
 

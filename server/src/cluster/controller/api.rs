@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use crate::cluster::znodes::PartitionState;
+use crate::cluster::znodes::{PartitionState, TopicAssignment};
 use crate::cluster::TopicPartition;
 
 /// The broker settings the controller needs (parsed by the broker's config).
@@ -47,6 +47,15 @@ pub struct TopicRecord {
     /// The state znode of each partition (same length as `assignment`);
     /// `None` where it does not exist yet.
     pub states: Vec<Option<PartitionState>>,
+    /// The version of `/brokers/topics/<t>` this record was read at: the
+    /// controller writes the assignment (reassignments) over it, and ignores
+    /// a record older than its own last write.
+    pub zk_version: i32,
+    /// Partition -> replicas being added by an ongoing reassignment (KIP-455's
+    /// `adding_replicas` in the topic znode).
+    pub adding_replicas: BTreeMap<i32, Vec<i32>>,
+    /// Partition -> replicas being removed by an ongoing reassignment.
+    pub removing_replicas: BTreeMap<i32, Vec<i32>>,
 }
 
 /// Which election ElectLeaders asks for (Kafka's `ElectionType`).
@@ -110,6 +119,46 @@ pub enum Event {
     },
     /// Time passed; see [`super::Controller::next_deadline_ms`].
     Tick,
+    /// AlterPartitionReassignments: per partition the target replicas, or
+    /// `None` to cancel an ongoing reassignment (revert to the original
+    /// replicas).
+    AlterReassignments {
+        request: u64,
+        changes: Vec<ReassignmentChange>,
+    },
+    /// The topic as read back after a [`Action::WriteTopic`] failed (`None`:
+    /// it is gone). The controller adopts it, then redoes what its write
+    /// meant for each partition whose replicas differ.
+    TopicReadBack {
+        name: String,
+        record: Option<TopicRecord>,
+    },
+}
+
+/// A partition and the target replicas it is to be reassigned to (`None`: cancel its
+/// reassignment).
+pub type ReassignmentChange = (TopicPartition, Option<Vec<i32>>);
+
+/// One write of a topic's assignment znode, `/brokers/topics/<t>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentWrite {
+    pub topic: String,
+    /// The whole znode: replicas (RS = original + target during a
+    /// reassignment), adding and removing replicas, the topic id.
+    pub assignment: TopicAssignment,
+    /// `Set` with this version.
+    pub expected_zk_version: i32,
+}
+
+/// An ongoing reassignment, as ListPartitionReassignments shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// RS: the original and the target replicas.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 /// One partition state znode to write.
@@ -175,4 +224,24 @@ pub enum Action {
     /// A newer controller exists: stop acting as controller (the state machine
     /// ignores every event until the next `Elected`).
     Resign,
+    /// One ZooKeeper `multi`: `Check("/controller_epoch", ..)`, `Set` of
+    /// `/brokers/topics/<t>` at the expected version, then the states (as in
+    /// [`Action::WriteStates`]; they belong to the same topic and carry the
+    /// leader epoch that tells the replicas their new replica set, so they
+    /// must never be seen without the assignment). All or nothing. If the
+    /// epoch check fails feed [`Event::Fenced`]; if anything else fails, read
+    /// the topic and feed [`Event::TopicReadBack`].
+    WriteTopic {
+        controller_epoch_zk_version: i32,
+        assignment: AssignmentWrite,
+        states: Vec<StateWrite>,
+    },
+    /// The answer to [`Event::AlterReassignments`], in the order asked: per
+    /// partition success (its writes come earlier in the same list) or
+    /// Kafka's error (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT,
+    /// NO_REASSIGNMENT_IN_PROGRESS).
+    AlterReassignmentsDone {
+        request: u64,
+        results: Vec<(TopicPartition, Result<(), ResponseError>)>,
+    },
 }

@@ -28,6 +28,38 @@ impl Active {
                     topic.assignment.len()
                 ));
             }
+            if topic.adding.len() != topic.assignment.len()
+                || topic.removing.len() != topic.assignment.len()
+            {
+                return Err(format!("{name}: reassignment lists out of step"));
+            }
+            for p in 0..topic.assignment.len() {
+                let rs = &topic.assignment[p];
+                let (adding, removing) = (&topic.adding[p], &topic.removing[p]);
+                if !adding.iter().chain(removing).all(|b| rs.contains(b))
+                    || adding.iter().any(|b| removing.contains(b))
+                    || topic.target(p).is_empty()
+                    || topic.original(p).is_empty()
+                {
+                    return Err(format!(
+                        "{name}-{p}: replicas {rs:?}, adding {adding:?}, removing {removing:?}"
+                    ));
+                }
+                // A reassignment whose target is all in the ISR and which a
+                // live target replica could lead has completed.
+                if let (Some(s), false) = (&topic.states[p], topic.deleting()) {
+                    let target = topic.target(p);
+                    if topic.reassigning(p)
+                        && target.iter().all(|b| s.isr.contains(b))
+                        && target.iter().any(|b| status(*b) == BrokerStatus::Online)
+                    {
+                        return Err(format!(
+                            "{name}-{p}: reassignment to {target:?} stuck with ISR {:?}",
+                            s.isr
+                        ));
+                    }
+                }
+            }
             let unclean = topic
                 .unclean
                 .unwrap_or(config.unclean_leader_election_enable);

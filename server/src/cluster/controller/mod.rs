@@ -23,6 +23,9 @@
 //!   elsewhere exceeds `leader.imbalance.per.broker.percentage`.
 //! - Controlled shutdown: the broker's leaderships move to other ISR members,
 //!   it leaves the ISRs it shares, and that broker epoch is not elected again.
+//! - Partition reassignment (AlterPartitionReassignments, KIP-455): the one
+//!   writer of a topic znode's replicas besides topic creation and growth;
+//!   see [`reassignment`].
 //!
 //! Every election bumps the partition's leader epoch; every write stamps the
 //! controller epoch. ISR-only changes keep the leader epoch (Kafka 2.8 bumps
@@ -36,17 +39,23 @@ mod api;
 mod brokers;
 mod invariants;
 mod leaders;
+mod reassignment;
 mod state;
 mod topics;
 
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
+mod reassignment_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
-pub use api::{Action, ControllerConfig, ElectionKind, Event, StateWrite, TopicRecord};
+pub use api::{
+    Action, AssignmentWrite, ControllerConfig, ElectionKind, Event, OngoingReassignment,
+    ReassignmentChange, StateWrite, TopicRecord,
+};
 
 pub use crate::cluster::znodes::PartitionState;
 use state::{Liveness, Step, Topic};
@@ -100,6 +109,24 @@ impl Controller {
     pub fn partition_state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
         let topic = self.active.as_ref()?.topics.get(topic)?;
         topic.states.get(usize::try_from(partition).ok()?)?.as_ref()
+    }
+
+    /// Every ongoing partition reassignment (ListPartitionReassignments);
+    /// empty when not active.
+    pub fn reassignments(&self) -> Vec<OngoingReassignment> {
+        self.active
+            .as_ref()
+            .map(Active::reassignments)
+            .unwrap_or_default()
+    }
+
+    /// The replicas (RS) of a partition as the controller holds them.
+    pub fn replicas(&self, topic: &str, partition: i32) -> Option<&[i32]> {
+        let topic = self.active.as_ref()?.topics.get(topic)?;
+        topic
+            .assignment
+            .get(usize::try_from(partition).ok()?)
+            .map(Vec::as_slice)
     }
 
     /// When the runtime should feed the next [`Event::Tick`] (ms since the
@@ -160,7 +187,7 @@ impl Controller {
             Event::PartitionStateRead {
                 after_failed_write: true,
                 ..
-            }
+            } | Event::TopicReadBack { .. }
         ) {
             // The previous step's writes are settled (see `Liveness::restarted`).
             active.live.restarted.clear();
@@ -210,11 +237,32 @@ impl Controller {
                 active.tick(&self.config, &mut step);
                 false
             }
+            Event::AlterReassignments { request, changes } => {
+                active.alter_reassignments(
+                    self.config.unclean_leader_election_enable,
+                    &mut step,
+                    request,
+                    changes,
+                );
+                false
+            }
+            Event::TopicReadBack { name, record } => {
+                active.topic_read_back(
+                    self.config.unclean_leader_election_enable,
+                    &mut step,
+                    &name,
+                    record,
+                );
+                false
+            }
         };
         if resign {
             self.active = None;
             return vec![Action::Resign];
         }
+        // Any ISR change this step made (a controlled shutdown, an election)
+        // may have brought a reassignment's target into the ISR.
+        active.complete_reassignments(&mut step);
         step.into_actions(active.epoch_zk_version)
     }
 

@@ -76,6 +76,13 @@ enum Op {
         expand: bool,
         notify: bool,
     },
+    Reassign {
+        topic: usize,
+        partition: usize,
+        /// Target: `replicas` brokers from `start` (wrapping over 1..=5);
+        /// `None` cancels.
+        target: Option<(i32, i32)>,
+    },
     Failover,
     DeposedActs {
         which: usize,
@@ -114,6 +121,11 @@ fn op() -> impl Strategy<Value = Op> {
             expand,
             notify
         }),
+        3 => (0usize..8, 0usize..5, proptest::option::weighted(0.8, (0i32..5, 1i32..4))).prop_map(|(topic, partition, target)| Op::Reassign {
+            topic,
+            partition,
+            target
+        }),
         1 => Just(Op::Failover),
         1 => (0usize..4, 0u8..3).prop_map(|(which, event)| Op::DeposedActs { which, event }),
     ]
@@ -125,6 +137,21 @@ struct ZkTopic {
     assignment: Vec<Vec<i32>>,
     unclean: Option<bool>,
     states: Vec<Option<PartitionState>>,
+    /// The topic znode's version and its ongoing reassignments (per
+    /// partition, empty: none).
+    zk_version: i32,
+    adding: Vec<Vec<i32>>,
+    removing: Vec<Vec<i32>>,
+}
+
+/// The znode's partition -> list map of per-partition lists (empty ones left out).
+fn per_partition_map(lists: &[Vec<i32>]) -> BTreeMap<i32, Vec<i32>> {
+    lists
+        .iter()
+        .enumerate()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(p, list)| (p as i32, list.clone()))
+        .collect()
 }
 
 /// Leader epochs seen per partition (topic id, partition): epoch -> leader.
@@ -199,6 +226,9 @@ impl Model {
             assignment: topic.assignment.clone(),
             unclean_leader_election: topic.unclean,
             states: topic.states.clone(),
+            zk_version: topic.zk_version,
+            adding_replicas: per_partition_map(&topic.adding),
+            removing_replicas: per_partition_map(&topic.removing),
         }
     }
 
@@ -292,6 +322,102 @@ impl Model {
                     self.unnotified
                         .remove(&(w.topic.clone(), w.partition as usize));
                     self.apply(&w.topic, w.partition as usize, w.state);
+                }
+            }
+            Action::WriteTopic {
+                controller_epoch_zk_version,
+                assignment,
+                states,
+            } => {
+                assert!(states.len() <= STATE_WRITES_PER_MULTI_MAX);
+                assert!(states.iter().all(|w| w.topic == assignment.topic));
+                if controller_epoch_zk_version != self.controller_epoch_zk_version {
+                    queue.push_back((index, Event::Fenced));
+                    return;
+                }
+                assert_eq!(
+                    index,
+                    self.current(),
+                    "a deposed controller passed the epoch check"
+                );
+                let name = assignment.topic.clone();
+                let topic_matches = self
+                    .topics
+                    .get(&name)
+                    .is_some_and(|t| t.zk_version == assignment.expected_zk_version);
+                let states_match = states.iter().all(|w| {
+                    let current = self.read(&w.topic, w.partition);
+                    current.map_or(-1, |s| s.zk_version) == w.expected_zk_version
+                });
+                if !topic_matches || !states_match {
+                    let record = self.topics.get(&name).map(Self::record);
+                    queue.push_back((index, Event::TopicReadBack { name, record }));
+                    return;
+                }
+                let t = self.topics.get_mut(&name).expect("checked to exist");
+                let old = t.clone();
+                let new = &assignment.assignment;
+                assert_eq!(new.topic_id, Some(t.id), "the topic keeps its id");
+                assert_eq!(
+                    new.partitions.len(),
+                    t.assignment.len(),
+                    "no partition lost"
+                );
+                t.assignment.clone_from(&new.partitions);
+                t.adding = (0..t.assignment.len())
+                    .map(|p| {
+                        new.adding_replicas
+                            .get(&(p as i32))
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                t.removing = (0..t.assignment.len())
+                    .map(|p| {
+                        new.removing_replicas
+                            .get(&(p as i32))
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                t.zk_version += 1;
+                for w in states {
+                    assert_eq!(w.state.controller_epoch, self.controller_epoch);
+                    self.unnotified
+                        .remove(&(w.topic.clone(), w.partition as usize));
+                    self.apply(&w.topic, w.partition as usize, w.state);
+                }
+                // A completed reassignment (its removing replicas dropped)
+                // had every target replica in the ISR it wrote.
+                let t = &self.topics[&name];
+                for p in 0..t.assignment.len() {
+                    let completed = !old.removing[p].is_empty()
+                        && t.removing[p].is_empty()
+                        && t.adding[p].is_empty()
+                        && old.assignment[p]
+                            .iter()
+                            .filter(|b| !old.removing[p].contains(b))
+                            .copied()
+                            .collect::<Vec<_>>()
+                            == t.assignment[p];
+                    if completed {
+                        let s = t.states[p]
+                            .as_ref()
+                            .expect("a completed partition has a state");
+                        assert!(
+                            t.assignment[p].iter().all(|b| s.isr.contains(b)),
+                            "{name}-{p}: shrunk to {:?} with ISR {:?}",
+                            t.assignment[p],
+                            s.isr
+                        );
+                    }
+                }
+            }
+            Action::AlterReassignmentsDone { results, .. } => {
+                for ((topic, p), result) in results {
+                    if let (Ok(()), Some(t)) = (result, self.topics.get(&topic)) {
+                        assert!((p as usize) < t.assignment.len());
+                    }
                 }
             }
             Action::DeleteTopic {
@@ -446,6 +572,9 @@ impl Model {
                 let topic = ZkTopic {
                     id: Uuid::from_u128(self.next_topic),
                     states: vec![None; assignment.len()],
+                    zk_version: 0,
+                    adding: vec![Vec::new(); assignment.len()],
+                    removing: vec![Vec::new(); assignment.len()],
                     assignment,
                     unclean,
                 };
@@ -466,7 +595,10 @@ impl Model {
                     return;
                 };
                 t.states.resize(t.states.len() + new.len(), None);
+                t.adding.resize(t.states.len(), Vec::new());
+                t.removing.resize(t.states.len(), Vec::new());
                 t.assignment.extend(new);
+                t.zk_version += 1;
                 let record = Self::record(t);
                 self.deliver(self.current(), Event::TopicChanged { name, record });
             }
@@ -535,6 +667,28 @@ impl Model {
                 expand,
                 notify,
             } => self.leader_changes_isr(topic, partition, expand, notify),
+            Op::Reassign {
+                topic,
+                partition,
+                target,
+            } => {
+                let Some(name) = self.topic_name(topic) else {
+                    return;
+                };
+                let p = partition % self.topics[&name].assignment.len();
+                let target = target.map(|(start, replicas)| {
+                    (0..replicas)
+                        .map(|i| (start + i) % 5 + 1)
+                        .collect::<Vec<i32>>()
+                });
+                self.deliver(
+                    self.current(),
+                    Event::AlterReassignments {
+                        request: 3,
+                        changes: vec![((name, p as i32), target)],
+                    },
+                );
+            }
             Op::Failover => self.failover(),
             Op::DeposedActs { which, event } => {
                 let deposed = self.current();
@@ -648,6 +802,15 @@ impl Model {
                 .unwrap_or(self.config.unclean_leader_election_enable);
             for (p, (ar, state)) in t.assignment.iter().zip(&t.states).enumerate() {
                 let tp = format!("{name}-{p}");
+                let (adding, removing) = (&t.adding[p], &t.removing[p]);
+                if !adding.iter().chain(removing).all(|b| ar.contains(b))
+                    || adding.iter().any(|b| removing.contains(b))
+                    || ar.iter().all(|b| removing.contains(b))
+                {
+                    return Err(format!(
+                        "{tp}: replicas {ar:?}, adding {adding:?}, removing {removing:?}"
+                    ));
+                }
                 let Some(s) = state else {
                     if ar.iter().any(|&b| self.can_lead(b)) {
                         return Err(format!(
@@ -775,4 +938,48 @@ fn deposed_controller_is_fenced() {
     model
         .check()
         .expect("the new controller repaired everything");
+}
+
+/// The model drives a reassignment to completion the way the runtime does:
+/// the start is written, the leader takes the new replica into the ISR, the
+/// controller completes it; ZooKeeper then holds the target alone.
+#[test]
+fn reassignment_completes_in_the_model() {
+    let mut model = Model::new(ControllerConfig::default());
+    model.step(Op::Join(4));
+    model.step(Op::CreateTopic {
+        partitions: 1,
+        replication_factor: 3,
+        start: 0,
+        shift: 0,
+        unclean: None,
+    });
+    let name = model.topic_name(0).expect("created");
+    let before = model.topics[&name].assignment[0].clone();
+    let target: Vec<i32> = (1..=4)
+        .filter(|b| !before.contains(b))
+        .chain(before[1..].iter().copied())
+        .collect();
+    model.deliver(
+        model.current(),
+        Event::AlterReassignments {
+            request: 9,
+            changes: vec![((name.clone(), 0), Some(target.clone()))],
+        },
+    );
+    assert_eq!(model.topics[&name].adding[0].len(), 1, "started");
+    model.check().expect("consistent while ongoing");
+    model.step(Op::IsrChange {
+        topic: 0,
+        partition: 0,
+        expand: true,
+        notify: true,
+    });
+    model.check().expect("consistent once complete");
+    let t = &model.topics[&name];
+    assert_eq!(t.assignment[0], target);
+    assert!(t.adding[0].is_empty() && t.removing[0].is_empty());
+    let s = t.states[0].as_ref().expect("state");
+    assert!(target.contains(&s.leader));
+    assert!(s.isr.iter().all(|b| target.contains(b)));
 }

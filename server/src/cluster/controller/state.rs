@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use super::api::{Action, StateWrite, TopicRecord};
+use super::api::{Action, AssignmentWrite, StateWrite, TopicRecord};
 use super::STATE_WRITES_PER_MULTI_MAX;
 use crate::cluster::election::{self, BrokerStatus};
-use crate::cluster::znodes::PartitionState;
+use crate::cluster::znodes::{PartitionState, TopicAssignment};
 use crate::cluster::NO_LEADER;
 
 /// Which brokers are alive, and which of them asked for a controlled shutdown.
@@ -63,24 +63,109 @@ pub(crate) struct Topic {
     /// Deletion requested: when to send DeleteTopic again if it has not
     /// completed. A topic being deleted gets no elections.
     pub deletion_retry_at_ms: Option<i64>,
+    /// The version of `/brokers/topics/<t>` as of the controller's last read
+    /// or write of it.
+    pub zk_version: i32,
+    /// Per partition (same length as `assignment`): replicas an ongoing
+    /// reassignment adds (empty: none). Invariant: within `assignment[p]`,
+    /// disjoint from `removing[p]`.
+    pub adding: Vec<Vec<i32>>,
+    /// Per partition: replicas an ongoing reassignment removes (empty: none).
+    pub removing: Vec<Vec<i32>>,
 }
 
 impl Topic {
     pub fn from_record(record: TopicRecord) -> Self {
         let mut states = record.states;
         states.resize(record.assignment.len(), None);
+        let count = record.assignment.len();
         Self {
             id: record.id,
-            dead_leader_epochs: vec![-1; record.assignment.len()],
+            dead_leader_epochs: vec![-1; count],
+            adding: per_partition(&record.adding_replicas, count),
+            removing: per_partition(&record.removing_replicas, count),
             assignment: record.assignment,
             unclean: record.unclean_leader_election,
             states,
             deletion_retry_at_ms: None,
+            zk_version: record.zk_version,
+        }
+    }
+
+    /// Whether partition `p` is being reassigned.
+    pub fn reassigning(&self, p: usize) -> bool {
+        !self.adding[p].is_empty() || !self.removing[p].is_empty()
+    }
+
+    /// The replicas partition `p` ends with: RS minus the removing ones.
+    pub fn target(&self, p: usize) -> Vec<i32> {
+        without(&self.assignment[p], &self.removing[p])
+    }
+
+    /// The replicas partition `p` had before its reassignment: RS minus the
+    /// adding ones.
+    pub fn original(&self, p: usize) -> Vec<i32> {
+        without(&self.assignment[p], &self.adding[p])
+    }
+
+    /// Sets partition `p`'s replicas (RS) and reassignment, and queues the
+    /// write of the topic znode. Like [`Self::write`], the controller assumes
+    /// it succeeds.
+    pub fn set_replicas(
+        &mut self,
+        step: &mut Step,
+        name: &str,
+        p: usize,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    ) {
+        self.assignment[p] = replicas;
+        self.adding[p] = adding;
+        self.removing[p] = removing;
+        let expected_zk_version = step
+            .assignments
+            .get(name)
+            .map_or(self.zk_version, |w| w.expected_zk_version);
+        self.zk_version = expected_zk_version.saturating_add(1);
+        step.assignments.insert(
+            name.to_owned(),
+            AssignmentWrite {
+                topic: name.to_owned(),
+                assignment: self.znode(),
+                expected_zk_version,
+            },
+        );
+    }
+
+    /// The topic znode as the controller holds it.
+    pub fn znode(&self) -> TopicAssignment {
+        let by_partition = |lists: &[Vec<i32>]| -> BTreeMap<i32, Vec<i32>> {
+            lists
+                .iter()
+                .enumerate()
+                .filter(|(_, list)| !list.is_empty())
+                .map(|(p, list)| {
+                    (
+                        i32::try_from(p).expect("partition counts fit in i32"),
+                        list.clone(),
+                    )
+                })
+                .collect()
+        };
+        TopicAssignment {
+            topic_id: Some(self.id),
+            partitions: self.assignment.clone(),
+            adding_replicas: by_partition(&self.adding),
+            removing_replicas: by_partition(&self.removing),
         }
     }
 
     /// Takes the assignment (and states, where the controller has none) of a
     /// newer record of the same topic.
+    ///
+    /// A record older than the controller's own last write of the topic
+    /// znode (read before it, fed after it) keeps the controller's replicas.
     pub fn update(&mut self, record: TopicRecord) {
         let count = record.assignment.len();
         let mut incoming = record.states;
@@ -92,8 +177,13 @@ impl Topic {
             }
         }
         self.dead_leader_epochs.resize(count, -1);
-        self.assignment = record.assignment;
         self.unclean = record.unclean_leader_election;
+        if record.zk_version >= self.zk_version || count > self.assignment.len() {
+            self.adding = per_partition(&record.adding_replicas, count);
+            self.removing = per_partition(&record.removing_replicas, count);
+            self.assignment = record.assignment;
+            self.zk_version = record.zk_version;
+        }
     }
 
     pub fn deleting(&self) -> bool {
@@ -153,12 +243,32 @@ impl Topic {
     }
 }
 
+/// Per partition (`count` of them), the list `map` has for it, else empty.
+fn per_partition(map: &BTreeMap<i32, Vec<i32>>, count: usize) -> Vec<Vec<i32>> {
+    (0..count)
+        .map(|p| {
+            i32::try_from(p)
+                .ok()
+                .and_then(|p| map.get(&p))
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `list` without the members of `drop`, in order.
+pub(crate) fn without(list: &[i32], drop: &[i32]) -> Vec<i32> {
+    list.iter().copied().filter(|b| !drop.contains(b)).collect()
+}
+
 /// What one `handle` call produces.
 #[derive(Debug)]
 pub(crate) struct Step {
     pub now_ms: i64,
     pub controller_epoch: i32,
     pub writes: BTreeMap<(String, i32), StateWrite>,
+    /// Topic znodes to write, each with its topic's states in one `multi`.
+    pub assignments: BTreeMap<String, AssignmentWrite>,
     pub deletes: Vec<String>,
     pub replies: Vec<Action>,
 }
@@ -169,16 +279,43 @@ impl Step {
             now_ms,
             controller_epoch,
             writes: BTreeMap::new(),
+            assignments: BTreeMap::new(),
             deletes: Vec::new(),
             replies: Vec::new(),
         }
     }
 
-    /// The actions, in the order the runtime must run them: state writes
-    /// first (answers report their outcome), then deletions, then answers.
+    /// The actions, in the order the runtime must run them: topic znodes with
+    /// their states, then the other state writes (answers report their
+    /// outcome), then deletions, then answers.
     pub fn into_actions(self, controller_epoch_zk_version: i32) -> Vec<Action> {
         let mut actions = Vec::new();
-        let writes: Vec<StateWrite> = self.writes.into_values().collect();
+        let (mut with_topic, writes): (Vec<StateWrite>, Vec<StateWrite>) = self
+            .writes
+            .into_values()
+            .partition(|w| self.assignments.contains_key(&w.topic));
+        for (name, assignment) in self.assignments {
+            // The first states of the topic go with its znode; any beyond one
+            // multi's worth follow it (after it: a replica never sees a new
+            // epoch before the replica set it stands for).
+            let take = with_topic
+                .iter()
+                .filter(|w| w.topic == name)
+                .count()
+                .min(STATE_WRITES_PER_MULTI_MAX);
+            let (mine, rest): (Vec<StateWrite>, Vec<StateWrite>) =
+                with_topic.into_iter().partition(|w| w.topic == name);
+            let mut mine = mine.into_iter();
+            let states: Vec<StateWrite> = mine.by_ref().take(take).collect();
+            with_topic = rest;
+            with_topic.extend(mine);
+            actions.push(Action::WriteTopic {
+                controller_epoch_zk_version,
+                assignment,
+                states,
+            });
+        }
+        let writes: Vec<StateWrite> = with_topic.into_iter().chain(writes).collect();
         for chunk in writes.chunks(STATE_WRITES_PER_MULTI_MAX) {
             actions.push(Action::WriteStates {
                 controller_epoch_zk_version,
@@ -199,8 +336,22 @@ impl Step {
 /// Brings partition `p` of `topic` in line with the live brokers: a new
 /// partition gets its first leader; a partition whose leader is gone (or
 /// invalid) gets a new one or none; dead brokers leave the ISR (never
-/// emptying it). Does nothing for a topic being deleted.
+/// emptying it); a reassignment whose target replicas are all in the ISR
+/// completes. Does nothing for a topic being deleted.
 pub(crate) fn reconcile(
+    live: &Liveness,
+    default_unclean: bool,
+    step: &mut Step,
+    name: &str,
+    topic: &mut Topic,
+    p: usize,
+) {
+    reconcile_leadership(live, default_unclean, step, name, topic, p);
+    super::reassignment::complete(live, step, name, topic, p);
+}
+
+/// The leadership part of [`reconcile`].
+fn reconcile_leadership(
     live: &Liveness,
     default_unclean: bool,
     step: &mut Step,

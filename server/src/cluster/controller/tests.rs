@@ -24,6 +24,9 @@ fn record(id: u128, assignment: Vec<Vec<i32>>) -> TopicRecord {
         states: vec![None; assignment.len()],
         assignment,
         unclean_leader_election: None,
+        zk_version: 0,
+        adding_replicas: BTreeMap::new(),
+        removing_replicas: BTreeMap::new(),
     }
 }
 
