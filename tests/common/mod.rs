@@ -301,6 +301,9 @@ impl Broker {
                 format!("PLAINTEXT://127.0.0.1:{}", self.port),
             ),
             ("log.dirs".to_string(), self.log_dirs.display().to_string()),
+            // Off unless a test asks for it (many test brokers run at once and would all
+            // want the default port); a test's own `admin.listeners` comes later and wins.
+            ("admin.listeners".to_string(), String::new()),
         ];
         overrides.extend(self.opts.overrides.iter().cloned());
         for (key, value) in &overrides {

@@ -10,10 +10,12 @@ mod iovec;
 mod op;
 mod socket;
 mod splice;
+mod stats;
 
 pub use file::{SharedFile, WRITEV_IOVECS_MAX};
 pub use socket::write_all_vectored;
 pub use splice::{copy_to_socket, splice_to_socket, Pipe};
+pub use stats::{shard_io_stats, IoStats};
 
 use std::future::Future;
 

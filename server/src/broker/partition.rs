@@ -44,6 +44,8 @@ pub enum AppendError {
 pub struct AppendOutcome {
     pub base_offset: i64,
     pub log_start_offset: i64,
+    /// Records appended (0 for a duplicate), for the metrics.
+    pub records_appended: u64,
     /// Resolves when the append meets the requested acks; `None` for a duplicate (already
     /// stored) batch.
     pub wait: Option<AckWait>,
@@ -220,6 +222,11 @@ impl Partition {
         self.min_insync_replicas.set(min_insync_replicas.max(1));
     }
 
+    /// The topic's `min.insync.replicas` (over the broker default) as last applied.
+    pub fn min_insync_replicas(&self) -> usize {
+        self.min_insync_replicas.get()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.is_leader.get()
     }
@@ -295,6 +302,7 @@ impl Partition {
                 return Ok(AppendOutcome {
                     base_offset: first_offset,
                     log_start_offset: self.log.log_start_offset(),
+                    records_appended: 0,
                     wait: None,
                 });
             }
@@ -322,6 +330,7 @@ impl Partition {
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.log_start_offset(),
+            records_appended: u64::try_from(header.record_count).unwrap_or(0),
             wait: Some(wait),
         })
     }

@@ -405,6 +405,30 @@ async fn fit_response(
     total_bytes
 }
 
+/// Counts what one partition of a fetch response carries: records to a consumer or a follower,
+/// or an error.
+fn count_read(
+    shard: &ShardState,
+    topic: &str,
+    index: i32,
+    read: &PartitionRead,
+    from_replica: bool,
+) {
+    shard.metrics.on_error(
+        kafka_protocol::messages::ApiKey::Fetch as i16,
+        read.error_code,
+    );
+    let Some(range) = &read.records else { return };
+    if from_replica {
+        shard.metrics.on_replicated(range.len_bytes);
+    } else {
+        let records = u64::try_from(range.next_offset - range.first_offset).unwrap_or(0);
+        shard
+            .metrics
+            .on_consumed(topic, index, range.len_bytes, records);
+    }
+}
+
 async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
     let version = ctx.version();
     let partition_count: usize = request
@@ -416,6 +440,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
         return Response::Close(format!("fetch names {partition_count} partitions"));
     }
     let wanted = resolve_topics(&ctx, &request);
+    let from_replica = replica_id(&request, version).is_some();
     let max_wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT)).unwrap_or(0),
     );
@@ -489,6 +514,13 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                                     PartitionRead::error(code(ResponseError::UnknownServerError))
                                 }
                             };
+                            count_read(
+                                &ctx.shard,
+                                &topic.name,
+                                partition.index,
+                                &read,
+                                from_replica,
+                            );
                             PartitionOut {
                                 partition_index: partition.index,
                                 error_code: read.error_code,
