@@ -97,6 +97,8 @@ pub struct Partition {
     leader_replication: RefCell<Option<Rc<LeaderReplication>>>,
     /// The topic's `min.insync.replicas` (over the broker default) for `acks=all`.
     min_insync_replicas: Cell<usize>,
+    /// Bytes and records producers appended here (the metrics; see `metrics::traffic`).
+    pub produced: crate::metrics::TrafficCounter,
     producers: RefCell<ProducerStateTable>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
@@ -154,6 +156,7 @@ impl Partition {
             is_leader: Cell::new(false),
             leader_replication: RefCell::new(None),
             min_insync_replicas: Cell::new(1),
+            produced: crate::metrics::TrafficCounter::default(),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
         }))

@@ -66,12 +66,7 @@ async fn append_on_owner(
             Some(partition) => match partition.append(item.records, acks).await {
                 Ok(outcome) => {
                     if outcome.records_appended > 0 {
-                        state.metrics.on_produced(
-                            &partition.topic,
-                            item.index,
-                            bytes,
-                            outcome.records_appended,
-                        );
+                        partition.produced.add(bytes, outcome.records_appended);
                     }
                     Queued::Accepted {
                         base_offset: outcome.base_offset,

@@ -140,7 +140,7 @@ struct ApiTotals {
 impl BrokerSnapshot {
     fn traffic(&self) -> BTreeMap<PartitionKey, Traffic> {
         let mut traffic: BTreeMap<PartitionKey, Traffic> = BTreeMap::new();
-        for sample in self.shards.iter().flat_map(|shard| &shard.requests.traffic) {
+        for sample in self.shards.iter().flat_map(|shard| &shard.traffic) {
             let total = traffic
                 .entry((sample.topic.clone(), sample.partition))
                 .or_default();
@@ -539,8 +539,9 @@ impl Collector for BrokerSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::gather::TrafficSample;
     use crate::metrics::gather::{CommittedOffset, PartitionGauges};
-    use crate::metrics::shard::{ApiSnapshot, RequestPathSnapshot, TrafficSample};
+    use crate::metrics::shard::{ApiSnapshot, RequestPathSnapshot};
 
     fn shard(id: usize, bytes_in: u64, high_watermark: i64) -> ShardSnapshot {
         ShardSnapshot {
@@ -553,18 +554,18 @@ mod tests {
                     handle_time: HistogramSnapshot::default(),
                     send_time: HistogramSnapshot::default(),
                 }],
-                traffic: vec![TrafficSample {
-                    topic: "orders".into(),
-                    partition: 0,
-                    bytes_in,
-                    messages_in: 1,
-                    bytes_out: 0,
-                    messages_out: 0,
-                }],
                 errors: Vec::new(),
                 connections: 1,
                 replication_bytes_out: 0,
             },
+            traffic: vec![TrafficSample {
+                topic: "orders".into(),
+                partition: 0,
+                bytes_in,
+                messages_in: 1,
+                bytes_out: 0,
+                messages_out: 0,
+            }],
             partitions: vec![PartitionGauges {
                 topic: "orders".into(),
                 partition: id as i32,

@@ -9,6 +9,17 @@ use crate::broker::group_placement::OFFSETS_TOPIC;
 use crate::broker::shard::ShardState;
 use crate::broker::topics::NO_LEADER;
 
+/// Bytes and records through one partition, as one shard counted them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficSample {
+    pub topic: String,
+    pub partition: i32,
+    pub bytes_in: u64,
+    pub messages_in: u64,
+    pub bytes_out: u64,
+    pub messages_out: u64,
+}
+
 /// One replica this shard holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionGauges {
@@ -49,6 +60,7 @@ pub struct ClusterGauges {
 pub struct ShardSnapshot {
     pub shard: usize,
     pub requests: RequestPathSnapshot,
+    pub traffic: Vec<TrafficSample>,
     pub io: IoStats,
     pub events: ShardEvents,
     pub partitions: Vec<PartitionGauges>,
@@ -59,9 +71,7 @@ pub struct ShardSnapshot {
 /// Reads `state`'s metrics; run it on `state`'s shard. `with_cluster`: also report the cluster
 /// gauges (one shard per scrape does).
 pub fn gather(state: &ShardState, with_cluster: bool) -> ShardSnapshot {
-    let requests = state
-        .metrics
-        .snapshot(|topic| state.metadata.topic(topic).is_some());
+    let requests = state.metrics.snapshot();
     let partitions = state
         .partitions()
         .into_iter()
@@ -93,7 +103,60 @@ pub fn gather(state: &ShardState, with_cluster: bool) -> ShardSnapshot {
             }
         })
         .collect();
-    let cluster = with_cluster.then(|| {
+    let cluster = with_cluster.then(|| cluster_gauges(state));
+    ShardSnapshot {
+        shard: state.id,
+        requests,
+        traffic: traffic(state),
+        io: strom_engine::io::shard_io_stats(),
+        events: shard_events(),
+        partitions,
+        committed_offsets: state
+            .groups
+            .committed_offsets()
+            .into_iter()
+            .filter(|offset| offset.topic != OFFSETS_TOPIC)
+            .collect(),
+        cluster,
+    }
+}
+
+/// Produce traffic of the partitions this shard owns, and consumer traffic through this shard's
+/// connections.
+fn traffic(state: &ShardState) -> Vec<TrafficSample> {
+    let produced = state
+        .partitions()
+        .into_iter()
+        .filter(|partition| partition.produced.bytes() > 0)
+        .map(|partition| TrafficSample {
+            topic: partition.topic.to_string(),
+            partition: partition.index,
+            bytes_in: partition.produced.bytes(),
+            messages_in: partition.produced.records(),
+            bytes_out: 0,
+            messages_out: 0,
+        });
+    let consumed = state.metadata.topics().into_iter().flat_map(|topic| {
+        topic
+            .consumed
+            .iter()
+            .zip(0i32..)
+            .filter(|(counter, _)| counter.bytes() > 0)
+            .map(|(counter, partition)| TrafficSample {
+                topic: topic.name.to_string(),
+                partition,
+                bytes_in: 0,
+                messages_in: 0,
+                bytes_out: counter.bytes(),
+                messages_out: counter.records(),
+            })
+            .collect::<Vec<_>>()
+    });
+    produced.chain(consumed).collect()
+}
+
+fn cluster_gauges(state: &ShardState) -> ClusterGauges {
+    {
         let members = state.metadata.members();
         let active_controller = members.controller_id == state.broker.config.broker_id;
         let offline_partitions = if active_controller {
@@ -111,20 +174,6 @@ pub fn gather(state: &ShardState, with_cluster: bool) -> ShardSnapshot {
             active_controller,
             offline_partitions,
         }
-    });
-    ShardSnapshot {
-        shard: state.id,
-        requests,
-        io: strom_engine::io::shard_io_stats(),
-        events: shard_events(),
-        partitions,
-        committed_offsets: state
-            .groups
-            .committed_offsets()
-            .into_iter()
-            .filter(|offset| offset.topic != OFFSETS_TOPIC)
-            .collect(),
-        cluster,
     }
 }
 

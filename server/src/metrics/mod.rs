@@ -12,6 +12,7 @@ pub mod gather;
 pub mod histogram;
 pub mod process;
 pub mod shard;
+pub mod traffic;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +21,7 @@ pub use gather::{
     gather, shard_ready, ClusterGauges, CommittedOffset, PartitionGauges, ShardSnapshot,
 };
 pub use shard::{count_isr_change, frame_api_key, ShardMetrics};
+pub use traffic::{TopicConsumed, TrafficCounter};
 
 /// Partition leaderships this broker's controller wrote (written by the control-plane thread).
 static LEADER_ELECTIONS: AtomicU64 = AtomicU64::new(0);

@@ -4,7 +4,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::Duration;
 
 use super::histogram::{HistogramSnapshot, LatencyHistogram};
@@ -12,12 +11,6 @@ use super::histogram::{HistogramSnapshot, LatencyHistogram};
 /// Api keys counted per api (Kafka's keys are below 100; a larger key is refused by the
 /// dispatcher before it is served, and is not counted per api).
 pub const API_KEY_SLOTS: usize = 128;
-/// Partitions per topic whose traffic is counted: past this index a partition is not counted
-/// (Kafka's own practical limit is far lower; this only bounds memory, 32 bytes per partition).
-pub const TRAFFIC_PARTITIONS_PER_TOPIC_MAX: usize = 1 << 17;
-/// Topics whose traffic one shard counts at once. Topics no longer in the metadata are dropped
-/// at every scrape; this bounds the table should nobody scrape.
-pub const TRAFFIC_TOPICS_MAX: usize = 1 << 16;
 /// Distinct (api, error code) pairs counted: Kafka's error codes and api keys are both small
 /// closed sets, so this is never reached by a real broker; it bounds the table regardless.
 pub const ERROR_SERIES_MAX: usize = 4096;
@@ -34,22 +27,10 @@ struct ApiMetrics {
     send_time: LatencyHistogram,
 }
 
-/// Bytes and records of one partition through this shard.
-#[derive(Debug, Default)]
-struct PartitionTraffic {
-    bytes_in: Cell<u64>,
-    messages_in: Cell<u64>,
-    bytes_out: Cell<u64>,
-    messages_out: Cell<u64>,
-}
-
 /// One shard's request-path counters.
 #[derive(Debug)]
 pub struct ShardMetrics {
     apis: Box<[ApiMetrics]>,
-    /// topic → partition index → traffic. Produce counts on the partition's owner shard, fetch
-    /// on the shard of the consumer's connection; a scrape sums them.
-    traffic: RefCell<HashMap<Rc<str>, Vec<PartitionTraffic>>>,
     /// (api key, error code) → responses (or partitions of a response) with that error.
     errors: RefCell<HashMap<(i16, i16), u64>>,
     connections: Cell<u64>,
@@ -62,7 +43,6 @@ impl Default for ShardMetrics {
     fn default() -> Self {
         ShardMetrics {
             apis: (0..API_KEY_SLOTS).map(|_| ApiMetrics::default()).collect(),
-            traffic: RefCell::new(HashMap::new()),
             errors: RefCell::new(HashMap::new()),
             connections: Cell::new(0),
             replication_bytes_out: Cell::new(0),
@@ -72,17 +52,6 @@ impl Default for ShardMetrics {
 
 fn add(cell: &Cell<u64>, amount: u64) {
     cell.set(cell.get().wrapping_add(amount));
-}
-
-fn count_slot(
-    partitions: &mut Vec<PartitionTraffic>,
-    slot: usize,
-    count: impl FnOnce(&PartitionTraffic),
-) {
-    if partitions.len() <= slot {
-        partitions.resize_with(slot + 1, PartitionTraffic::default);
-    }
-    count(&partitions[slot]);
 }
 
 /// The api key of a request frame (its first two bytes), as Kafka's header starts.
@@ -136,24 +105,6 @@ impl ShardMetrics {
         }
     }
 
-    /// A batch of `messages` records, `bytes` long, was appended to `topic`-`index` by a
-    /// producer.
-    pub fn on_produced(&self, topic: &str, index: i32, bytes: usize, messages: u64) {
-        self.with_traffic(topic, index, |traffic| {
-            add(&traffic.bytes_in, bytes as u64);
-            add(&traffic.messages_in, messages);
-        });
-    }
-
-    /// Batches holding `messages` records, `bytes` long, of `topic`-`index` were sent to a
-    /// consumer.
-    pub fn on_consumed(&self, topic: &str, index: i32, bytes: usize, messages: u64) {
-        self.with_traffic(topic, index, |traffic| {
-            add(&traffic.bytes_out, bytes as u64);
-            add(&traffic.messages_out, messages);
-        });
-    }
-
     /// Record bytes sent to a follower replica.
     pub fn on_replicated(&self, bytes: usize) {
         add(&self.replication_bytes_out, bytes as u64);
@@ -169,32 +120,8 @@ impl ShardMetrics {
         self.connections.set(open - 1);
     }
 
-    fn with_traffic(&self, topic: &str, index: i32, count: impl FnOnce(&PartitionTraffic)) {
-        let Some(slot) = usize::try_from(index)
-            .ok()
-            .filter(|&slot| slot < TRAFFIC_PARTITIONS_PER_TOPIC_MAX)
-        else {
-            return;
-        };
-        let mut traffic = self.traffic.borrow_mut();
-        // One lookup on the hot path; a topic's first record (cold) inserts.
-        if let Some(partitions) = traffic.get_mut(topic) {
-            count_slot(partitions, slot, count);
-            return;
-        }
-        if traffic.len() < TRAFFIC_TOPICS_MAX {
-            let mut partitions = Vec::new();
-            count_slot(&mut partitions, slot, count);
-            traffic.insert(Rc::from(topic), partitions);
-        }
-    }
-
-    /// The counters as they stand, forgetting the traffic of topics for which `topic_exists` is
-    /// false (deleted: their series end).
-    pub fn snapshot(&self, topic_exists: impl Fn(&str) -> bool) -> RequestPathSnapshot {
-        self.traffic
-            .borrow_mut()
-            .retain(|topic, _| topic_exists(topic));
+    /// The counters as they stand.
+    pub fn snapshot(&self) -> RequestPathSnapshot {
         let apis = self
             .apis
             .iter()
@@ -208,30 +135,8 @@ impl ShardMetrics {
                 send_time: api.send_time.snapshot(),
             })
             .collect();
-        let traffic = self
-            .traffic
-            .borrow()
-            .iter()
-            .flat_map(|(topic, partitions)| {
-                partitions
-                    .iter()
-                    .zip(0i32..)
-                    .filter(|(traffic, _)| {
-                        traffic.bytes_in.get() > 0 || traffic.bytes_out.get() > 0
-                    })
-                    .map(|(traffic, partition)| TrafficSample {
-                        topic: topic.to_string(),
-                        partition,
-                        bytes_in: traffic.bytes_in.get(),
-                        messages_in: traffic.messages_in.get(),
-                        bytes_out: traffic.bytes_out.get(),
-                        messages_out: traffic.messages_out.get(),
-                    })
-            })
-            .collect();
         RequestPathSnapshot {
             apis,
-            traffic,
             errors: self
                 .errors
                 .borrow()
@@ -258,16 +163,6 @@ pub struct ApiSnapshot {
     pub send_time: HistogramSnapshot,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrafficSample {
-    pub topic: String,
-    pub partition: i32,
-    pub bytes_in: u64,
-    pub messages_in: u64,
-    pub bytes_out: u64,
-    pub messages_out: u64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorSample {
     pub api_key: i16,
@@ -279,7 +174,6 @@ pub struct ErrorSample {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestPathSnapshot {
     pub apis: Vec<ApiSnapshot>,
-    pub traffic: Vec<TrafficSample>,
     pub errors: Vec<ErrorSample>,
     pub connections: u64,
     pub replication_bytes_out: u64,
@@ -330,7 +224,7 @@ mod tests {
         // Out of range: ignored, not a panic.
         metrics.on_dispatched(-1, Duration::ZERO);
         metrics.on_dispatched(i16::MAX, Duration::ZERO);
-        let snapshot = metrics.snapshot(|_| true);
+        let snapshot = metrics.snapshot();
         assert_eq!(snapshot.apis.len(), 2);
         assert_eq!(snapshot.apis[0].api_key, 0);
         assert_eq!(snapshot.apis[0].requests, 2);
@@ -341,39 +235,13 @@ mod tests {
     }
 
     #[test]
-    fn traffic_is_counted_per_partition_and_deleted_topics_are_forgotten() {
-        let metrics = ShardMetrics::default();
-        metrics.on_produced("orders", 1, 100, 3);
-        metrics.on_produced("orders", 1, 50, 2);
-        metrics.on_consumed("orders", 1, 150, 5);
-        metrics.on_produced("gone", 0, 10, 1);
-        metrics.on_produced("orders", -1, 10, 1);
-        let snapshot = metrics.snapshot(|topic| topic != "gone");
-        assert_eq!(
-            snapshot.traffic,
-            vec![TrafficSample {
-                topic: "orders".into(),
-                partition: 1,
-                bytes_in: 150,
-                messages_in: 5,
-                bytes_out: 150,
-                messages_out: 5,
-            }]
-        );
-        assert!(
-            metrics.snapshot(|_| true).traffic.len() == 1,
-            "gone stays gone"
-        );
-    }
-
-    #[test]
     fn errors_count_only_failures() {
         let metrics = ShardMetrics::default();
         metrics.on_error(0, 0);
         metrics.on_error(0, 6);
         metrics.on_error(0, 6);
         metrics.on_error(1, 3);
-        let mut errors = metrics.snapshot(|_| true).errors;
+        let mut errors = metrics.snapshot().errors;
         errors.sort_by_key(|error| (error.api_key, error.error_code));
         assert_eq!(
             errors,
@@ -398,7 +266,7 @@ mod tests {
         metrics.on_connection_opened();
         metrics.on_connection_opened();
         metrics.on_connection_closed();
-        assert_eq!(metrics.snapshot(|_| true).connections, 1);
+        assert_eq!(metrics.snapshot().connections, 1);
     }
 
     #[test]

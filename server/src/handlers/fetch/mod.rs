@@ -145,6 +145,8 @@ struct WantedPartition {
 struct WantedTopic {
     name: String,
     topic_id: uuid::Uuid,
+    /// This shard's consumer-traffic counters of the topic (`None`: unknown topic).
+    consumed: Option<crate::metrics::TopicConsumed>,
     partitions: Vec<WantedPartition>,
 }
 
@@ -354,6 +356,7 @@ fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTop
                     None => topic.topic.to_string(),
                 },
                 topic_id: topic.topic_id,
+                consumed: cached.as_ref().map(|cached| cached.consumed.clone()),
                 partitions,
             }
         })
@@ -409,7 +412,7 @@ async fn fit_response(
 /// or an error.
 fn count_read(
     shard: &ShardState,
-    topic: &str,
+    topic: &WantedTopic,
     index: i32,
     read: &PartitionRead,
     from_replica: bool,
@@ -421,11 +424,16 @@ fn count_read(
     let Some(range) = &read.records else { return };
     if from_replica {
         shard.metrics.on_replicated(range.len_bytes);
-    } else {
+        return;
+    }
+    let counter = topic
+        .consumed
+        .as_ref()
+        .and_then(|consumed| consumed.get(usize::try_from(index).ok()?));
+    if let Some(counter) = counter {
+        // Whole batches are sent: the records in them, from the first batch's base offset.
         let records = u64::try_from(range.next_offset - range.first_offset).unwrap_or(0);
-        shard
-            .metrics
-            .on_consumed(topic, index, range.len_bytes, records);
+        counter.add(range.len_bytes, records);
     }
 }
 
@@ -514,13 +522,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                                     PartitionRead::error(code(ResponseError::UnknownServerError))
                                 }
                             };
-                            count_read(
-                                &ctx.shard,
-                                &topic.name,
-                                partition.index,
-                                &read,
-                                from_replica,
-                            );
+                            count_read(&ctx.shard, topic, partition.index, &read, from_replica);
                             PartitionOut {
                                 partition_index: partition.index,
                                 error_code: read.error_code,
