@@ -285,6 +285,32 @@ mod tests {
     }
 
     #[test]
+    fn consumer_traffic_counters_survive_metadata_changes_but_not_a_recreation() {
+        let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
+            version: 1,
+            topics: vec![topic("a", 1, 2)],
+            ..TopicsSnapshot::default()
+        });
+        let bytes_of = |cache: &MetadataCache, index: usize| {
+            cache.topic("a").expect("topic a").consumed[index].bytes()
+        };
+        cache.topic("a").expect("topic a").consumed[1].add(10, 2);
+        // A change of the topic (it grew) keeps the counters.
+        assert_eq!(cache.apply(&upsert(2, topic("a", 1, 3))), Applied::Applied);
+        assert_eq!(bytes_of(&cache, 1), 10);
+        // So does a full reload.
+        cache.install(&TopicsSnapshot {
+            version: 5,
+            topics: vec![topic("a", 1, 3)],
+            ..TopicsSnapshot::default()
+        });
+        assert_eq!(bytes_of(&cache, 1), 10);
+        // A topic deleted and created again (a new id) starts from zero.
+        assert_eq!(cache.apply(&upsert(6, topic("a", 2, 3))), Applied::Applied);
+        assert_eq!(bytes_of(&cache, 1), 0);
+    }
+
+    #[test]
     fn lookups_by_name_and_id_follow_updates_in_order() {
         let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
             version: 3,
