@@ -100,12 +100,8 @@ async fn scrape(state: &AdminState) -> Result<String, String> {
         )
         .await
         .map_err(|_| "a shard did not answer the scrape in time".to_string())?;
-        for answer in answers {
-            // A stopped shard (the broker is going down) is left out.
-            if let Ok(shard) = answer {
-                snapshot.shards.push(shard);
-            }
-        }
+        // A stopped shard (the broker is going down) is left out.
+        snapshot.shards.extend(answers.into_iter().flatten());
     }
     metrics::encode(snapshot).map_err(|error| format!("encoding the metrics failed: {error}"))
 }
