@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What scraping /metrics costs the data path: `strom bench produce` against one broker, with and
 # without a scrape of its admin listener every second, interleaved in one run (plain, scraped,
-# plain, scraped...), each on a fresh topic deleted afterwards. Prints every run as a JSON line,
+# scraped, plain, ...), each on a fresh topic deleted afterwards. Prints every run as a JSON line,
 # then the median of each kind and their ratio.
 #
 #   benches/metrics-overhead.sh [--runs N] [--duration-secs S] [--message-bytes B] [--strom PATH]
@@ -58,7 +58,9 @@ scrape_every_second() {
 
 : >"$dir/results"
 for run in $(seq 1 "$runs"); do
-  for kind in plain scraped; do
+  # Alternate which kind goes first, so neither always runs on a warmer (or dirtier) machine.
+  if [ $((run % 2)) -eq 1 ]; then order="plain scraped"; else order="scraped plain"; fi
+  for kind in $order; do
     topic="overhead-$kind-$run"
     : >"$dir/scrapes"
     if [ "$kind" = scraped ]; then
