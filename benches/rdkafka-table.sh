@@ -195,7 +195,8 @@ class Broker:
         os.mkdir(self.logdir)
         self.log = open(os.path.join(self.dir, "broker.log"), "wb")
         cmd = [binary, "broker", "start", "--override", f"log.dirs={self.logdir}",
-               "--override", f"listeners=PLAINTEXT://{self.addr}"] + opts["broker_args"]
+               "--override", f"listeners=PLAINTEXT://{self.addr}",
+               "--override", "admin.listeners="] + opts["broker_args"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:

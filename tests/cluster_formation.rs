@@ -219,6 +219,8 @@ fn a_taken_broker_id_and_a_foreign_log_dir_refuse_to_start() {
     let opts = |log_dir: &std::path::Path, id: i32| -> Vec<String> {
         vec![
             format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+            // Off: a refused start must fail for the reason under test, not the admin port.
+            "admin.listeners=".to_string(),
             format!("log.dirs={}", log_dir.display()),
             format!("broker.id={id}"),
             format!("zookeeper.connect={connect}"),

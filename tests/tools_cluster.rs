@@ -81,6 +81,8 @@ const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(120);
 struct UpBroker {
     id: i32,
     address: String,
+    /// Its admin listener, `http://127.0.0.1:PORT`.
+    admin: String,
     pid: i32,
     log_dir: PathBuf,
 }
@@ -133,10 +135,11 @@ impl LocalCluster {
                 break;
             }
             let cells: Vec<&str> = line.split_whitespace().collect();
-            if let [id, address, pid, log_dir] = cells[..] {
+            if let [id, address, admin, pid, log_dir] = cells[..] {
                 rows.push(UpBroker {
                     id: id.parse().expect("broker id"),
                     address: address.to_owned(),
+                    admin: admin.to_owned(),
                     pid: pid.parse().expect("pid"),
                     log_dir: PathBuf::from(log_dir),
                 });
@@ -173,6 +176,23 @@ fn free_consecutive_ports(count: u16) -> u16 {
     panic!("no {count} consecutive free ports found");
 }
 
+/// The status code of `GET path` on `address` (HTTP/1.1, one request), `None` when it fails.
+fn http_get_status(address: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn process_exists(pid: i32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -194,6 +214,17 @@ fn cluster_up_starts_a_broker_on_zookeeper_and_stops_it_on_ctrl_c() {
         properties.contains(&format!("zookeeper.connect={}\n", cluster.zookeeper)),
         "{properties}"
     );
+
+    // Its admin listener answers the liveness probe at the printed address.
+    let admin = broker
+        .admin
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("admin listener {:?}", broker.admin));
+    assert!(
+        properties.contains(&format!("admin.listeners=http://{admin}\n")),
+        "{properties}"
+    );
+    assert_eq!(http_get_status(admin, "/v1/status/live"), Some(200));
 
     // The broker answers clients at the printed bootstrap address.
     let info = strom_raw(&["cluster", "info", "--brokers", &cluster.bootstrap]);

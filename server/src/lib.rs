@@ -4,6 +4,7 @@
 //! The storage engine lives in `strom-engine`; this crate owns everything a Kafka client can
 //! observe on the wire and the control-plane state behind it.
 
+pub mod admin_http;
 pub mod broker;
 pub mod cluster;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod control_plane;
 pub mod coordination;
 pub mod group;
 pub mod handlers;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod replication;

@@ -326,6 +326,9 @@ impl Broker {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            // Off unless a test asks for it (many test brokers run at once and would all
+            // want the default port); a test's own `admin.listeners` comes later and wins.
+            ("admin.listeners".to_string(), String::new()),
         ];
         overrides.extend(self.opts.overrides.iter().cloned());
         for (key, value) in &overrides {

@@ -287,6 +287,7 @@ impl SharedFile {
         let entry = opcode::Fsync::new(types::Fd(self.raw_fd()))
             .flags(types::FsyncFlags::DATASYNC)
             .build();
+        super::stats::count_fsync();
         // SAFETY: no pointers; `data` holds the file open.
         let (result, _file) = unsafe { submit(self.file.clone(), entry) }.await;
         result.map(|_| ())

@@ -17,11 +17,13 @@ mod op;
 pub mod sim;
 mod socket;
 mod splice;
+mod stats;
 
 pub use file::{SharedFile, WRITEV_IOVECS_MAX};
 pub use fs::{Fs, OpenMode};
 pub use socket::write_all_vectored;
 pub use splice::{copy_to_socket, splice_to_socket, Pipe};
+pub use stats::{shard_io_stats, IoStats};
 
 use std::future::Future;
 

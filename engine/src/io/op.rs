@@ -35,6 +35,7 @@ pub(super) async unsafe fn submit<D: Unpin + 'static>(
     data: D,
     entry: squeue::Entry,
 ) -> (io::Result<u32>, D) {
+    super::stats::count_submission();
     UnsubmittedOneshot::new(data, Completion(PhantomData), entry)
         .submit()
         .await

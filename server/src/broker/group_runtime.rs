@@ -215,6 +215,31 @@ impl GroupRuntime {
         }
     }
 
+    /// Whether every coordinator of this shard has replayed its partition (readiness).
+    pub fn all_loaded(&self) -> bool {
+        self.slots
+            .borrow()
+            .values()
+            .all(|slot| !slot.coordinator.borrow().is_loading())
+    }
+
+    /// Every committed offset this shard's coordinators hold (the lag metrics).
+    pub fn committed_offsets(&self) -> Vec<crate::metrics::CommittedOffset> {
+        self.slots
+            .borrow()
+            .values()
+            .flat_map(|slot| slot.coordinator.borrow().committed_offsets())
+            .map(
+                |(group, topic, partition, offset)| crate::metrics::CommittedOffset {
+                    group,
+                    topic,
+                    partition,
+                    offset,
+                },
+            )
+            .collect()
+    }
+
     /// Partitions of this shard's coordinators.
     pub fn partitions(&self) -> Vec<i32> {
         self.slots.borrow().keys().copied().collect()

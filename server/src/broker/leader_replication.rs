@@ -265,13 +265,17 @@ impl LeaderReplication {
         };
         let replication = self.clone();
         let partition = partition.clone();
+        let (isr_len_before, isr_len_after) = (self.isr().len(), change.isr.len());
         strom_engine::io::spawn_local(async move {
             let written = replication.control.alter_isr(change).await;
             if replication.stopped.get() {
                 return;
             }
             let result = match written {
-                Ok(zk_version) => Ok(zk_version),
+                Ok(zk_version) => {
+                    crate::metrics::count_isr_change(isr_len_before, isr_len_after);
+                    Ok(zk_version)
+                }
                 Err(error) => {
                     tracing::info!(topic = %partition.topic, index = partition.index, %error, "ISR change not written");
                     Err(IsrWriteFailed)

@@ -15,6 +15,7 @@ use super::context::BrokerContext;
 use super::log_dirs::LogDirs;
 use super::producer_ids::ProducerIdAllocator;
 use super::shard::ShardState;
+use crate::admin_http::{AdminServer, AdminState};
 use crate::config::BrokerConfig;
 use crate::handlers::now_ms;
 use crate::network::{bind_reuseport, run_listener};
@@ -116,6 +117,22 @@ fn probe_listen_address(address: SocketAddr) -> Result<SocketAddr, BrokerError> 
         .map_err(io_error(format!("listen on {address}")))
 }
 
+/// Starts the admin HTTP listener on `address` (`admin.listeners`): a port already taken is an
+/// error at start, as for the Kafka listener.
+fn start_admin(address: &str, state: Arc<AdminState>) -> Result<AdminServer, BrokerError> {
+    let context = || format!("listen on admin.listeners http://{address}");
+    let resolved = address
+        .to_socket_addrs()
+        .map_err(io_error(context()))?
+        .next()
+        .ok_or_else(|| {
+            BrokerError::Config(format!("admin.listeners {address} resolves to no address"))
+        })?;
+    let server = AdminServer::start(resolved, state).map_err(io_error(context()))?;
+    tracing::info!(address = %server.address(), "admin listener started");
+    Ok(server)
+}
+
 /// Runs a broker until SIGTERM or SIGINT, then shuts it down cleanly.
 pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     let Some(log_dir) = config.log_dirs.first() else {
@@ -129,6 +146,12 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         _locks.push(lock_log_dir(dir)?);
     }
     let address = probe_listen_address(listen_address(&config)?)?;
+    // Serves liveness (and readiness: not yet) while the broker recovers and registers.
+    let admin_state = Arc::new(AdminState::default());
+    let admin = match &config.admin_listener {
+        Some(admin_address) => Some(start_admin(admin_address, admin_state.clone())?),
+        None => None,
+    };
     // Written before the port accepts connections, so `strom broker stop` works as soon as a
     // client can connect.
     let _pid_file = PidFile::write(&log_dir)?;
@@ -192,6 +215,7 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
     // accepts a request, so a topic created through one is in every shard's cache when the
     // creation is answered.
     control.attach(shards.router().clone());
+    admin_state.attach(shards.router().clone());
 
     // Every shard listens on the same port; the kernel spreads connections across them.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -242,13 +266,19 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         .collect::<Vec<_>>()
         .join(",");
     tracing::info!(%address, shards = shard_count, open_ms, log_dirs = %log_dirs_text, cluster_id = %context.cluster_id, "strom broker started");
+    admin_state.set_serving(true);
 
     let signal = wait_for_shutdown_signal(&signals);
     tracing::info!(signal, "shutting down");
+    admin_state.set_serving(false);
     if context.config.controlled_shutdown_enable {
         let outcome =
             control.controlled_shutdown_blocking(context.config.controlled_shutdown_timeout_ms);
         tracing::info!(?outcome, "controlled shutdown");
+    }
+    // Before the shards stop: a scrape then never waits on a shard that is gone.
+    if let Some(admin) = admin {
+        admin.stop();
     }
     shutdown(shards, &context);
     control.stop_blocking();

@@ -98,11 +98,21 @@ pub struct CachedTopic {
     placement_hash: usize,
     /// The full record, for the few paths that need configs.
     pub metadata: Arc<TopicMetadata>,
+    /// What consumers fetched of each partition through this shard (the metrics); carried from
+    /// the entry this one replaces.
+    pub consumed: crate::metrics::TopicConsumed,
 }
 
 impl CachedTopic {
-    fn new(metadata: Arc<TopicMetadata>) -> Self {
+    fn new(metadata: Arc<TopicMetadata>, previous: Option<&CachedTopic>) -> Self {
+        let previous_consumed = previous
+            .filter(|previous| previous.id == metadata.id)
+            .map(|previous| &previous.consumed);
         CachedTopic {
+            consumed: crate::metrics::traffic::carry_over(
+                previous_consumed,
+                usize::try_from(metadata.partitions).unwrap_or(0),
+            ),
             name: Rc::from(metadata.name.as_str()),
             id: metadata.id,
             partition_count: metadata.partitions,
@@ -142,8 +152,14 @@ struct Tables {
 }
 
 impl Tables {
-    fn insert(&mut self, metadata: Arc<TopicMetadata>) {
-        let topic = Rc::new(CachedTopic::new(metadata));
+    /// Inserts `metadata`, carrying the metrics of the entry it replaces, here or (a full
+    /// reload) in `previous`.
+    fn insert(&mut self, metadata: Arc<TopicMetadata>, previous: Option<&Tables>) {
+        let replaced = self
+            .by_id
+            .get(&metadata.id)
+            .or_else(|| previous.and_then(|tables| tables.by_id.get(&metadata.id)));
+        let topic = Rc::new(CachedTopic::new(metadata, replaced.map(|topic| &**topic)));
         // A recreated topic has a new id: forget the old one's.
         if let Some(old) = self.by_name.insert(topic.name.clone(), topic.clone()) {
             self.by_id.remove(&old.id);
@@ -219,7 +235,7 @@ impl MetadataCache {
             ..Tables::default()
         };
         for topic in &snapshot.topics {
-            fresh.insert(topic.clone());
+            fresh.insert(topic.clone(), Some(&*tables));
         }
         *tables = fresh;
     }
@@ -234,7 +250,7 @@ impl MetadataCache {
             return Applied::Gap;
         }
         match &update.change {
-            MetadataChange::Upsert(metadata) => tables.insert(metadata.clone()),
+            MetadataChange::Upsert(metadata) => tables.insert(metadata.clone(), None),
             MetadataChange::Remove { name, id } => tables.remove(name, *id),
             MetadataChange::Members(members) => tables.members = members.clone(),
         }
@@ -266,6 +282,32 @@ mod tests {
             version,
             change: MetadataChange::Upsert(metadata),
         }
+    }
+
+    #[test]
+    fn consumer_traffic_counters_survive_metadata_changes_but_not_a_recreation() {
+        let cache = MetadataCache::from_snapshot(&TopicsSnapshot {
+            version: 1,
+            topics: vec![topic("a", 1, 2)],
+            ..TopicsSnapshot::default()
+        });
+        let bytes_of = |cache: &MetadataCache, index: usize| {
+            cache.topic("a").expect("topic a").consumed[index].bytes()
+        };
+        cache.topic("a").expect("topic a").consumed[1].add(10, 2);
+        // A change of the topic (it grew) keeps the counters.
+        assert_eq!(cache.apply(&upsert(2, topic("a", 1, 3))), Applied::Applied);
+        assert_eq!(bytes_of(&cache, 1), 10);
+        // So does a full reload.
+        cache.install(&TopicsSnapshot {
+            version: 5,
+            topics: vec![topic("a", 1, 3)],
+            ..TopicsSnapshot::default()
+        });
+        assert_eq!(bytes_of(&cache, 1), 10);
+        // A topic deleted and created again (a new id) starts from zero.
+        assert_eq!(cache.apply(&upsert(6, topic("a", 2, 3))), Applied::Applied);
+        assert_eq!(bytes_of(&cache, 1), 0);
     }
 
     #[test]

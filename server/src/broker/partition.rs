@@ -48,6 +48,8 @@ pub enum AppendError {
 pub struct AppendOutcome {
     pub base_offset: i64,
     pub log_start_offset: i64,
+    /// Records appended (0 for a duplicate), for the metrics.
+    pub records_appended: u64,
     /// Resolves when the append meets the requested acks; `None` for a duplicate (already
     /// stored) batch.
     pub wait: Option<AckWait>,
@@ -101,6 +103,8 @@ pub struct Partition {
     min_insync_replicas: Cell<usize>,
     /// The topic's `compression.type`: a batch in another codec is recompressed on append.
     compression: Cell<TopicCompression>,
+    /// Bytes and records producers appended here (the metrics; see `metrics::traffic`).
+    pub produced: crate::metrics::TrafficCounter,
     producers: RefCell<ProducerStateTable>,
     /// The producer snapshot file's bytes as this process last read or wrote them: a close
     /// whose snapshot encodes to the same bytes skips rewriting it. (With 10,000 idle
@@ -162,6 +166,7 @@ impl Partition {
             leader_replication: RefCell::new(None),
             min_insync_replicas: Cell::new(1),
             compression: Cell::new(TopicCompression::Producer),
+            produced: crate::metrics::TrafficCounter::default(),
             producers: RefCell::new(producers),
             snapshot_on_disk: RefCell::new(snapshot_on_disk),
             aborts_seen: Cell::new(0),
@@ -251,6 +256,11 @@ impl Partition {
         self.min_insync_replicas.set(min_insync_replicas.max(1));
     }
 
+    /// The topic's `min.insync.replicas` (over the broker default) as last applied.
+    pub fn min_insync_replicas(&self) -> usize {
+        self.min_insync_replicas.get()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.is_leader.get()
     }
@@ -336,6 +346,7 @@ impl Partition {
                 return Ok(AppendOutcome {
                     base_offset: first_offset,
                     log_start_offset: self.log.log_start_offset(),
+                    records_appended: 0,
                     wait: None,
                 });
             }
@@ -363,6 +374,7 @@ impl Partition {
         Ok(AppendOutcome {
             base_offset,
             log_start_offset: self.log.log_start_offset(),
+            records_appended: u64::try_from(header.record_count).unwrap_or(0),
             wait: Some(wait),
         })
     }

@@ -40,6 +40,8 @@ pub struct ShardState {
     pub fetchers: FetcherSet,
     /// Set when shutdown starts: connections stop reading new requests.
     pub stopping: std::cell::Cell<bool>,
+    /// This shard's request-path counters (written only here; read by a scrape's message).
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 impl ShardState {
@@ -56,6 +58,7 @@ impl ShardState {
             groups: Rc::new(GroupRuntime::default()),
             fetchers: FetcherSet::new(FetcherConfig::from_broker(&broker.config)),
             stopping: std::cell::Cell::new(false),
+            metrics: crate::metrics::ShardMetrics::default(),
         };
         for partition in open_owned_partitions(id, broker).await {
             state

@@ -82,9 +82,13 @@ const KNOWN_KEYS: &[&str] = &[
     "num.replica.fetchers",
     "replica.high.watermark.checkpoint.interval.ms",
     "log.format",
+    "admin.listeners",
 ];
 
 const DEFAULT_LISTENER: &str = "PLAINTEXT://127.0.0.1:9092";
+/// Default `admin.listeners` (Redpanda's admin port): loopback only, since the admin API has no
+/// authentication.
+const DEFAULT_ADMIN_LISTENER: &str = "http://127.0.0.1:9644";
 const DEFAULT_LOG_DIR: &str = "./data";
 const MS_PER_MINUTE: i64 = 60 * 1000;
 const MS_PER_HOUR: i64 = 60 * MS_PER_MINUTE;
@@ -142,6 +146,9 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: the address clients are told to use; defaults
     /// to `listeners`. Must not be a wildcard host.
     pub advertised_listener: Listener,
+    /// `admin.listeners`: `host:port` of the admin HTTP API (`/metrics`, readiness and
+    /// liveness), from `http://host:port`; `None` when set to an empty value (off).
+    pub admin_listener: Option<String>,
     /// `log.dirs` (or `log.dir`), comma separated.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`: partitions of auto-created topics.
@@ -340,6 +347,9 @@ impl BrokerConfig {
             broker_id: settings.integer("broker.id", 0, 0, i32::MAX)?,
             listener,
             advertised_listener,
+            admin_listener: settings
+                .parse_with("admin.listeners", parse_admin_listener)?
+                .unwrap_or_else(|| parse_admin_listener(DEFAULT_ADMIN_LISTENER).ok().flatten()),
             log_dirs: log_dirs(settings)?,
             num_partitions: settings.integer("num.partitions", 1, 1, i32::MAX)?,
             default_replication_factor: settings.integer(
@@ -567,6 +577,27 @@ fn queued_max_request_bytes(settings: &Settings) -> Result<Option<u64>, ConfigEr
         )),
         bytes => Ok(Some(to_u64(bytes))),
     }
+}
+
+/// `admin.listeners`: one `http://host:port`, or an empty value for no admin listener.
+fn parse_admin_listener(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.contains(',') {
+        return Err("only one admin listener is supported".to_owned());
+    }
+    let Some(address) = text.strip_prefix("http://") else {
+        return Err("expected http://host:port (or an empty value to turn it off)".to_owned());
+    };
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(host, port)| (!host.is_empty()).then_some(port))
+        .ok_or_else(|| "expected http://host:port".to_owned())?;
+    port.parse::<u16>()
+        .map_err(|_| format!("port {port} is not a number from 0 to 65535"))?;
+    Ok(Some(address.to_owned()))
 }
 
 fn parse_durability(text: &str) -> Result<LogDurability, String> {
@@ -970,6 +1001,32 @@ mod tests {
         let error = parse("listeners=PLAINTEXT://:9092").expect_err("wildcard advertised");
         assert!(matches!(error, ConfigError::Inconsistent { .. }), "{error}");
         assert!(parse("advertised.listeners=PLAINTEXT://0.0.0.0:1").is_err());
+    }
+
+    #[test]
+    fn the_admin_listener_is_on_by_default_and_off_when_empty() {
+        let config = parse("").expect("defaults");
+        assert_eq!(config.admin_listener.as_deref(), Some("127.0.0.1:9644"));
+        let config = parse("admin.listeners=http://0.0.0.0:19644").expect("valid");
+        assert_eq!(config.admin_listener.as_deref(), Some("0.0.0.0:19644"));
+        assert_eq!(parse("admin.listeners=").expect("off").admin_listener, None);
+        let overridden = BrokerConfig::from_properties_text("", "test", &["admin.listeners="])
+            .expect("off by override");
+        assert_eq!(overridden.admin_listener, None);
+        for bad in [
+            "https://127.0.0.1:9644",
+            "127.0.0.1:9644",
+            "http://127.0.0.1",
+            "http://:9644",
+            "http://h:70000",
+            "http://a:1,http://b:2",
+        ] {
+            let error = parse(&format!("admin.listeners={bad}")).expect_err(bad);
+            assert!(
+                error.to_string().contains("admin.listeners"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

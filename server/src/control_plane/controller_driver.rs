@@ -561,6 +561,12 @@ async fn write_states(
             for write in &writes {
                 tracing::debug!(topic = %write.topic, partition = write.partition, leader = write.state.leader, leader_epoch = write.state.leader_epoch, isr = ?write.state.isr, "partition state written");
             }
+            crate::metrics::count_leader_elections(
+                writes
+                    .iter()
+                    .filter(|write| write.state.leader != crate::broker::topics::NO_LEADER)
+                    .count() as u64,
+            );
             Vec::new()
         }
         Err(error) if fenced(&error) => {

@@ -230,6 +230,20 @@ impl GroupCoordinator {
             .unwrap_or_default()
     }
 
+    /// Every committed offset held: `(group, topic, partition, offset)` (for the lag metrics).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.groups
+            .iter()
+            .flat_map(|(group_id, group)| {
+                group.offsets.iter().flat_map(move |(topic, partitions)| {
+                    partitions.iter().map(move |(&partition, committed)| {
+                        (group_id.clone(), topic.clone(), partition, committed.offset)
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Groups held.
     pub fn group_count(&self) -> usize {
         self.groups.len()

@@ -60,14 +60,20 @@ async fn append_on_owner(
 ) -> Vec<(usize, Queued)> {
     let mut results = Vec::with_capacity(work.len());
     for item in work {
+        let bytes = item.records.len();
         let queued = match state.partition(item.topic.as_str(), item.index) {
             None => Queued::Failed(code(ResponseError::UnknownTopicOrPartition)),
             Some(partition) => match partition.append(item.records, acks).await {
-                Ok(outcome) => Queued::Accepted {
-                    base_offset: outcome.base_offset,
-                    log_start_offset: outcome.log_start_offset,
-                    wait: outcome.wait,
-                },
+                Ok(outcome) => {
+                    if outcome.records_appended > 0 {
+                        partition.produced.add(bytes, outcome.records_appended);
+                    }
+                    Queued::Accepted {
+                        base_offset: outcome.base_offset,
+                        log_start_offset: outcome.log_start_offset,
+                        wait: outcome.wait,
+                    }
+                }
                 Err(error) => {
                     let error_code = append_error_code(&error);
                     if let Some(suppressed) = refusal_log::admit(("append refused", error_code)) {
@@ -230,6 +236,9 @@ async fn complete(
                     )
                 }
             };
+            ctx.shard
+                .metrics
+                .on_error(ApiKey::Produce as i16, error_code);
             partition_responses.push(
                 PartitionProduceResponse::default()
                     .with_index(partition.index)

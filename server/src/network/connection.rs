@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use strom_engine::io::{self, Pipe, TcpStream};
@@ -27,6 +28,7 @@ use super::request_queue::SharedRequestQueue;
 use super::response::Response;
 use crate::broker::shard::ShardState;
 use crate::handlers;
+use crate::metrics::frame_api_key;
 use crate::protocol::frame::decode_request_frame;
 
 /// Requests of one connection in flight at once: read and not yet answered (Kafka's clients
@@ -35,7 +37,21 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
 /// Read buffer grows by this much when it runs out of room.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
+/// A request's response with what the latency metrics need.
+struct Completed {
+    response: Response,
+    api_key: i16,
+    /// When the response was ready (the send time starts here).
+    ready_at: Instant,
+}
+
 pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+    shard.metrics.on_connection_opened();
+    serve(&shard, stream, peer).await;
+    shard.metrics.on_connection_closed();
+}
+
+async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
     let stream = Rc::new(stream);
     let queued_max_bytes = shard
         .broker
@@ -49,8 +65,9 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: So
         queued_max_bytes,
     ));
     // Never full: every request it carries is counted in flight by the queue.
-    let (pending_tx, pending_rx) = mpsc::channel::<JoinHandle<Response>>(REQUESTS_IN_FLIGHT_MAX);
+    let (pending_tx, pending_rx) = mpsc::channel::<JoinHandle<Completed>>(REQUESTS_IN_FLIGHT_MAX);
     let writer = io::spawn_local(write_responses(
+        shard.clone(),
         stream.clone(),
         queue.clone(),
         pending_rx,
@@ -62,7 +79,7 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: So
         pending_tx,
         peer,
     ));
-    read_requests(&shard, &stream, &queue, peer).await;
+    read_requests(shard, &stream, &queue, peer).await;
     queue.close_input();
     if dispatcher.await.is_err() {
         tracing::error!(%peer, "connection dispatcher panicked");
@@ -129,16 +146,34 @@ async fn read_requests(
 async fn dispatch_requests(
     shard: Rc<ShardState>,
     queue: Rc<SharedRequestQueue>,
-    pending: mpsc::Sender<JoinHandle<Response>>,
+    pending: mpsc::Sender<JoinHandle<Completed>>,
     peer: SocketAddr,
 ) {
-    while let Some(frame) = queue.next_frame().await {
+    while let Some((frame, queued_at)) = queue.next_frame().await {
         // A stopping shard starts no new work; the connection closes once the writer is done.
         if shard.stopping.get() {
             break;
         }
+        let api_key = frame_api_key(&frame);
+        let dispatched_at = Instant::now();
+        shard
+            .metrics
+            .on_dispatched(api_key, dispatched_at.saturating_duration_since(queued_at));
         let completion = handlers::dispatch(&shard, frame, peer).await;
-        if pending.send(io::spawn_local(completion)).await.is_err() {
+        let timed_shard = shard.clone();
+        let timed = async move {
+            let response = completion.await;
+            let ready_at = Instant::now();
+            timed_shard
+                .metrics
+                .on_completed(api_key, ready_at.saturating_duration_since(dispatched_at));
+            Completed {
+                response,
+                api_key,
+                ready_at,
+            }
+        };
+        if pending.send(io::spawn_local(timed)).await.is_err() {
             break;
         }
     }
@@ -146,14 +181,17 @@ async fn dispatch_requests(
 
 /// Writes responses in request order, gathering each round every response already complete.
 async fn write_responses(
+    shard: Rc<ShardState>,
     stream: Rc<TcpStream>,
     queue: Rc<SharedRequestQueue>,
-    mut pending: mpsc::Receiver<JoinHandle<Response>>,
+    mut pending: mpsc::Receiver<JoinHandle<Completed>>,
     peer: SocketAddr,
 ) {
     let mut pipe: Option<Pipe> = None;
     let mut gather = Gather::default();
-    let mut next: Option<JoinHandle<Response>> = None;
+    let mut next: Option<JoinHandle<Completed>> = None;
+    // (api key, ready at) of the responses in `gather`, for their send time once written.
+    let mut gathered: Vec<(i16, Instant)> = Vec::with_capacity(REQUESTS_IN_FLIGHT_MAX);
     loop {
         let first = match next.take() {
             Some(task) => task,
@@ -167,7 +205,12 @@ async fn write_responses(
         let mut task = first;
         loop {
             let response = match task.await {
-                Ok(response) => response,
+                Ok(completed) => {
+                    if matches!(completed.response, Response::Frame(_)) {
+                        gathered.push((completed.api_key, completed.ready_at));
+                    }
+                    completed.response
+                }
                 Err(error) => {
                     tracing::error!(%peer, %error, "request handler failed; closing connection");
                     close = true;
@@ -207,6 +250,12 @@ async fn write_responses(
             if let Err(error) = write_pieces(&stream, gather.take(), has_files, &mut pipe).await {
                 tracing::debug!(%peer, %error, "write failed; closing connection");
                 break;
+            }
+            let written_at = Instant::now();
+            for (api_key, ready_at) in gathered.drain(..) {
+                shard
+                    .metrics
+                    .on_sent(api_key, written_at.saturating_duration_since(ready_at));
             }
         }
         queue.answered(answered);

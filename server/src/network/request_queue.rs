@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -150,6 +151,9 @@ impl RequestQueue {
 #[derive(Debug)]
 pub struct SharedRequestQueue {
     queue: RefCell<RequestQueue>,
+    /// When each queued frame was queued, in queue order (the request queue-time metric): one
+    /// entry per frame in `queue`, so bounded by the same budget.
+    queued_at: RefCell<VecDeque<Instant>>,
     /// Signalled when the budget frees up or the connection is aborted (the reader waits).
     room: Notify,
     /// Signalled when a frame is queued, the input closes or the connection is aborted (the
@@ -161,6 +165,7 @@ impl SharedRequestQueue {
     pub fn new(in_flight_max: usize, queued_max_bytes: usize) -> Self {
         SharedRequestQueue {
             queue: RefCell::new(RequestQueue::new(in_flight_max, queued_max_bytes)),
+            queued_at: RefCell::new(VecDeque::with_capacity(in_flight_max)),
             room: Notify::new(),
             frames: Notify::new(),
         }
@@ -177,6 +182,7 @@ impl SharedRequestQueue {
                 }
                 if queue.admits(frame.len()) {
                     queue.push(frame);
+                    self.queued_at.borrow_mut().push_back(Instant::now());
                     self.frames.notify_one();
                     return true;
                 }
@@ -203,8 +209,9 @@ impl SharedRequestQueue {
         }
     }
 
-    /// The next frame in request order; `None` when nothing more will be dispatched.
-    pub async fn next_frame(&self) -> Option<Bytes> {
+    /// The next frame in request order with when it was queued; `None` when nothing more will
+    /// be dispatched.
+    pub async fn next_frame(&self) -> Option<(Bytes, Instant)> {
         loop {
             {
                 let mut queue = self.queue.borrow_mut();
@@ -213,7 +220,12 @@ impl SharedRequestQueue {
                 }
                 if let Some(frame) = queue.pop() {
                     self.room.notify_one();
-                    return Some(frame);
+                    let queued_at = self
+                        .queued_at
+                        .borrow_mut()
+                        .pop_front()
+                        .expect("every queued frame has its queue time");
+                    return Some((frame, queued_at));
                 }
             }
             self.frames.notified().await;
@@ -361,7 +373,7 @@ mod tests {
             };
             tokio::task::yield_now().await;
             assert!(!reader.is_finished(), "the byte budget is full");
-            assert_eq!(queue.next_frame().await.map(|f| f.len()), Some(10));
+            assert_eq!(queue.next_frame().await.map(|(f, _)| f.len()), Some(10));
             assert!(reader.await.expect("reader task"), "room after a dispatch");
             let dispatcher = {
                 let queue = queue.clone();

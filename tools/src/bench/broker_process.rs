@@ -83,7 +83,11 @@ impl BrokerProcess {
             .args(["broker", "start", "--override"])
             .arg(format!("listeners=PLAINTEXT://{bootstrap}"))
             .arg("--override")
-            .arg(format!("log.dirs={}", log_dir.display()));
+            .arg(format!("log.dirs={}", log_dir.display()))
+            // No admin listener unless asked for (`--broker-override admin.listeners=...`):
+            // benchmarks may run beside other brokers, which would hold the default port.
+            .arg("--override")
+            .arg("admin.listeners=");
         for item in overrides {
             command.arg("--override").arg(item);
         }

@@ -145,6 +145,8 @@ struct WantedPartition {
 struct WantedTopic {
     name: String,
     topic_id: uuid::Uuid,
+    /// This shard's consumer-traffic counters of the topic (`None`: unknown topic).
+    consumed: Option<crate::metrics::TopicConsumed>,
     partitions: Vec<WantedPartition>,
 }
 
@@ -354,6 +356,7 @@ fn resolve_topics(ctx: &RequestContext, request: &FetchRequest) -> Vec<WantedTop
                     None => topic.topic.to_string(),
                 },
                 topic_id: topic.topic_id,
+                consumed: cached.as_ref().map(|cached| cached.consumed.clone()),
                 partitions,
             }
         })
@@ -405,6 +408,35 @@ async fn fit_response(
     total_bytes
 }
 
+/// Counts what one partition of a fetch response carries: records to a consumer or a follower,
+/// or an error.
+fn count_read(
+    shard: &ShardState,
+    topic: &WantedTopic,
+    index: i32,
+    read: &PartitionRead,
+    from_replica: bool,
+) {
+    shard.metrics.on_error(
+        kafka_protocol::messages::ApiKey::Fetch as i16,
+        read.error_code,
+    );
+    let Some(range) = &read.records else { return };
+    if from_replica {
+        shard.metrics.on_replicated(range.len_bytes);
+        return;
+    }
+    let counter = topic
+        .consumed
+        .as_ref()
+        .and_then(|consumed| consumed.get(usize::try_from(index).ok()?));
+    if let Some(counter) = counter {
+        // Whole batches are sent: the records in them, from the first batch's base offset.
+        let records = u64::try_from(range.next_offset - range.first_offset).unwrap_or(0);
+        counter.add(range.len_bytes, records);
+    }
+}
+
 async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
     let version = ctx.version();
     let partition_count: usize = request
@@ -416,6 +448,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
         return Response::Close(format!("fetch names {partition_count} partitions"));
     }
     let wanted = resolve_topics(&ctx, &request);
+    let from_replica = replica_id(&request, version).is_some();
     let max_wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT)).unwrap_or(0),
     );
@@ -489,6 +522,7 @@ async fn fetch(ctx: RequestContext, request: FetchRequest) -> Response {
                                     PartitionRead::error(code(ResponseError::UnknownServerError))
                                 }
                             };
+                            count_read(&ctx.shard, topic, partition.index, &read, from_replica);
                             PartitionOut {
                                 partition_index: partition.index,
                                 error_code: read.error_code,

@@ -96,6 +96,10 @@ pub async fn run(args: UpArgs) -> Result<ExitCode, CliError> {
     )
     .map_err(CliError::Usage)?;
     check_ports_free(&plan)?;
+    let mut plan = plan;
+    for broker in &mut plan.brokers {
+        broker.admin_port = free_port()?;
+    }
     let strom_exe = std::env::current_exe()
         .map_err(|error| CliError::Io(format!("cannot find the strom executable: {error}")))?;
     // Installed before anything starts, so a Ctrl-C during the start stops what is running
@@ -426,6 +430,15 @@ fn check_ports_free(plan: &ClusterPlan) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A port nobody listens on now, for a broker's admin listener (picked by the kernel, so brokers
+/// of several local clusters never ask for the same one).
+fn free_port() -> Result<u16, CliError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| CliError::Io(format!("cannot find a free port: {error}")))
+}
+
 fn print_cluster(
     plan: &ClusterPlan,
     zookeeper: &ZooKeeperProcess,
@@ -440,11 +453,12 @@ fn print_cluster(
     out.line(&format!("Bootstrap: {}", plan.bootstrap()))?;
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
-    table.set_header(vec!["  ID", "ADDRESS", "PID", "LOG DIR"]);
+    table.set_header(vec!["  ID", "ADDRESS", "ADMIN", "PID", "LOG DIR"]);
     for broker in brokers {
         table.add_row(vec![
             format!("  {}", broker.plan.id),
             broker.plan.address(),
+            broker.plan.admin_listener(),
             broker.pid().to_string(),
             broker.plan.log_dir.display().to_string(),
         ]);

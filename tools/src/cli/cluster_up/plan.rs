@@ -29,6 +29,9 @@ pub struct BrokerPlan {
     pub id: i32,
     /// Listener port on 127.0.0.1.
     pub port: u16,
+    /// Port of its admin HTTP listener (`/metrics`, readiness) on 127.0.0.1; 0 (the plan's
+    /// default) turns it off. `cluster up` gives each broker a free one.
+    pub admin_port: u16,
     /// `log.dirs`: `DIR/broker-<id>`.
     pub log_dir: PathBuf,
     /// Its properties file: `DIR/broker-<id>.properties`.
@@ -43,6 +46,14 @@ impl BrokerPlan {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The `admin.listeners` value: its admin port, or empty (off).
+    pub fn admin_listener(&self) -> String {
+        match self.admin_port {
+            0 => String::new(),
+            port => format!("http://127.0.0.1:{port}"),
+        }
+    }
+
     /// The broker's `server.properties`, given ZooKeeper's connect string.
     pub fn properties(&self, zookeeper_connect: &str, plan: &ClusterPlan) -> String {
         let offsets_replication_factor = plan
@@ -54,12 +65,14 @@ impl BrokerPlan {
              # (--override KEY=VALUE applies to every broker).\n\
              broker.id={id}\n\
              listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             admin.listeners={admin}\n\
              log.dirs={log_dir}\n\
              zookeeper.connect={zookeeper_connect}\n\
              num.shards={shards}\n\
              offsets.topic.replication.factor={offsets_replication_factor}\n",
             id = self.id,
             port = self.port,
+            admin = self.admin_listener(),
             log_dir = self.log_dir.display(),
             shards = plan.shards_per_broker,
         )
@@ -117,6 +130,7 @@ impl ClusterPlan {
             .map(|id| BrokerPlan {
                 id: i32::from(id),
                 port: base_port + (id - 1),
+                admin_port: 0,
                 log_dir: dir.join(format!("broker-{id}")),
                 config_path: dir.join(format!("broker-{id}.properties")),
                 output_path: dir.join(format!("broker-{id}.log")),
@@ -186,9 +200,12 @@ mod tests {
     #[test]
     fn properties_name_the_broker_and_the_zookeeper() {
         let plan = plan(3, 9092).expect("valid");
+        let mut plan = plan;
+        plan.brokers[2].admin_port = 19644;
         let text = plan.brokers[2].properties("127.0.0.1:2181", &plan);
         for line in [
             "broker.id=3",
+            "admin.listeners=http://127.0.0.1:19644",
             "listeners=PLAINTEXT://127.0.0.1:9094",
             "log.dirs=/c/broker-3",
             "zookeeper.connect=127.0.0.1:2181",
@@ -205,6 +222,10 @@ mod tests {
         assert!(
             text.contains("offsets.topic.replication.factor=1\n"),
             "{text}"
+        );
+        assert!(
+            text.contains("admin.listeners=\n"),
+            "no admin port: off\n{text}"
         );
     }
 
