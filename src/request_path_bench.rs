@@ -152,6 +152,8 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
     let started = strom_server::control_plane::start(&config, log_dir, &|| false)?;
     let control = started.control.clone();
     let log_dirs = LogDirs::open(&[log_dir.to_path_buf()])?;
+    let (config_max_connections, config_max_connections_per_ip) =
+        (config.max_connections, config.max_connections_per_ip);
     let context = Arc::new(BrokerContext {
         producer_ids: ProducerIdAllocator::new(control.clone()),
         config,
@@ -162,6 +164,10 @@ fn run_in(args: &RequestPathArgs, log_dir: &Path) -> Result<Summary, String> {
         cluster_id: started.cluster_id,
         shard_count: 1,
         checkpointed_high_watermarks: Default::default(),
+        connections: Arc::new(strom_server::network::ConnectionLimits::new(
+            config_max_connections,
+            config_max_connections_per_ip,
+        )),
     });
     let shard_config = ShardSetConfig {
         shard_count: 1,

@@ -10,6 +10,8 @@ pub mod cluster;
 pub mod config;
 pub mod control_plane;
 pub mod coordination;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod group;
 pub mod handlers;
 pub mod metrics;

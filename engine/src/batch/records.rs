@@ -52,12 +52,50 @@ impl<'a> RecordCursor<'a> {
         if self.at > end {
             return Err("record header longer than the record");
         }
-        self.at = end;
+        // The rest must fill the record exactly, as Kafka checks: a key and a value (nullable),
+        // then a header count and that many headers (a non-null key, a nullable value). A batch
+        // whose records do not parse would be accepted here and then break every reader of the
+        // records (consumers, compaction, the group coordinator's replay).
+        skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
+        skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
+        let header_count = read_varlong(self.bytes, &mut self.at)?;
+        let header_count = u64::try_from(header_count).map_err(|_| "negative header count")?;
+        for _ in 0..header_count {
+            // Each header takes at least two bytes, so a huge count fails within the record.
+            skip_nullable_bytes(self.bytes, &mut self.at, end, true)?;
+            skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
+        }
+        if self.at != end {
+            return Err("record fields do not fill the record");
+        }
         Ok(RecordPosition {
             offset_delta,
             timestamp_delta,
         })
     }
+}
+
+/// Steps over a varint-length-prefixed byte string (length -1 = null, unless `required`) that
+/// must end by `end`.
+fn skip_nullable_bytes(
+    bytes: &[u8],
+    at: &mut usize,
+    end: usize,
+    required: bool,
+) -> Result<(), &'static str> {
+    if *at >= end {
+        return Err("record field runs past the record");
+    }
+    let length = read_varlong(bytes, at)?;
+    if length == -1 && !required {
+        return Ok(());
+    }
+    let length = usize::try_from(length).map_err(|_| "negative key, value or header length")?;
+    *at = at
+        .checked_add(length)
+        .filter(|stop| *stop <= end)
+        .ok_or("key, value or header runs past the record")?;
+    Ok(())
 }
 
 /// Reads a zig-zag varint at `*at`, advancing it.

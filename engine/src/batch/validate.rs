@@ -187,6 +187,67 @@ mod tests {
 
     use crate::batch::build::build_batch as build_batch_with;
 
+    fn from_hex(parts: &[&str]) -> Vec<u8> {
+        let text: String = parts.concat();
+        (0..text.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// Found by the `record_batch` fuzz target (tests/fuzz): a `__consumer_offsets` batch whose
+    /// last record declares a value longer than the record. Validation walked only each record's
+    /// length and deltas and accepted it; the record reader (compaction, the group loader) then
+    /// failed on it. The CRC is recomputed here as the fuzz target does, so only the record
+    /// framing is wrong.
+    #[test]
+    fn fuzz_regression_a_value_running_past_its_record_is_refused() {
+        let mut bytes = from_hex(&[
+            "000000000000001700000095000000000296e4dc3e000000000003000001a225e634c3000001a225",
+            "e634c3ffffffffffffffffffffffffffff00000004340000002800010008636b2d67726f75700002",
+            "636b000000000100340000022800010008636b2d67726f75700002636b0000000101003400000428",
+            "00010008636b2d67726f75700002636b000000020100240000061800020008636b2d67726f7502c4",
+            "00",
+        ]);
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(
+            crate::batch::RecordEntries::new(&bytes).any(|entry| entry.is_err()),
+            "the input is malformed"
+        );
+        for result in [validate_batch(&bytes), validate_stored_batch(&bytes)] {
+            assert!(
+                matches!(result, Err(BatchError::MalformedRecord { index: 3, .. })),
+                "{result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn record_fields_must_fill_the_record_exactly() {
+        let bytes = build_batch_with(0, 1, 10, 1_000, -1, -1, -1);
+        assert!(validate_batch(&bytes).is_ok());
+        // One byte more in the record than its fields take: grow the record length varint by
+        // one (length 2n zig-zag) and append a byte, then fix the batch length and CRC.
+        let mut grown = bytes.clone();
+        let length_at = BATCH_HEADER_BYTES;
+        let record_len = (grown[length_at] >> 1) as usize;
+        assert!(record_len < 63, "a one-byte varint in this test");
+        grown[length_at] = ((record_len + 1) << 1) as u8;
+        grown.push(0);
+        let batch_length = (grown.len() - LOG_OVERHEAD_BYTES) as i32;
+        grown[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        let crc = crc32c::crc32c(&grown[21..]);
+        grown[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_batch(&grown),
+            Err(BatchError::MalformedRecord {
+                index: 0,
+                reason: "record fields do not fill the record"
+            })
+        ));
+    }
+
     #[test]
     fn accepts_valid_batch() {
         let bytes = build_batch_with(0, 5, 100, 1_000, -1, -1, -1);

@@ -1,8 +1,10 @@
 //! Crash recovery of one segment: read it front to back, check every batch (framing, magic,
-//! CRC-32C, offsets that only grow), rebuild both indexes, and cut the file at the first batch
+//! CRC-32C, offsets that only grow, and what [`validate_stored_batch`] checks), rebuild both indexes, and cut the file at the first batch
 //! that is torn or corrupt. What stays is exactly the prefix of batches that were fully written.
 
-use crate::batch::{read_log_overhead, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::batch::{
+    read_log_overhead, validate_stored_batch, BatchHeader, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES,
+};
 use crate::error::{IoContext, Result};
 use crate::io::SharedFile;
 
@@ -45,14 +47,12 @@ fn stored_batch_problem(
             header.base_offset
         ));
     }
-    let actual = crc32c::crc32c(bytes.get(21..).unwrap_or(&[]));
-    if actual != header.crc {
-        return Some(format!(
-            "CRC mismatch ({:#010x} != {actual:#010x})",
-            header.crc
-        ));
-    }
-    None
+    // The CRC, then everything a follower checks before it copies a batch (magic, record
+    // count, the framing of every record): a batch kept here is served to consumers and
+    // followers, and one they refuse would stop replication at it.
+    validate_stored_batch(bytes)
+        .err()
+        .map(|error| error.to_string())
 }
 
 /// Scans `file` (a segment starting at `base_offset`), truncates it after its last valid batch,

@@ -1640,3 +1640,31 @@ fn an_index_that_shrank_is_rewritten_whole_by_a_close_under_a_log_dir() {
         }
     });
 }
+
+/// Found by the `segment_recovery` fuzz target (tests/fuzz): after an unclean shutdown,
+/// recovery kept a batch whose CRC matched but whose record count was -16777216 (0xff000000),
+/// because it checked the framing, offsets and CRC but not the batch itself. Such a batch would
+/// be served to consumers and refused by every follower (`validate_stored_batch`), stopping
+/// replication at it. Recovery now cuts the log before it.
+#[test]
+fn fuzz_regression_recovery_cuts_a_batch_with_an_impossible_record_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = stored(&batch(2, 10, 1_000), 0);
+    let mut bad = stored(&batch(1, 10, 1_000), 2);
+    bad[57..61].copy_from_slice(&(-16_777_216i32).to_be_bytes());
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    let mut segment = good.clone();
+    segment.extend_from_slice(&bad);
+    std::fs::write(segment_path(dir.path(), 0, LOG_SUFFIX), &segment).expect("write segment");
+    run(async {
+        let (log, report) = PartitionLog::open(dir.path(), small_segments())
+            .await
+            .expect("open");
+        assert!(!report.clean_shutdown);
+        assert_eq!(report.bytes_truncated, bad.len() as u64);
+        assert_eq!(read_all(&log).await, vec![good.clone()]);
+        assert_eq!(log.log_end_offset(), 2);
+        log.close().await.expect("close");
+    });
+}

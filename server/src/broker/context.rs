@@ -10,6 +10,7 @@ use super::producer_ids::ProducerIdAllocator;
 use super::topics::TopicRegistry;
 use crate::config::BrokerConfig;
 use crate::control_plane::ControlPlane;
+use crate::network::ConnectionLimits;
 
 pub struct BrokerContext {
     pub config: BrokerConfig,
@@ -27,6 +28,8 @@ pub struct BrokerContext {
     /// replicated partition opens with its high watermark there, not at its log end (which may
     /// hold records its leader never confirmed).
     pub checkpointed_high_watermarks: strom_engine::log::PartitionOffsets,
+    /// `max.connections` and `max.connections.per.ip`, counted over every shard's listener.
+    pub connections: Arc<ConnectionLimits>,
 }
 
 impl BrokerContext {

@@ -192,8 +192,13 @@ pub fn run(config: BrokerConfig) -> Result<(), BrokerError> {
         ..shard_config
     };
     let retention_interval = Duration::from_millis(config.log_retention_check_interval_ms.max(1));
+    let connections = Arc::new(crate::network::ConnectionLimits::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+    ));
     let context = Arc::new(BrokerContext {
         producer_ids: ProducerIdAllocator::new(control.clone()),
+        connections,
         config,
         log_dir: log_dir.clone(),
         log_dirs,

@@ -416,7 +416,8 @@ impl BrokerRegistration {
                 .map(|uri| Endpoint::parse(uri).map_err(|e| ZnodeError::new(path, e)))
                 .collect::<Result<Vec<_>, _>>()?,
             None => match &json.host {
-                Some(host) if json.port >= 0 => vec![Endpoint {
+                // The same port range an endpoint URI may carry.
+                Some(host) if (0..=65535).contains(&json.port) => vec![Endpoint {
                     listener: "PLAINTEXT".into(),
                     host: host.clone(),
                     port: json.port,

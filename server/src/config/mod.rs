@@ -52,6 +52,9 @@ const KNOWN_KEYS: &[&str] = &[
     "message.max.bytes",
     "socket.request.max.bytes",
     "queued.max.request.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "connections.max.idle.ms",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "group.initial.rebalance.delay.ms",
@@ -177,6 +180,15 @@ pub struct BrokerConfig {
     /// dispatched before the broker stops reading from it; `None` means unbounded (-1). A single
     /// larger request is still read, once the queue before it is empty.
     pub queued_max_request_bytes: Option<u64>,
+    /// `max.connections`: client connections open at once, broker-wide (all shards); a
+    /// connection accepted past it is closed at once. Kafka's default (i32::MAX) leaves the
+    /// process's file-descriptor limit as the real bound.
+    pub max_connections: u32,
+    /// `max.connections.per.ip`: client connections open at once from one IP address.
+    pub max_connections_per_ip: u32,
+    /// `connections.max.idle.ms`: a connection with no request in flight that has not sent or
+    /// been sent a byte for this long is closed (Kafka's default: 10 minutes).
+    pub connections_max_idle_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor` (Kafka's 3): in a cluster, `__consumer_offsets` is
@@ -400,6 +412,19 @@ impl BrokerConfig {
                 i32::MAX,
             )?),
             queued_max_request_bytes: queued_max_request_bytes(settings)?,
+            max_connections: to_u32(settings.integer("max.connections", i32::MAX, 0, i32::MAX)?),
+            max_connections_per_ip: to_u32(settings.integer(
+                "max.connections.per.ip",
+                i32::MAX,
+                0,
+                i32::MAX,
+            )?),
+            connections_max_idle_ms: to_u64(settings.integer(
+                "connections.max.idle.ms",
+                600_000,
+                1,
+                i64::MAX,
+            )?),
             offsets_topic_num_partitions: settings.integer(
                 "offsets.topic.num.partitions",
                 50,
@@ -1051,6 +1076,32 @@ mod tests {
                 .log_write_inline
         );
         assert!(parse("log.write.inline=sometimes").is_err());
+    }
+
+    #[test]
+    fn connection_limits_default_to_kafkas_and_parse() {
+        let config = parse("").expect("defaults");
+        assert_eq!(config.max_connections, i32::MAX as u32);
+        assert_eq!(config.max_connections_per_ip, i32::MAX as u32);
+        assert_eq!(config.connections_max_idle_ms, 600_000);
+        let config =
+            parse("max.connections=100\nmax.connections.per.ip=10\nconnections.max.idle.ms=2500\n")
+                .expect("valid");
+        assert_eq!(
+            (
+                config.max_connections,
+                config.max_connections_per_ip,
+                config.connections_max_idle_ms
+            ),
+            (100, 10, 2500)
+        );
+        for text in [
+            "max.connections=-1",
+            "max.connections.per.ip=x",
+            "connections.max.idle.ms=0",
+        ] {
+            assert!(parse(text).is_err(), "{text} is refused");
+        }
     }
 
     #[test]

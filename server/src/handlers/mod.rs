@@ -1,5 +1,6 @@
-//! One module per Kafka API. [`dispatch`] parses the header, checks the version against the
-//! advertised table, decodes the body with `kafka-protocol`, and calls the handler.
+//! One module per Kafka API. [`dispatch`] decodes the frame with
+//! [`decode_request`](crate::protocol::request::decode_request) (header, version check against the
+//! advertised table, body with `kafka-protocol`) and calls the handler.
 //!
 //! Ordering: `dispatch` is awaited by the connection's dispatcher before it dispatches the next
 //! request (the socket reader reads ahead meanwhile, into a bounded queue), so anything a handler
@@ -51,14 +52,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::Encodable;
 
 use crate::broker::shard::ShardState;
 use crate::network::Response;
-use crate::protocol::api_versions::{version_support, VersionSupport};
 use crate::protocol::frame::encode_response_frame;
-use crate::protocol::request_header::{parse_request_header, parse_request_prefix, RequestHeader};
+use crate::protocol::request::{decode_request, RequestBody, RequestError};
+use crate::protocol::request_header::RequestHeader;
 
 /// The completion of one request.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response>>>;
@@ -106,114 +106,77 @@ fn close(reason: String) -> ResponseFuture {
     ready(Response::Close(reason))
 }
 
-/// Decodes a request body; a body that does not parse closes the connection, as in Kafka.
-fn decode<T: Decodable>(frame: &Bytes, header: &RequestHeader) -> Result<T, String> {
-    let mut body = frame.slice(header.body_offset.min(frame.len())..);
-    T::decode(&mut body, header.api_version).map_err(|error| {
-        format!(
-            "malformed {:?} v{} request: {error}",
-            header.api, header.api_version
-        )
-    })
-}
-
-/// Routes one request frame to its handler.
+/// Routes one request frame to its handler. Decoding is [`decode_request`] (no broker
+/// context, fuzzed on its own); this function only routes.
 pub async fn dispatch(shard: &Rc<ShardState>, frame: Bytes, peer: SocketAddr) -> ResponseFuture {
-    let header = match parse_request_header(&frame) {
-        Ok(header) => header,
+    let (header, body) = match decode_request(&frame) {
+        Ok(decoded) => decoded,
         Err(error) => {
-            // An unknown api key's header cannot be fully parsed; report what we can.
-            let prefix = parse_request_prefix(&frame).ok();
-            tracing::warn!(%peer, ?prefix, %error, "unparseable request header");
-            return close(format!("unparseable request header: {error}"));
-        }
-    };
-    let support = version_support(header.api_key, header.api_version);
-    if header.api == Some(ApiKey::ApiVersions) {
-        // Always answered, even for versions Strom does not know (with UNSUPPORTED_VERSION and a
-        // v0 body, so the client can retry lower).
-        return ready(api_versions::handle(&header));
-    }
-    let api = match (support, header.api) {
-        (VersionSupport::NotAdvertised, _) | (_, None) => {
-            tracing::warn!(%peer, api_key = header.api_key, api_version = header.api_version, "unsupported api or version");
-            return close(format!(
-                "unsupported api key {} version {}",
-                header.api_key, header.api_version
-            ));
-        }
-        (VersionSupport::AnsweredByHand, Some(api)) => {
-            let ctx = RequestContext {
-                shard: shard.clone(),
-                header,
-                peer,
+            // At most a line a second per cause (a misbehaving client must not flood the log).
+            let cause = match &error {
+                RequestError::Header { .. } => "unparseable request header",
+                RequestError::Unsupported { .. } => "unsupported request",
+                RequestError::NotServed(_) => "request not served",
+                RequestError::Body(_) => "undecodable request",
             };
-            return ready(produce::unsupported_old_version(&ctx, &frame, api));
+            if let Some(suppressed) = refusal_log::admit((cause, -1)) {
+                match &error {
+                    // An unknown api key's header cannot be fully parsed; report what we can.
+                    RequestError::Header { prefix, .. } => {
+                        tracing::warn!(%peer, ?prefix, %error, suppressed, "unparseable request header")
+                    }
+                    _ => tracing::warn!(%peer, %error, suppressed, "closing connection"),
+                }
+            }
+            return close(error.to_string());
         }
-        (VersionSupport::Decoded, Some(api)) => api,
     };
     let ctx = RequestContext {
         shard: shard.clone(),
         header,
         peer,
     };
-    macro_rules! handle {
-        ($module:ident, $request:ty) => {
-            match decode::<$request>(&frame, &ctx.header) {
-                Ok(request) => $module::handle(ctx, request).await,
-                Err(reason) => {
-                    if let Some(suppressed) = refusal_log::admit(("undecodable request", -1)) {
-                        tracing::warn!(%peer, %reason, suppressed, "closing connection");
-                    }
-                    close(reason)
-                }
-            }
-        };
-    }
-    use kafka_protocol::messages as m;
-    match api {
-        ApiKey::Produce => handle!(produce, m::ProduceRequest),
-        ApiKey::Fetch => handle!(fetch, m::FetchRequest),
-        ApiKey::ListOffsets => handle!(list_offsets, m::ListOffsetsRequest),
-        ApiKey::Metadata => handle!(metadata, m::MetadataRequest),
-        ApiKey::OffsetForLeaderEpoch => {
-            handle!(offset_for_leader_epoch, m::OffsetForLeaderEpochRequest)
+    match body {
+        RequestBody::ApiVersions => ready(api_versions::handle(&ctx.header)),
+        RequestBody::AnsweredByHand(api) => {
+            ready(produce::unsupported_old_version(&ctx, &frame, api))
         }
-        ApiKey::CreateTopics => handle!(create_topics, m::CreateTopicsRequest),
-        ApiKey::DeleteTopics => handle!(delete_topics, m::DeleteTopicsRequest),
-        ApiKey::CreatePartitions => handle!(create_partitions, m::CreatePartitionsRequest),
-        ApiKey::DescribeConfigs => handle!(describe_configs, m::DescribeConfigsRequest),
-        ApiKey::DeleteRecords => handle!(delete_records, m::DeleteRecordsRequest),
-        ApiKey::DescribeCluster => handle!(describe_cluster, m::DescribeClusterRequest),
-        ApiKey::InitProducerId => handle!(init_producer_id, m::InitProducerIdRequest),
-        ApiKey::FindCoordinator => handle!(find_coordinator, m::FindCoordinatorRequest),
-        ApiKey::JoinGroup => handle!(join_group, m::JoinGroupRequest),
-        ApiKey::SyncGroup => handle!(sync_group, m::SyncGroupRequest),
-        ApiKey::Heartbeat => handle!(heartbeat, m::HeartbeatRequest),
-        ApiKey::LeaveGroup => handle!(leave_group, m::LeaveGroupRequest),
-        ApiKey::OffsetCommit => handle!(offset_commit, m::OffsetCommitRequest),
-        ApiKey::OffsetFetch => handle!(offset_fetch, m::OffsetFetchRequest),
-        ApiKey::OffsetDelete => handle!(offset_delete, m::OffsetDeleteRequest),
-        ApiKey::DescribeGroups => handle!(describe_groups, m::DescribeGroupsRequest),
-        ApiKey::ListGroups => handle!(list_groups, m::ListGroupsRequest),
-        ApiKey::DeleteGroups => handle!(delete_groups, m::DeleteGroupsRequest),
-        ApiKey::ElectLeaders => handle!(elect_leaders, m::ElectLeadersRequest),
-        ApiKey::AlterConfigs => handle!(alter_configs, m::AlterConfigsRequest),
-        ApiKey::IncrementalAlterConfigs => {
-            handle!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
+        RequestBody::Produce(request) => produce::handle(ctx, *request).await,
+        RequestBody::Fetch(request) => fetch::handle(ctx, *request).await,
+        RequestBody::ListOffsets(request) => list_offsets::handle(ctx, *request).await,
+        RequestBody::Metadata(request) => metadata::handle(ctx, *request).await,
+        RequestBody::OffsetForLeaderEpoch(request) => {
+            offset_for_leader_epoch::handle(ctx, *request).await
         }
-        ApiKey::DescribeLogDirs => handle!(describe_log_dirs, m::DescribeLogDirsRequest),
-        ApiKey::AlterPartitionReassignments => handle!(
-            alter_partition_reassignments,
-            m::AlterPartitionReassignmentsRequest
-        ),
-        ApiKey::ListPartitionReassignments => handle!(
-            list_partition_reassignments,
-            m::ListPartitionReassignmentsRequest
-        ),
-        other => {
-            tracing::warn!(%peer, api = ?other, "api advertised but not served yet");
-            close(format!("api {other:?} is not served"))
+        RequestBody::CreateTopics(request) => create_topics::handle(ctx, *request).await,
+        RequestBody::DeleteTopics(request) => delete_topics::handle(ctx, *request).await,
+        RequestBody::CreatePartitions(request) => create_partitions::handle(ctx, *request).await,
+        RequestBody::DescribeConfigs(request) => describe_configs::handle(ctx, *request).await,
+        RequestBody::DeleteRecords(request) => delete_records::handle(ctx, *request).await,
+        RequestBody::DescribeCluster(request) => describe_cluster::handle(ctx, *request).await,
+        RequestBody::InitProducerId(request) => init_producer_id::handle(ctx, *request).await,
+        RequestBody::FindCoordinator(request) => find_coordinator::handle(ctx, *request).await,
+        RequestBody::JoinGroup(request) => join_group::handle(ctx, *request).await,
+        RequestBody::SyncGroup(request) => sync_group::handle(ctx, *request).await,
+        RequestBody::Heartbeat(request) => heartbeat::handle(ctx, *request).await,
+        RequestBody::LeaveGroup(request) => leave_group::handle(ctx, *request).await,
+        RequestBody::OffsetCommit(request) => offset_commit::handle(ctx, *request).await,
+        RequestBody::OffsetFetch(request) => offset_fetch::handle(ctx, *request).await,
+        RequestBody::OffsetDelete(request) => offset_delete::handle(ctx, *request).await,
+        RequestBody::DescribeGroups(request) => describe_groups::handle(ctx, *request).await,
+        RequestBody::ListGroups(request) => list_groups::handle(ctx, *request).await,
+        RequestBody::DeleteGroups(request) => delete_groups::handle(ctx, *request).await,
+        RequestBody::ElectLeaders(request) => elect_leaders::handle(ctx, *request).await,
+        RequestBody::AlterConfigs(request) => alter_configs::handle(ctx, *request).await,
+        RequestBody::IncrementalAlterConfigs(request) => {
+            incremental_alter_configs::handle(ctx, *request).await
+        }
+        RequestBody::DescribeLogDirs(request) => describe_log_dirs::handle(ctx, *request).await,
+        RequestBody::AlterPartitionReassignments(request) => {
+            alter_partition_reassignments::handle(ctx, *request).await
+        }
+        RequestBody::ListPartitionReassignments(request) => {
+            list_partition_reassignments::handle(ctx, *request).await
         }
     }
 }

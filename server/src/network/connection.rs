@@ -10,13 +10,22 @@
 //! - the **writer** waits for the completions in request order and sends every response already
 //!   complete in one gathered write (file ranges spliced in their place).
 //!
+//! A fourth task, the idle watchdog ([`super::idle`]), closes the connection after
+//! `connections.max.idle.ms` without a byte either way and with nothing in flight.
+//!
+//! What one connection can make the broker hold is bounded: the read buffer (a small one for a
+//! quiet connection, growing to [`READ_CHUNK_BYTES`] plus one frame of at most
+//! `socket.request.max.bytes`), requests read ahead (`queued.max.request.bytes`,
+//! [`REQUESTS_IN_FLIGHT_MAX`]) and completed responses not yet written
+//! ([`UNSENT_RESPONSE_BYTES_MAX`]); past a budget the reader stops reading that socket.
+//!
 //! A malformed frame ends the input: the requests before it are still answered, then the
 //! connection closes (as in Kafka). So does a response that asks to close the connection.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use strom_engine::io::{self, Pipe, TcpStream};
@@ -24,7 +33,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::gather::{Gather, Piece};
-use super::request_queue::SharedRequestQueue;
+use super::idle::{idle_verdict, Activity, IdleVerdict};
+use super::limits::ConnectionPermit;
+use super::request_queue::{RequestQueue, SharedRequestQueue};
 use super::response::Response;
 use crate::broker::shard::ShardState;
 use crate::handlers;
@@ -34,8 +45,17 @@ use crate::protocol::frame::decode_request_frame;
 /// Requests of one connection in flight at once: read and not yet answered (Kafka's clients
 /// pipeline at most a handful; `max.in.flight.requests.per.connection` defaults to 5).
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 64;
-/// Read buffer grows by this much when it runs out of room.
+/// Read buffer grows by this much when it runs out of room, once the connection is busy.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// A new connection reads at most this much at a time until a read fills it: most
+/// connections send small requests or none (thousands of idle clients must not cost
+/// 64 KiB each), and a busy one switches to [`READ_CHUNK_BYTES`] after its first full read.
+const READ_START_BYTES: usize = 4 << 10;
+/// Bytes of completed, unwritten responses past which the reader stops reading the
+/// connection's requests (a client that never reads its responses). Room for several of the
+/// largest responses the broker builds in memory (Metadata of a large cluster is ~1 MiB; fetch
+/// data is spliced from files and not counted), so a client that does read is never slowed.
+pub const UNSENT_RESPONSE_BYTES_MAX: usize = 8 << 20;
 
 /// A request's response with what the latency metrics need.
 struct Completed {
@@ -45,7 +65,14 @@ struct Completed {
     ready_at: Instant,
 }
 
-pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection until it ends; `_permit` holds its place under
+/// `max.connections` until then.
+pub async fn serve_connection(
+    shard: Rc<ShardState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _permit: ConnectionPermit,
+) {
     shard.metrics.on_connection_opened();
     serve(&shard, stream, peer).await;
     shard.metrics.on_connection_closed();
@@ -53,6 +80,7 @@ pub async fn serve_connection(shard: Rc<ShardState>, stream: TcpStream, peer: So
 
 async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
     let stream = Rc::new(stream);
+    let activity = Rc::new(Activity::new());
     let queued_max_bytes = shard
         .broker
         .config
@@ -60,9 +88,9 @@ async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
         .map_or(usize::MAX, |max_bytes| {
             usize::try_from(max_bytes).unwrap_or(usize::MAX)
         });
-    let queue = Rc::new(SharedRequestQueue::new(
-        REQUESTS_IN_FLIGHT_MAX,
-        queued_max_bytes,
+    let queue = Rc::new(SharedRequestQueue::from_queue(
+        RequestQueue::new(REQUESTS_IN_FLIGHT_MAX, queued_max_bytes)
+            .with_unsent_response_max_bytes(UNSENT_RESPONSE_BYTES_MAX),
     ));
     // Never full: every request it carries is counted in flight by the queue.
     let (pending_tx, pending_rx) = mpsc::channel::<JoinHandle<Completed>>(REQUESTS_IN_FLIGHT_MAX);
@@ -70,7 +98,16 @@ async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
         shard.clone(),
         stream.clone(),
         queue.clone(),
+        activity.clone(),
         pending_rx,
+        peer,
+    ));
+    let idle_max = Duration::from_millis(shard.broker.config.connections_max_idle_ms);
+    let watchdog = io::spawn_local(close_when_idle(
+        stream.clone(),
+        queue.clone(),
+        activity.clone(),
+        idle_max,
         peer,
     ));
     let dispatcher = io::spawn_local(dispatch_requests(
@@ -79,7 +116,7 @@ async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
         pending_tx,
         peer,
     ));
-    read_requests(shard, &stream, &queue, peer).await;
+    read_requests(shard, &stream, &queue, &activity, peer).await;
     queue.close_input();
     if dispatcher.await.is_err() {
         tracing::error!(%peer, "connection dispatcher panicked");
@@ -87,6 +124,29 @@ async fn serve(shard: &Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
     }
     if writer.await.is_err() {
         tracing::error!(%peer, "connection writer panicked");
+    }
+    watchdog.abort();
+}
+
+/// Shuts the socket down once the connection has been idle for `idle_max` with nothing in
+/// flight; the reader's pending read then ends and the connection winds down.
+async fn close_when_idle(
+    stream: Rc<TcpStream>,
+    queue: Rc<SharedRequestQueue>,
+    activity: Rc<Activity>,
+    idle_max: Duration,
+    peer: SocketAddr,
+) {
+    loop {
+        let now = tokio::time::Instant::now();
+        match idle_verdict(activity.last(), now, idle_max, queue.in_flight()) {
+            IdleVerdict::Close => {
+                tracing::debug!(%peer, idle_ms = idle_max.as_millis(), "closing idle connection");
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            IdleVerdict::WaitUntil(when) => tokio::time::sleep_until(when).await,
+        }
     }
 }
 
@@ -96,10 +156,12 @@ async fn read_requests(
     shard: &ShardState,
     stream: &TcpStream,
     queue: &SharedRequestQueue,
+    activity: &Activity,
     peer: SocketAddr,
 ) {
     let max_request_bytes = shard.broker.config.socket_request_max_bytes as usize;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk_bytes = READ_START_BYTES;
+    let mut buffer = BytesMut::new();
     loop {
         loop {
             match decode_request_frame(&mut buffer, max_request_bytes) {
@@ -124,15 +186,21 @@ async fn read_requests(
         if !queue.wait_for_room().await || shard.stopping.get() {
             return;
         }
-        if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
-            buffer.reserve(READ_CHUNK_BYTES);
+        if buffer.capacity() - buffer.len() < chunk_bytes / 4 {
+            buffer.reserve(chunk_bytes);
         }
         let (filled, capacity) = (buffer.len(), buffer.capacity());
         let (result, slice) = stream.read(io::buf_slice(buffer, filled..capacity)).await;
         buffer = slice.into_inner();
         match result {
             Ok(0) => return,
-            Ok(_) => {}
+            Ok(read_bytes) => {
+                activity.touch();
+                if read_bytes == capacity - filled {
+                    // The client sends faster than small reads take it: read in full chunks.
+                    chunk_bytes = READ_CHUNK_BYTES;
+                }
+            }
             Err(error) => {
                 tracing::debug!(%peer, %error, "read failed");
                 return;
@@ -161,9 +229,11 @@ async fn dispatch_requests(
             .on_dispatched(api_key, dispatched_at.saturating_duration_since(queued_at));
         let completion = handlers::dispatch(&shard, frame, peer).await;
         let timed_shard = shard.clone();
+        let counted = queue.clone();
         let timed = async move {
             let response = completion.await;
             let ready_at = Instant::now();
+            counted.response_ready(response.held_bytes());
             timed_shard
                 .metrics
                 .on_completed(api_key, ready_at.saturating_duration_since(dispatched_at));
@@ -184,6 +254,7 @@ async fn write_responses(
     shard: Rc<ShardState>,
     stream: Rc<TcpStream>,
     queue: Rc<SharedRequestQueue>,
+    activity: Rc<Activity>,
     mut pending: mpsc::Receiver<JoinHandle<Completed>>,
     peer: SocketAddr,
 ) {
@@ -201,6 +272,7 @@ async fn write_responses(
             },
         };
         let mut answered = 0;
+        let mut held_bytes = 0;
         let mut close = false;
         let mut task = first;
         loop {
@@ -218,6 +290,7 @@ async fn write_responses(
                 }
             };
             answered += 1;
+            held_bytes += response.held_bytes();
             match response {
                 Response::Frame(chunks) => gather.push_frame(chunks),
                 Response::NoResponse => {}
@@ -251,6 +324,7 @@ async fn write_responses(
                 tracing::debug!(%peer, %error, "write failed; closing connection");
                 break;
             }
+            activity.touch();
             let written_at = Instant::now();
             for (api_key, ready_at) in gathered.drain(..) {
                 shard
@@ -258,6 +332,7 @@ async fn write_responses(
                     .on_sent(api_key, written_at.saturating_duration_since(ready_at));
             }
         }
+        queue.responses_sent(held_bytes);
         queue.answered(answered);
         if close {
             break;

@@ -98,10 +98,21 @@ pub async fn run_listener(shard: Rc<ShardState>, listener: std::net::TcpListener
                 if shard.stopping.get() {
                     return;
                 }
+                let permit = match shard.broker.connections.try_admit(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(refusal) => {
+                        // Closed at once (dropping the stream): the client sees its connection
+                        // end and retries. Debug level: a flood of refusals must not flood the
+                        // log too.
+                        tracing::debug!(%peer, %refusal, "connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
                 }
-                io::spawn_local(serve_connection(shard.clone(), stream, peer));
+                io::spawn_local(serve_connection(shard.clone(), stream, peer, permit));
             }
             Err(error) => {
                 // EMFILE and friends: back off briefly instead of spinning.

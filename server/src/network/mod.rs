@@ -5,10 +5,13 @@
 
 mod connection;
 mod gather;
+mod idle;
+mod limits;
 mod listener;
 mod request_queue;
 mod response;
 
 pub use connection::serve_connection;
+pub use limits::{ConnectionLimits, ConnectionPermit, Refusal};
 pub use listener::{bind_reuseport, run_listener};
 pub use response::{Chunk, Response};

@@ -7,7 +7,12 @@
 //!   completing, or waiting for the writer), at most `in_flight_max`;
 //! - bytes **queued**: request frames read but not yet dispatched, at most `queued_max_bytes`
 //!   (`queued.max.request.bytes`). A frame larger than the whole byte budget is admitted alone
-//!   into an empty queue, so it waits for the queue to drain but never forever.
+//!   into an empty queue, so it waits for the queue to drain but never forever;
+//! - bytes of **unsent responses**: responses complete but not yet written to the socket, at
+//!   most `unsent_response_max_bytes`. A client that sends requests but never reads its
+//!   responses fills its socket buffers, the writer waits, and the broker would otherwise hold
+//!   every later response it computes; past this cap the reader stops reading that client's
+//!   requests. (The writer always drains, so a single response larger than the cap still goes.)
 //!
 //! [`RequestQueue`] is the accounting (plain logic, unit tested); [`SharedRequestQueue`] wraps
 //! it for the three tasks of a connection (reader, dispatcher, writer) on one shard thread.
@@ -31,6 +36,10 @@ pub struct RequestQueue {
     in_flight: usize,
     in_flight_max: usize,
     queued_max_bytes: usize,
+    /// Bytes held by responses that are complete and not yet written (file ranges excluded:
+    /// they are sent from the page cache and hold no memory of the broker's).
+    unsent_response_bytes: usize,
+    unsent_response_max_bytes: usize,
     /// The reader will queue nothing more (end of stream, a bad frame, or shutdown).
     input_closed: bool,
     /// The connection is over (the writer stopped): nobody dispatches or reads any more.
@@ -47,9 +56,38 @@ impl RequestQueue {
             in_flight: 0,
             in_flight_max,
             queued_max_bytes,
+            unsent_response_bytes: 0,
+            unsent_response_max_bytes: usize::MAX,
             input_closed: false,
             aborted: false,
         }
+    }
+
+    /// Caps the bytes of unsent responses (unbounded unless set).
+    pub fn with_unsent_response_max_bytes(mut self, max_bytes: usize) -> Self {
+        assert!(max_bytes >= 1, "a connection must hold a response");
+        self.unsent_response_max_bytes = max_bytes;
+        self
+    }
+
+    /// A response holding `len_bytes` is complete and waits for the writer.
+    pub fn response_ready(&mut self, len_bytes: usize) {
+        self.unsent_response_bytes += len_bytes;
+    }
+
+    /// The writer wrote responses that held `len_bytes`.
+    pub fn responses_sent(&mut self, len_bytes: usize) {
+        assert!(
+            len_bytes <= self.unsent_response_bytes,
+            "{len_bytes} response bytes sent but {} were ready",
+            self.unsent_response_bytes
+        );
+        self.unsent_response_bytes -= len_bytes;
+    }
+
+    #[cfg(test)]
+    pub fn unsent_response_bytes(&self) -> usize {
+        self.unsent_response_bytes
     }
 
     /// Whether a frame of `len_bytes` may be queued now.
@@ -59,9 +97,11 @@ impl RequestQueue {
                 || self.queued_bytes.saturating_add(len_bytes) <= self.queued_max_bytes)
     }
 
-    /// Whether the reader may read more bytes from the socket: both budgets have room.
+    /// Whether the reader may read more bytes from the socket: every budget has room.
     pub fn has_room(&self) -> bool {
-        self.in_flight < self.in_flight_max && self.queued_bytes < self.queued_max_bytes
+        self.in_flight < self.in_flight_max
+            && self.queued_bytes < self.queued_max_bytes
+            && self.unsent_response_bytes < self.unsent_response_max_bytes
     }
 
     /// Queues `frame`; the caller has checked [`Self::admits`].
@@ -115,7 +155,6 @@ impl RequestQueue {
         self.aborted || (self.input_closed && self.frames.is_empty())
     }
 
-    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -162,12 +201,29 @@ pub struct SharedRequestQueue {
 }
 
 impl SharedRequestQueue {
-    pub fn new(in_flight_max: usize, queued_max_bytes: usize) -> Self {
+    pub fn from_queue(queue: RequestQueue) -> Self {
         SharedRequestQueue {
-            queue: RefCell::new(RequestQueue::new(in_flight_max, queued_max_bytes)),
-            queued_at: RefCell::new(VecDeque::with_capacity(in_flight_max)),
+            queued_at: RefCell::new(VecDeque::with_capacity(queue.in_flight_max)),
+            queue: RefCell::new(queue),
             room: Notify::new(),
             frames: Notify::new(),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.queue.borrow().in_flight()
+    }
+
+    /// A completed response holding `len_bytes` waits for the writer.
+    pub fn response_ready(&self, len_bytes: usize) {
+        self.queue.borrow_mut().response_ready(len_bytes);
+    }
+
+    /// The writer wrote responses that held `len_bytes`: the reader may have room again.
+    pub fn responses_sent(&self, len_bytes: usize) {
+        if len_bytes > 0 {
+            self.queue.borrow_mut().responses_sent(len_bytes);
+            self.room.notify_one();
         }
     }
 
@@ -312,6 +368,34 @@ mod tests {
     }
 
     #[test]
+    fn unsent_responses_over_their_cap_stop_the_reader_until_written() {
+        let mut queue = RequestQueue::new(10, 1000).with_unsent_response_max_bytes(100);
+        queue.push(frame(10));
+        queue.pop();
+        queue.response_ready(60);
+        assert!(queue.has_room());
+        queue.push(frame(10));
+        queue.pop();
+        queue.response_ready(60);
+        assert_eq!(queue.unsent_response_bytes(), 120);
+        assert!(
+            !queue.has_room(),
+            "a client not reading its responses is not read either"
+        );
+        queue.responses_sent(60);
+        queue.answered(1);
+        assert!(queue.has_room());
+    }
+
+    #[test]
+    #[should_panic(expected = "were ready")]
+    fn sending_more_response_bytes_than_were_ready_is_refused() {
+        let mut queue = RequestQueue::new(10, 1000);
+        queue.response_ready(5);
+        queue.responses_sent(6);
+    }
+
+    #[test]
     fn frames_come_out_in_the_order_they_went_in() {
         let mut queue = RequestQueue::new(10, 1000);
         for len in [3, 1, 2] {
@@ -365,7 +449,7 @@ mod tests {
             .expect("runtime");
         let local = tokio::task::LocalSet::new();
         local.block_on(&runtime, async {
-            let queue = std::rc::Rc::new(SharedRequestQueue::new(8, 10));
+            let queue = std::rc::Rc::new(SharedRequestQueue::from_queue(RequestQueue::new(8, 10)));
             assert!(queue.push(frame(10)).await);
             let reader = {
                 let queue = queue.clone();

@@ -36,4 +36,19 @@ impl Response {
     pub fn bytes(frame: Bytes) -> Self {
         Response::Frame(vec![Chunk::Bytes(frame)])
     }
+
+    /// Bytes of memory this response holds until it is written: its byte chunks (file ranges
+    /// are sent from the page cache).
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Response::Frame(chunks) => chunks
+                .iter()
+                .map(|chunk| match chunk {
+                    Chunk::Bytes(bytes) => bytes.len(),
+                    Chunk::File(_) => 0,
+                })
+                .sum(),
+            Response::NoResponse | Response::Close(_) => 0,
+        }
+    }
 }

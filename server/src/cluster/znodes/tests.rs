@@ -456,3 +456,22 @@ fn isr_change_and_config_change_notifications() {
         Some(CONFIG_CHANGES_PATH)
     );
 }
+
+/// Found by the `znodes` fuzz target (tests/fuzz): a registration without `endpoints` (a
+/// misspelled key here) falls back to the legacy host/port, which took any non-negative port;
+/// the endpoint it made (port 90949162) could not be encoded and read back, and a client would
+/// have been sent it in Metadata. A legacy port must be a real port, as in an endpoint URI.
+#[test]
+fn fuzz_regression_a_legacy_port_out_of_range_is_refused() {
+    let data = br#"{"features":{},"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"andpoints":["PLAINTEXT://128.0.0.1:9092"],"jmx_port":-1,"port":90949162,"host":"127.0.0.1","version":5,"timestamp":"1700000000000","rack":"r1"}"#;
+    let error = BrokerRegistration::decode("/brokers/ids/1", data).expect_err("port out of range");
+    assert!(error.reason.contains("no endpoints"), "{error}");
+    let in_range = String::from_utf8_lossy(data).replace("90949162", "9092");
+    let registration =
+        BrokerRegistration::decode("/brokers/ids/1", in_range.as_bytes()).expect("valid");
+    assert_eq!(registration.endpoints[0].port, 9092);
+    assert_eq!(
+        BrokerRegistration::decode("/brokers/ids/1", &registration.encode()),
+        Ok(registration)
+    );
+}
