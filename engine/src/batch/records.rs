@@ -37,18 +37,22 @@ impl<'a> RecordCursor<'a> {
     }
 
     fn next_record(&mut self) -> Result<RecordPosition, &'static str> {
+        // Plain branches rather than combinators: see `skip_nullable_bytes`.
         let length = self.read_varlong()?;
-        let length = usize::try_from(length).map_err(|_| "negative record length")?;
-        let start = self.at;
-        let end = start.checked_add(length).ok_or("record length overflows")?;
-        if end > self.bytes.len() {
+        if length < 0 {
+            return Err("negative record length");
+        }
+        if length as u64 > (self.bytes.len() - self.at) as u64 {
             return Err("record runs past the batch");
         }
+        let end = self.at + length as usize;
         // attributes int8, then timestampDelta varlong, offsetDelta varint.
         self.at += 1;
         let timestamp_delta = self.read_varlong()?;
-        let offset_delta =
-            i32::try_from(self.read_varlong()?).map_err(|_| "offset delta out of range")?;
+        let offset_delta = self.read_varlong()?;
+        if offset_delta < i64::from(i32::MIN) || offset_delta > i64::from(i32::MAX) {
+            return Err("offset delta out of range");
+        }
         if self.at > end {
             return Err("record header longer than the record");
         }
@@ -58,18 +62,21 @@ impl<'a> RecordCursor<'a> {
         // records (consumers, compaction, the group coordinator's replay).
         skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
         skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
-        let header_count = read_varlong(self.bytes, &mut self.at)?;
-        let header_count = u64::try_from(header_count).map_err(|_| "negative header count")?;
-        for _ in 0..header_count {
+        let mut headers_left = read_varlong(self.bytes, &mut self.at)?;
+        if headers_left < 0 {
+            return Err("negative header count");
+        }
+        while headers_left > 0 {
             // Each header takes at least two bytes, so a huge count fails within the record.
             skip_nullable_bytes(self.bytes, &mut self.at, end, true)?;
             skip_nullable_bytes(self.bytes, &mut self.at, end, false)?;
+            headers_left -= 1;
         }
         if self.at != end {
             return Err("record fields do not fill the record");
         }
         Ok(RecordPosition {
-            offset_delta,
+            offset_delta: offset_delta as i32,
             timestamp_delta,
         })
     }
@@ -77,6 +84,11 @@ impl<'a> RecordCursor<'a> {
 
 /// Steps over a varint-length-prefixed byte string (length -1 = null, unless `required`) that
 /// must end by `end`.
+///
+/// This and [`read_varlong`] run for every record of every produced batch, and CI measures the
+/// request path in a debug build (tests/instruction_count.rs), where each iterator adapter and
+/// `Option`/`Result` combinator is a call: they are written with plain indexing and branches.
+#[inline]
 fn skip_nullable_bytes(
     bytes: &[u8],
     at: &mut usize,
@@ -90,27 +102,39 @@ fn skip_nullable_bytes(
     if length == -1 && !required {
         return Ok(());
     }
-    let length = usize::try_from(length).map_err(|_| "negative key, value or header length")?;
-    *at = at
-        .checked_add(length)
-        .filter(|stop| *stop <= end)
-        .ok_or("key, value or header runs past the record")?;
+    if length < 0 {
+        return Err("negative key, value or header length");
+    }
+    // `*at` may have passed `end` inside the length varint; `length` fits in usize (>= 0, and
+    // usize is 64-bit on every target Strom builds for).
+    if *at > end || length as u64 > (end - *at) as u64 {
+        return Err("key, value or header runs past the record");
+    }
+    *at += length as usize;
     Ok(())
 }
 
-/// Reads a zig-zag varint at `*at`, advancing it.
+/// Reads a zig-zag varint at `*at`, advancing it (at most 10 bytes).
+#[inline]
 fn read_varlong(bytes: &[u8], at: &mut usize) -> Result<i64, &'static str> {
     let mut value: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *bytes.get(*at).ok_or("varint runs past the batch")?;
-        *at += 1;
+    let mut shift: u32 = 0;
+    let mut index = *at;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        index += 1;
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
+            *at = index;
             // Zig-zag decode.
             return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
         }
+        shift += 7;
+        if shift >= 70 {
+            return Err("varint longer than 10 bytes");
+        }
     }
-    Err("varint longer than 10 bytes")
+    Err("varint runs past the batch")
 }
 
 /// One record of an uncompressed batch, borrowed from the batch's bytes.

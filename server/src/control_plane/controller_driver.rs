@@ -540,22 +540,7 @@ async fn write_states(
     // the same transaction (one listing per topic), not one write each, so a topic with
     // thousands of partitions costs one transaction per batch.
     ops.extend(missing_parents(control, &writes).await);
-    for write in &writes {
-        let path = znodes::partition_state_path(&write.topic, write.partition);
-        ops.push(if write.expected_zk_version < 0 {
-            MultiOp::Create {
-                path,
-                data: write.state.encode(),
-                kind: NodeKind::Persistent,
-            }
-        } else {
-            MultiOp::Set {
-                path,
-                data: write.state.encode(),
-                version: Some(write.expected_zk_version),
-            }
-        });
-    }
+    ops.extend(writes.iter().map(state_write_op));
     match control.coordination.multi(ops).await {
         Ok(()) => {
             for write in &writes {
@@ -644,22 +629,7 @@ async fn write_topic(
         },
     ];
     ops.extend(missing_parents(control, &states).await);
-    for write in &states {
-        let path = znodes::partition_state_path(&write.topic, write.partition);
-        ops.push(if write.expected_zk_version < 0 {
-            MultiOp::Create {
-                path,
-                data: write.state.encode(),
-                kind: NodeKind::Persistent,
-            }
-        } else {
-            MultiOp::Set {
-                path,
-                data: write.state.encode(),
-                version: Some(write.expected_zk_version),
-            }
-        });
-    }
+    ops.extend(states.iter().map(state_write_op));
     match control.coordination.multi(ops).await {
         Ok(()) => {
             tracing::info!(topic = %assignment.topic, replicas = ?assignment.assignment.partitions, adding = ?assignment.assignment.adding_replicas, removing = ?assignment.assignment.removing_replicas, "topic assignment written");
@@ -691,6 +661,25 @@ async fn write_topic(
 
 /// Creates for the `/brokers/topics/<t>/partitions[/<p>]` nodes that the state creates in
 /// `writes` need and that do not exist yet.
+/// The transaction step that writes one partition state: a create where none exists yet
+/// (`expected_zk_version` < 0), else a set conditional on the version the controller read.
+fn state_write_op(write: &StateWrite) -> MultiOp {
+    let path = znodes::partition_state_path(&write.topic, write.partition);
+    if write.expected_zk_version < 0 {
+        MultiOp::Create {
+            path,
+            data: write.state.encode(),
+            kind: NodeKind::Persistent,
+        }
+    } else {
+        MultiOp::Set {
+            path,
+            data: write.state.encode(),
+            version: Some(write.expected_zk_version),
+        }
+    }
+}
+
 async fn missing_parents(control: &ControlLoop, writes: &[StateWrite]) -> Vec<MultiOp> {
     let mut ops = Vec::new();
     let mut listed: BTreeMap<&str, Option<BTreeSet<String>>> = BTreeMap::new();
