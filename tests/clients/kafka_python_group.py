@@ -27,6 +27,10 @@ from testdata import Report, describe_diff, make_message, message_id, require_mo
 kafka = require_module("kafka", "kafka-python")
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition  # noqa: E402
 from kafka.coordinator.assignors.range import RangePartitionAssignor  # noqa: E402
+from kafka.errors import RebalanceInProgressError  # noqa: E402
+
+# How often a commit refused with REBALANCE_IN_PROGRESS is retried (each after a short poll).
+COMMIT_ATTEMPTS = 20
 
 
 def emit(**event):
@@ -59,11 +63,23 @@ def cmd_consume(args):
     def commit(why):
         if args.commit != "manual" or not positions:
             return
-        try:
-            consumer.commit()
-        except Exception as e:  # CommitFailedError and friends
-            report.error(f"commit ({why}) failed: {type(e).__name__}: {e}")
-            return
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                consumer.commit()
+                break
+            except RebalanceInProgressError as e:
+                # The group is completing a rebalance (another member joined or left): as
+                # kafka-python advises, let poll() finish it and retry. The partitions are
+                # paused so that poll returns no records this consumer would not account for.
+                if attempt + 1 == COMMIT_ATTEMPTS:
+                    report.error(f"commit ({why}) failed: {type(e).__name__}: {e}")
+                    return
+                consumer.pause(*consumer.assignment())
+                consumer.poll(timeout_ms=200)
+                consumer.resume(*consumer.paused())
+            except Exception as e:  # CommitFailedError and friends
+                report.error(f"commit ({why}) failed: {type(e).__name__}: {e}")
+                return
         offsets = {str(p): o for p, o in positions.items() if TopicPartition(args.topic, p) in consumer.assignment()}
         last_committed.update(offsets)
         emit(event="committed", why=why, offsets=offsets)
