@@ -393,18 +393,7 @@ impl ControllerDriver {
                 states,
             } => write_topic(control, controller_epoch_zk_version, assignment, states).await,
             Action::AlterReassignmentsDone { request, results } => {
-                if let Some(reply) = self.reassignments.remove(&request) {
-                    let results = results
-                        .into_iter()
-                        .map(|(partition, result)| {
-                            (
-                                partition,
-                                result.map_err(|error| (error.code(), error.to_string())),
-                            )
-                        })
-                        .collect();
-                    let _ = reply.send(Ok(results));
-                }
+                answer_per_partition(self.reassignments.remove(&request), results);
                 Vec::new()
             }
             Action::DeleteTopic {
@@ -412,18 +401,7 @@ impl ControllerDriver {
                 controller_epoch_zk_version,
             } => delete_topic(control, &name, controller_epoch_zk_version).await,
             Action::ElectLeadersDone { request, results } => {
-                if let Some(reply) = self.elections.remove(&request) {
-                    let results = results
-                        .into_iter()
-                        .map(|(partition, result)| {
-                            (
-                                partition,
-                                result.map_err(|error| (error.code(), error.to_string())),
-                            )
-                        })
-                        .collect();
-                    let _ = reply.send(Ok(results));
-                }
+                answer_per_partition(self.elections.remove(&request), results);
                 Vec::new()
             }
             Action::ControlledShutdownDone {
@@ -661,6 +639,31 @@ async fn write_topic(
 
 /// Creates for the `/brokers/topics/<t>/partitions[/<p>]` nodes that the state creates in
 /// `writes` need and that do not exist yet.
+/// Answers a per-partition admin request (ElectLeaders, AlterPartitionReassignments) whose
+/// caller may still wait: each partition's error as the (code, message) the handler sends.
+fn answer_per_partition<T, Collected>(
+    reply: Option<oneshot::Sender<Result<Collected, TopicError>>>,
+    results: Vec<(
+        (String, i32),
+        Result<T, kafka_protocol::error::ResponseError>,
+    )>,
+) where
+    Collected: FromIterator<((String, i32), Result<T, (i16, String)>)>,
+{
+    if let Some(reply) = reply {
+        let results = results
+            .into_iter()
+            .map(|(partition, result)| {
+                (
+                    partition,
+                    result.map_err(|error| (error.code(), error.to_string())),
+                )
+            })
+            .collect();
+        let _ = reply.send(Ok(results));
+    }
+}
+
 /// The transaction step that writes one partition state: a create where none exists yet
 /// (`expected_zk_version` < 0), else a set conditional on the version the controller read.
 fn state_write_op(write: &StateWrite) -> MultiOp {
